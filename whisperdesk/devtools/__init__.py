@@ -1,0 +1,1 @@
+"""Tools for tests and benchmarks (e.g. building a random-weight Whisper model offline)."""
