@@ -1,0 +1,45 @@
+"""The `whisperdesk` command. Subcommands live in whisperdesk.commands; heavy modules load lazily."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from whisperdesk import __version__
+
+# Subcommand modules, in the order `--help` lists them. A missing module (feature not built) is skipped.
+_COMMANDS = ("transcribe", "watch", "jobs", "bench", "doctor", "gui")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whisperdesk",
+        description="Transcribe recordings on your own GPU (or CPU). Without a command, the window opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"whisperdesk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"whisperdesk.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"whisperdesk.commands.{name}":
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+    if not hasattr(args, "func"):
+        parser.error(f"the {args.command!r} command is not available in this build")
+    return int(args.func(args) or 0)
+
+
+def gui_main() -> int:
+    return main(["gui", *sys.argv[1:]])

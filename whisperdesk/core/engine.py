@@ -1,0 +1,438 @@
+"""The one shared faster-whisper model of the process, and everything that decides how it is loaded.
+
+Every job of the CLI, the headless watcher and the GUI goes through a single :class:`Engine`. It loads the
+model lazily (the window paints first), keeps it loaded across jobs, and swaps it only between jobs when
+``reconfigure`` asks for another model, device, compute type or batch size, so a queue is never lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whisperdesk.core.errors import (
+    Cancelled,
+    ConfigError,
+    ModelLoadError,
+    ModelUnavailableError,
+    UnsupportedComputeTypeError,
+)
+from whisperdesk.core.settings import DecodeOptions, ModelConfig
+from whisperdesk.core.transcript import Segment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, float], None]
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30.0
+
+_CUDA_FAILURE = re.compile(r"libcu(blas|dnn|da|blasLt)|cuda|cudnn|CUBLAS|no kernel image", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """What the engine tells its observers (GUI status line, CLI log)."""
+
+    kind: str  # "loading" | "loaded" | "load_failed" | "fallback"
+    config: ModelConfig
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ResolvedDevice:
+    device: str
+    compute_type: str
+    reason: str
+
+
+def is_local_model_dir(model: str) -> bool:
+    path = Path(model).expanduser()
+    return path.is_dir() and (path / "model.bin").is_file()
+
+
+def known_model_names() -> list[str]:
+    from faster_whisper.utils import available_models
+
+    return list(available_models())
+
+
+def cuda_device_count() -> int:
+    import ctranslate2
+
+    try:
+        return int(ctranslate2.get_cuda_device_count())
+    except RuntimeError:  # a broken CUDA install reports through exceptions on some versions
+        return 0
+
+
+def supported_compute_types(device: str) -> set[str]:
+    import ctranslate2
+
+    try:
+        return set(ctranslate2.get_supported_compute_types(device))
+    except (RuntimeError, ValueError):
+        return set()
+
+
+def resolve_device(config: ModelConfig) -> ResolvedDevice:
+    """Pick the device for ``auto`` and validate the compute type against what the device supports."""
+    if config.device == "auto":
+        count = cuda_device_count()
+        if count > 0:
+            device, reason = "cuda", f"CTranslate2 sees {count} CUDA device(s)"
+        else:
+            device, reason = "cpu", "CTranslate2 sees no CUDA device (no NVIDIA GPU or driver)"
+    else:
+        device, reason = config.device, "chosen in settings"
+        if device == "cuda" and cuda_device_count() == 0:
+            raise ConfigError(
+                "device 'cuda' was chosen but CTranslate2 sees no CUDA device; install the NVIDIA driver "
+                "and CUDA 12 libraries (see `whisperdesk doctor`) or choose device 'cpu' or 'auto'"
+            )
+    compute_type = config.compute_type
+    if compute_type not in ("default", "auto"):
+        supported = supported_compute_types(device)
+        if compute_type not in supported:
+            raise UnsupportedComputeTypeError(compute_type, device, sorted(supported))
+    return ResolvedDevice(device, compute_type, reason)
+
+
+def cpu_fallback_compute_type(compute_type: str) -> str:
+    supported = supported_compute_types("cpu")
+    if compute_type in supported:
+        return compute_type
+    if compute_type.startswith("int8") and "int8" in supported:
+        return "int8"
+    return "float32" if "float32" in supported else "default"
+
+
+def resolve_model_path(model: str, models_dir: Path, *, local_files_only: bool = False) -> str:
+    """Return a local folder for ``model``: the folder itself, or the cached/downloaded named model."""
+    if is_local_model_dir(model):
+        return str(Path(model).expanduser())
+    path = Path(model).expanduser()
+    if os.sep in model or model.startswith(".") or path.exists():
+        raise ModelUnavailableError(
+            f"model folder {model} is not a CTranslate2 Whisper model (no model.bin in it); point to a "
+            "converted faster-whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.*)"
+        )
+    names = known_model_names()
+    if model not in names and "/" not in model:
+        raise ModelUnavailableError(
+            f"unknown model {model!r}; use one of {', '.join(names)}, a Hugging Face repo id, or a local "
+            "model folder"
+        )
+    from faster_whisper.utils import download_model
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    try:
+        return str(download_model(model, cache_dir=str(models_dir), local_files_only=offline))
+    except Exception as exc:  # huggingface_hub raises many types (connection, offline, not found)
+        why = "offline mode is on" if offline else f"download failed ({type(exc).__name__}: {exc})"
+        raise ModelUnavailableError(
+            f"model {model!r} is not in the model cache ({models_dir}) and cannot be downloaded: {why}. "
+            "Connect to the internet once to download it, or use a local model folder, e.g. "
+            "`whisperdesk transcribe --model /path/to/faster-whisper-small FILE`"
+        ) from exc
+
+
+def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(
+        model_path,
+        device=device.device,
+        compute_type=device.compute_type,
+        cpu_threads=config.cpu_threads,
+        num_workers=1,
+    )
+
+
+Loader = Callable[[ModelConfig, str, ResolvedDevice], Any]
+
+
+@dataclass
+class _Loaded:
+    config: ModelConfig
+    device: ResolvedDevice
+    model: Any
+    path: str
+
+
+class Engine:
+    """Owns the one ``WhisperModel``; safe to call from worker threads."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        models_dir: Path,
+        *,
+        local_files_only: bool = False,
+        loader: Loader = default_loader,
+    ) -> None:
+        config.validate()
+        self._config = config
+        self._models_dir = Path(models_dir)
+        self._local_files_only = local_files_only
+        self._loader = loader
+        self._loaded: _Loaded | None = None
+        self._cond = threading.Condition()
+        self._active = 0
+        self._listeners: list[Callable[[EngineEvent], None]] = []
+        self._pipelines = threading.local()
+        self.load_count = 0
+
+    # --- configuration --------------------------------------------------------------------------------
+    @property
+    def config(self) -> ModelConfig:
+        return self._config
+
+    @property
+    def loaded_config(self) -> ModelConfig | None:
+        loaded = self._loaded
+        return loaded.config if loaded else None
+
+    @property
+    def device(self) -> str | None:
+        loaded = self._loaded
+        return loaded.device.device if loaded else None
+
+    def add_listener(self, listener: Callable[[EngineEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[EngineEvent], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: EngineEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # an observer must never break a job
+                log.exception("engine listener failed")
+
+    def reconfigure(self, config: ModelConfig) -> None:
+        """Use ``config`` from the next job on; running jobs finish on the model they started with."""
+        config.validate()
+        with self._cond:
+            if config != self._config:
+                log.info("engine reconfigured: %s -> %s", self._config, config)
+            self._config = config
+
+    def _needs_reload(self) -> bool:
+        loaded = self._loaded
+        return loaded is None or loaded.config != self._config
+
+    # --- loading --------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load the configured model now (blocking); a no-op when it is already loaded."""
+        with self._cond:
+            while self._needs_reload() and self._active > 0:
+                self._cond.wait()
+            if self._needs_reload():
+                self._load_locked()
+
+    def _load_locked(self) -> None:
+        config = self._config
+        self._emit(EngineEvent("loading", config, f"loading model {config.model}"))
+        started = time.monotonic()
+        try:
+            device = resolve_device(config)
+            path = resolve_model_path(config.model, self._models_dir, local_files_only=self._local_files_only)
+            self._loaded = None  # drop the old model first so two never sit in (GPU) memory together
+            self._pipelines = threading.local()
+            model = self._loader(config, path, device)
+        except (ModelUnavailableError, ConfigError) as exc:
+            self._emit(EngineEvent("load_failed", config, str(exc)))
+            raise
+        except Exception as exc:
+            message = f"could not load model {config.model}: {exc}"
+            self._emit(EngineEvent("load_failed", config, message))
+            raise ModelLoadError(message) from exc
+        self._loaded = _Loaded(config, device, model, path)
+        self.load_count += 1
+        seconds = time.monotonic() - started
+        log.info(
+            "model %s loaded on %s (%s; %s) in %.1f s",
+            config.model,
+            device.device,
+            device.compute_type,
+            device.reason,
+            seconds,
+        )
+        self._emit(
+            EngineEvent("loaded", config, f"{config.model} on {device.device} ({device.compute_type})", seconds)
+        )
+
+    def _acquire(self) -> _Loaded:
+        with self._cond:
+            while self._needs_reload() and self._active > 0:
+                self._cond.wait()
+            if self._needs_reload():
+                self._load_locked()
+            assert self._loaded is not None
+            self._active += 1
+            return self._loaded
+
+    def _release(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def model(self) -> Any:
+        """The loaded ``WhisperModel`` (loading it if needed); for the batch scheduler and benchmarks."""
+        self.load()
+        assert self._loaded is not None
+        return self._loaded.model
+
+    # --- transcription --------------------------------------------------------------------------------
+    def transcribe(
+        self,
+        source: Path | str,
+        options: DecodeOptions,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+        audio: Any = None,
+    ) -> Transcript:
+        """Transcribe one file; raises AudioError, ModelError or Cancelled. Retries on CPU if CUDA fails."""
+        options.validate()
+        if audio is None:
+            from whisperdesk.core.audio import decode
+
+            audio = decode(Path(source))
+        loaded = self._acquire()
+        try:
+            return self._run(loaded, source, audio, options, progress, cancel)
+        except RuntimeError as exc:
+            if loaded.device.device != "cuda" or not _CUDA_FAILURE.search(str(exc)):
+                raise
+            fallback_error = exc
+        finally:
+            self._release()
+        self._fall_back_to_cpu(loaded, fallback_error)
+        loaded = self._acquire()
+        try:
+            return self._run(loaded, source, audio, options, progress, cancel)
+        finally:
+            self._release()
+
+    def _fall_back_to_cpu(self, failed: _Loaded, exc: Exception) -> None:
+        with self._cond:
+            if self._config == failed.config:
+                cpu = dataclasses.replace(
+                    failed.config,
+                    device="cpu",
+                    compute_type=cpu_fallback_compute_type(failed.device.compute_type),
+                )
+                message = (
+                    f"CUDA failed at first use ({exc}); retrying on the CPU with {cpu.compute_type}. "
+                    "Install the CUDA 12 cuBLAS/cuDNN libraries to use the GPU (see `whisperdesk doctor`)"
+                )
+                log.warning(message)
+                self._config = cpu
+                self._emit(EngineEvent("fallback", cpu, message))
+
+    def _pipeline(self, model: Any) -> Any:
+        """One BatchedInferencePipeline per thread: it keeps per-call state on the object."""
+        from faster_whisper import BatchedInferencePipeline
+
+        cached = getattr(self._pipelines, "pipeline", None)
+        if cached is None or cached.model is not model:
+            cached = BatchedInferencePipeline(model)
+            self._pipelines.pipeline = cached
+        return cached
+
+    def _run(
+        self,
+        loaded: _Loaded,
+        source: Path | str,
+        audio: Any,
+        options: DecodeOptions,
+        progress: ProgressFn | None,
+        cancel: threading.Event | None,
+    ) -> Transcript:
+        started = time.monotonic()
+        duration = float(len(audio)) / SAMPLE_RATE
+        kwargs: dict[str, Any] = {
+            "language": options.language,
+            "task": options.task,
+            "beam_size": options.beam_size,
+            "temperature": list(options.temperature),
+            "word_timestamps": options.word_timestamps,
+            "initial_prompt": options.initial_prompt,
+            "max_new_tokens": options.max_new_tokens,
+            "vad_filter": options.vad,
+        }
+        if options.vad:
+            kwargs["vad_parameters"] = {"min_silence_duration_ms": options.vad_min_silence_ms}
+        batch_size = loaded.config.batch_size
+        if progress:
+            progress(0.0, duration)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if batch_size > 1:
+            if not options.vad:  # the batched pipeline needs explicit windows when VAD is off
+                kwargs["clip_timestamps"] = _fixed_windows(duration)
+            segments, info = self._pipeline(loaded.model).transcribe(
+                audio, batch_size=batch_size, without_timestamps=False, **kwargs
+            )
+        else:
+            segments, info = loaded.model.transcribe(audio, **kwargs)
+        collected = _collect(segments, duration, progress, cancel)
+        if progress:
+            progress(duration, duration)
+        return Transcript(
+            source=str(source),
+            segments=collected,
+            language=info.language,
+            language_probability=float(info.language_probability) if info.language_probability else None,
+            duration=duration,
+            model=_model_label(loaded),
+            compute_type=str(getattr(loaded.model.model, "compute_type", loaded.device.compute_type)),
+            device=loaded.device.device,
+            processing_time=time.monotonic() - started,
+            task=options.task,
+            extra={"batch_size": batch_size, "beam_size": options.beam_size},
+        )
+
+
+def _fixed_windows(duration: float) -> list[dict[str, float]]:
+    windows = []
+    start = 0.0
+    while start < duration:
+        windows.append({"start": start, "end": min(start + WINDOW_SECONDS, duration)})
+        start += WINDOW_SECONDS
+    return windows or [{"start": 0.0, "end": duration}]
+
+
+def _collect(
+    segments: Iterable[Any], duration: float, progress: ProgressFn | None, cancel: threading.Event | None
+) -> list[Segment]:
+    """Drain faster-whisper's lazy generator, reporting progress and honouring cancel between segments."""
+    out: list[Segment] = []
+    for seg in segments:
+        words = tuple(
+            Word(float(w.start), float(w.end), str(w.word), float(w.probability)) for w in (seg.words or ())
+        )
+        out.append(Segment(float(seg.start), float(seg.end), str(seg.text), words))
+        if progress:
+            progress(min(float(seg.end), duration), duration)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+    return out
+
+
+def _model_label(loaded: _Loaded) -> str:
+    model = loaded.config.model
+    return Path(model).name if is_local_model_dir(model) else model
