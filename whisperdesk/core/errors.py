@@ -11,7 +11,7 @@ class WhisperDeskError(Exception):
     """Base for errors that are the user's input or environment, not a bug."""
 
 
-class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Cancelled(Exception):
     """Raised inside a job when the user canceled it; never shown as a failure."""
 
 

@@ -6,6 +6,7 @@ default; an unreadable file is kept as ``settings.json.bak`` and defaults are us
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -196,7 +197,7 @@ class Settings:
         return data
 
 
-class InvalidSetting(ValueError):  # noqa: N818 - reads better at call sites
+class InvalidSetting(ValueError):
     def __init__(self, key: str, value: object, expected: str) -> None:
         self.key = key
         self.value = value
@@ -313,10 +314,8 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
     settings, problems = settings_from_dict(raw)
     if problems:
         backup = path.with_name(path.name + ".bak")
-        try:
+        with contextlib.suppress(OSError):
             shutil.copy2(path, backup)
-        except OSError:
-            pass
         for p in problems:
             log.warning("settings %s: %s", path, p)
     return settings, problems
