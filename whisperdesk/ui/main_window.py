@@ -1,0 +1,393 @@
+"""The main window: actions, drag-and-drop intake, status bar, and the panels the app injects.
+
+It composes widgets it is given (queue view, watched folders, GPU panel, log view) and reports what the
+user asks for through signals; it never talks to the engine, the store or the runner itself, so each panel
+is tested on its own and the composition root (whisperdesk.app) decides the wiring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, SignalInstance, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from whisperdesk.core.audio import SUPPORTED_EXTENSIONS
+from whisperdesk.core.intake import IntakeResult, describe_rejections, expand_paths
+from whisperdesk.services.engine_bridge import ModelState
+from whisperdesk.ui.notifications import NotificationBanner
+
+CHOOSE_MODEL_ACTION = "choose_model_folder"
+ConfirmFn = Callable[[QWidget, str, str], bool]
+
+
+def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
+    answer = QMessageBox.question(
+        parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def _local_paths(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[Path]:
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+class MainWindow(QMainWindow):
+    """Signals: filesAdded(list[Path]), pauseRequested(bool), settingsRequested(), benchmarkRequested(),
+    modelFolderChosen(str), quitRequested(), hiddenToTray()."""
+
+    filesAdded = Signal(list)
+    pauseRequested = Signal(bool)
+    settingsRequested = Signal()
+    benchmarkRequested = Signal()
+    modelFolderChosen = Signal(str)
+    quitRequested = Signal()
+    hiddenToTray = Signal()
+
+    def __init__(
+        self,
+        *,
+        queue_view: QWidget | None = None,
+        panels: Sequence[tuple[str, QWidget]] = (),
+        log_view: QWidget | None = None,
+        is_busy: Callable[[], bool] | None = None,
+        confirm: ConfirmFn = ask_yes_no,
+        tray_available: bool = False,
+        close_to_tray: bool = False,
+        icon: QIcon | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("WhisperDesk")
+        if icon is not None:
+            self.setWindowIcon(icon)
+        self.setAcceptDrops(True)
+        self.resize(1100, 700)
+        self.setDockNestingEnabled(True)
+        self._is_busy = is_busy or (lambda: False)
+        self._confirm = confirm
+        self._tray_available = tray_available
+        self._close_to_tray = close_to_tray
+        self._quitting = False
+        self._model_banner = False
+        self._banner = NotificationBanner(self)
+        self._banner.actionTriggered.connect(self._on_banner_action)
+        self._drop_hint = QLabel("Drop recordings or folders here, or use Add files… / Add folder…", self)
+        self._drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._drop_hint.setEnabled(False)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self._banner)
+        layout.addWidget(self._drop_hint, 1)
+        self._central_layout = layout
+        self._queue_view: QWidget | None = None
+        self.setCentralWidget(central)
+        if queue_view is not None:
+            self.set_queue_view(queue_view)
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        for title, widget in panels:
+            self.add_panel(title, widget)
+        if log_view is not None:
+            self.add_panel("Log", log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+
+    # --- construction ---------------------------------------------------------------------------------
+    def _action(
+        self,
+        text: str,
+        slot: Callable[[], object] | SignalInstance,
+        shortcut: QKeySequence | str | None = None,
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        return action
+
+    def _build_actions(self) -> None:
+        self.add_files_action = self._action("Add files…", self.choose_files, QKeySequence.StandardKey.Open)
+        self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.settings_action = self._action(
+            "Settings…", self.settingsRequested, QKeySequence.StandardKey.Preferences
+        )
+        self.benchmark_action = self._action("Benchmark…", self.benchmarkRequested)
+        self.model_folder_action = self._action("Choose local model folder…", self.choose_model_folder)
+        self.quit_action = self._action("Quit", self.request_quit, QKeySequence.StandardKey.Quit)
+        self.pause_action = QAction("Pause queue", self)
+        self.pause_action.setCheckable(True)
+        self.pause_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.pause_action.toggled.connect(self._on_pause_toggled)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        bar.addMenu("&Queue").addAction(self.pause_action)
+        tools = bar.addMenu("&Tools")
+        tools.addActions([self.benchmark_action, self.model_folder_action])
+        tools.addSeparator()
+        tools.addAction(self.settings_action)
+        self._view_menu = bar.addMenu("&View")
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolBar")
+        toolbar.setMovable(False)
+        toolbar.addActions(
+            [self.add_files_action, self.add_folder_action, self.pause_action, self.settings_action]
+        )
+
+    def _build_status_bar(self) -> None:
+        self._model_label = QLabel("Model: not loaded yet", self)
+        self._queue_label = QLabel("Queue: empty", self)
+        self._progress = QProgressBar(self)
+        self._progress.setRange(0, 1000)
+        self._progress.setMaximumWidth(180)
+        self._progress.setTextVisible(False)
+        self._progress.hide()
+        status = self.statusBar()
+        status.addWidget(self._model_label, 1)
+        status.addPermanentWidget(self._queue_label)
+        status.addPermanentWidget(self._progress)
+
+    def set_queue_view(self, view: QWidget) -> None:
+        """Put the queue view in the centre (replacing the drop hint or an earlier view)."""
+        old = self._queue_view or self._drop_hint
+        self._central_layout.replaceWidget(old, view)
+        old.hide()
+        if old is not self._drop_hint:
+            old.deleteLater()
+        view.show()
+        self._queue_view = view
+
+    def set_busy_check(self, is_busy: Callable[[], bool]) -> None:
+        """What quitting asks: True while jobs run (the runner's is_busy)."""
+        self._is_busy = is_busy
+
+    def add_panel(
+        self, title: str, widget: QWidget, area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    ) -> QDockWidget:
+        """Dock a panel (watched folders, GPU, log); the View menu gets a toggle for it."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower().replace(' ', '_')}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable
+        )
+        self.addDockWidget(area, dock)
+        if area == Qt.DockWidgetArea.BottomDockWidgetArea:  # the queue keeps most of the height
+            self.resizeDocks([dock], [150], Qt.Orientation.Vertical)
+        self._view_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    # --- state shown -----------------------------------------------------------------------------------
+    @property
+    def banner(self) -> NotificationBanner:
+        return self._banner
+
+    @property
+    def queue_view(self) -> QWidget | None:
+        return self._queue_view
+
+    @property
+    def model_status_text(self) -> str:
+        return self._model_label.text()
+
+    @property
+    def queue_status_text(self) -> str:
+        return self._queue_label.text()
+
+    @property
+    def queue_fraction(self) -> float | None:
+        return None if self._progress.isHidden() else self._progress.value() / 1000
+
+    def set_queue_summary(self, text: str, fraction: float | None) -> None:
+        """Overall queue line for the status bar (e.g. "3 of 7 done · ETA 04:12"); None hides the bar."""
+        self._queue_label.setText(text)
+        if fraction is None:
+            self._progress.hide()
+        else:
+            self._progress.setValue(round(min(1.0, max(0.0, fraction)) * 1000))
+            self._progress.show()
+
+    @Slot(object)
+    def set_model_state(self, state: ModelState) -> None:
+        self._model_label.setText(state.status_text())
+        self._model_label.setToolTip(state.message)
+        if state.kind == "error":
+            self._model_banner = True
+            if state.needs_model:
+                self._banner.show_message(
+                    "No model available",
+                    f"{state.message} You can use a model folder you already have instead.",
+                    "error",
+                    CHOOSE_MODEL_ACTION,
+                    "Choose local model folder…",
+                )
+            else:
+                self._banner.show_message("Model could not be loaded", state.message, "error")
+        elif state.kind == "ready" and self._model_banner:
+            self._model_banner = False
+            self._banner.dismiss()
+
+    @Slot(str)
+    def show_warning(self, text: str) -> None:
+        self._banner.show_message("", text, "warning")
+
+    @Slot(str)
+    def show_error(self, text: str) -> None:
+        self._banner.show_message("", text, "error")
+
+    @Slot(bool)
+    def set_paused(self, paused: bool) -> None:
+        blocked = self.pause_action.blockSignals(True)
+        self.pause_action.setChecked(paused)
+        self.pause_action.setText("Resume queue" if paused else "Pause queue")
+        self.pause_action.blockSignals(blocked)
+
+    def set_tray_available(self, available: bool) -> None:
+        self._tray_available = available
+
+    @Slot(object)
+    def apply_settings(self, settings: object) -> None:
+        """Follow ``Settings.ui.close_to_tray`` (connected to the settings controller)."""
+        self._close_to_tray = bool(settings.ui.close_to_tray)  # type: ignore[attr-defined]
+
+    # --- adding work -----------------------------------------------------------------------------------
+    def add_paths(self, paths: Iterable[Path | str]) -> IntakeResult:
+        """Queue what can be queued and name what cannot; returns what happened (for callers and tests)."""
+        paths = list(paths)
+        result = expand_paths(paths)
+        if result.supported:
+            self.filesAdded.emit(list(result.supported))
+        rejected = describe_rejections(result)
+        if rejected:
+            queued = f" {len(result.supported)} other file(s) were queued." if result.supported else ""
+            self._banner.show_message("Not queued", f"{rejected}.{queued}", "warning")
+        elif not result.supported and paths:
+            names = ", ".join(Path(p).name for p in paths[:5])
+            self._banner.show_message("Nothing to add", f"no audio or video files found in {names}", "info")
+        return result
+
+    @Slot()
+    def choose_files(self) -> None:
+        patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Add recordings", "", f"Audio and video ({patterns});;All files (*)"
+        )
+        if files:
+            self.add_paths(files)
+
+    @Slot()
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of recordings")
+        if folder:
+            self.add_paths([folder])
+
+    @Slot()
+    def choose_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a faster-whisper (CTranslate2) model folder")
+        if folder:
+            self.modelFolderChosen.emit(folder)
+
+    # --- drag and drop: accept in enter AND move, local files only -------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if _local_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if _local_paths(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = _local_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.add_paths(paths)
+
+    # --- quitting ----------------------------------------------------------------------------------------
+    def _confirm_quit(self) -> bool:
+        if not self._is_busy():
+            return True
+        return self._confirm(
+            self,
+            "Quit WhisperDesk?",
+            "Transcription is still running. Quit now?\n\nThe queue is saved: unfinished jobs start again "
+            "the next time WhisperDesk opens.",
+        )
+
+    @Slot()
+    def request_quit(self) -> bool:
+        if self._quitting:
+            return True
+        if not self._confirm_quit():
+            return False
+        self._quitting = True
+        self.quitRequested.emit()
+        self.close()
+        return True
+
+    @Slot()
+    def toggle_visible(self) -> None:
+        if self.isVisible() and not self.isMinimized():
+            self.hide()
+        else:
+            self.showNormal()
+            self.raise_()
+            self.activateWindow()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quitting:
+            if self._close_to_tray and self._tray_available:
+                event.ignore()
+                self.hide()
+                self.hiddenToTray.emit()
+                return
+            if not self._confirm_quit():
+                event.ignore()
+                return
+            self._quitting = True
+            self.quitRequested.emit()
+        self._banner.dismiss()
+        event.accept()
+
+    # --- action handlers ---------------------------------------------------------------------------------
+    @Slot(str)
+    def _on_banner_action(self, action_id: str) -> None:
+        if action_id == CHOOSE_MODEL_ACTION:
+            self.choose_model_folder()
+
+    @Slot(bool)
+    def _on_pause_toggled(self, paused: bool) -> None:
+        self.pause_action.setText("Resume queue" if paused else "Pause queue")
+        self.pauseRequested.emit(paused)
