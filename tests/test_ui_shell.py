@@ -21,12 +21,18 @@ from PySide6.QtCore import (
     QUrl,
 )
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QDialog, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from whisperdesk.app import AppContext, app_icon, build_app, run_gui
 from whisperdesk.cli import build_parser
-from whisperdesk.core.engine import Engine, ResolvedDevice, default_loader, supported_compute_types
+from whisperdesk.core.engine import (
+    Engine,
+    ResolvedDevice,
+    cuda_device_count,
+    default_loader,
+    supported_compute_types,
+)
 from whisperdesk.core.logging_setup import teardown_handlers
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import (
@@ -40,7 +46,7 @@ from whisperdesk.core.settings import (
 from whisperdesk.services.engine_bridge import ModelState
 from whisperdesk.ui.log_view import LogView
 from whisperdesk.ui.main_window import CHOOSE_MODEL_ACTION, MainWindow
-from whisperdesk.ui.settings_dialog import SettingsDialog
+from whisperdesk.ui.settings_dialog import LOCAL_MODEL_ITEM, SettingsDialog
 from whisperdesk.ui.tray import Tray, tray_available
 
 
@@ -359,6 +365,33 @@ def test_settings_dialog_refuses_invalid_values_and_bad_model_folders(qtbot: QtB
     (tmp_path / "model.bin").write_bytes(b"")
     assert dialog.set_local_model(str(tmp_path))
     assert dialog.result_settings().model.model == str(tmp_path)
+
+
+def test_local_model_item_asks_for_a_folder(qtbot: QtBot, tmp_path: Path) -> None:
+    model = tmp_path / "faster-whisper-small"
+    model.mkdir()
+    (model / "model.bin").write_bytes(b"")
+    picks = iter([str(model), ""])  # what the user picks in the folder dialog: a folder, then Cancel
+    dialog = SettingsDialog(Settings(), choose_directory=lambda _parent, _caption: next(picks))
+    qtbot.addWidget(dialog)
+    for _ in range(2):
+        index = dialog.model_combo.findText(LOCAL_MODEL_ITEM)
+        dialog.model_combo.setCurrentIndex(index)
+        dialog.model_combo.activated.emit(index)
+    assert dialog.model_combo.currentText() == str(model)  # cancelling keeps the folder chosen before
+    assert dialog.result_settings().model.model == str(model)
+
+
+@pytest.mark.skipif(cuda_device_count() > 0, reason="checks the no-CUDA path")
+def test_settings_dialog_cannot_be_accepted_with_cuda_on_a_machine_without_it(qtbot: QtBot) -> None:
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    dialog.device_combo.setCurrentText("cuda")
+    assert dialog.compute_types() == [] and "no usable CUDA device" in dialog.compute_note.text()
+    assert not dialog._buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    dialog.device_combo.setCurrentText("auto")
+    assert set(dialog.compute_types()) == supported_compute_types("cpu")
+    assert dialog._buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
 
 
 def test_settings_dialog_keeps_close_to_tray_where_there_is_no_tray(qtbot: QtBot) -> None:
