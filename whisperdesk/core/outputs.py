@@ -1,0 +1,571 @@
+"""Write a :class:`Transcript` as TXT, SRT, WebVTT and JSON next to the recording (or in an output folder).
+
+Safety rules: every format is rendered in memory before anything touches the disk; each file is written
+atomically; a file WhisperDesk did not write (or that someone edited since) is never replaced unless the
+caller says ``overwrite=True``; and if writing fails half-way, the files this call already replaced are put
+back, so a failed job leaves either the previous set or nothing.
+
+"WhisperDesk wrote it" is decided by an :class:`OutputLedger`: a small JSON file in the data dir mapping each
+output path to the SHA-256 of what we wrote and the recording it came from. A file whose current hash matches
+its entry is ours and unedited, so a re-run may replace it.
+
+SRT/VTT are serialised here rather than through pysubs2: pysubs2 treats ``{...}`` and ``\\N`` in the text as
+ASS markup and does not escape ``<``/``&`` for WebVTT, which would corrupt ordinary transcript text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whisperdesk import __version__
+from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
+from whisperdesk.core.errors import OutputConflictError, OutputWriteError
+from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.settings import OUTPUT_FORMATS, OutputOptions
+from whisperdesk.core.transcript import Segment, Transcript
+
+log = logging.getLogger(__name__)
+
+FORMAT_EXTENSIONS: dict[str, str] = {"txt": ".txt", "srt": ".srt", "vtt": ".vtt", "json": ".json"}
+JSON_SCHEMA_VERSION = 1
+MAX_LINES_PER_CUE = 2
+
+# One lock for check-then-write across jobs: two workers finishing "talk.mp3" and "talk.wav" into the same
+# folder must not both decide "talk.txt" is free. Writes are small; serialising them costs nothing.
+_WRITE_LOCK = threading.Lock()
+
+
+# --- subtitle cues -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    glue: bool  # joins the previous token without a space (CJK words, pieces of a split word)
+    start: float | None = None
+    end: float | None = None
+
+
+def subtitle_cues(
+    transcript: Transcript, max_line_length: int = 42, max_lines: int = MAX_LINES_PER_CUE
+) -> list[Cue]:
+    """Cut segments into cues of at most ``max_lines`` lines of at most ``max_line_length`` characters.
+
+    A segment that fits stays one cue with the segment's times. A longer one is split between words; with word
+    timestamps the cut falls at the words' times, otherwise time is shared out in proportion to characters.
+    Only a single word longer than a line is broken inside (CJK text has no spaces to break at).
+    """
+    if max_line_length < 1 or max_lines < 1:
+        raise ValueError("max_line_length and max_lines must be at least 1")
+    cues: list[Cue] = []
+    for segment in transcript.segments:
+        cues.extend(_segment_cues(segment, max_line_length, max_lines))
+    return cues
+
+
+def _segment_cues(segment: Segment, width: int, max_lines: int) -> list[Cue]:
+    tokens = _split_long(_tokens(segment), width)
+    if not tokens:
+        return []
+    groups: list[list[_Token]] = [[]]
+    lines_used, line_len = 1, 0
+    for tok in tokens:
+        add = len(tok.text) + (0 if tok.glue or line_len == 0 else 1)
+        if line_len and line_len + add > width:
+            if lines_used == max_lines:
+                groups.append([])
+                lines_used = 1
+            else:
+                lines_used += 1
+            line_len = 0
+            add = len(tok.text)
+        groups[-1].append(tok)
+        line_len += add
+    start, end = float(segment.start), max(float(segment.start), float(segment.end))
+    total_chars = sum(len(_join(g)) for g in groups) or 1
+    cues: list[Cue] = []
+    done_chars = 0
+    for i, group in enumerate(groups):
+        if all(t.start is not None and t.end is not None for t in group):
+            c_start, c_end = float(group[0].start or 0.0), float(group[-1].end or 0.0)
+        else:
+            c_start = start + (end - start) * done_chars / total_chars
+            c_end = start + (end - start) * (done_chars + len(_join(group))) / total_chars
+        done_chars += len(_join(group))
+        if i == 0:
+            c_start = start
+        if i == len(groups) - 1:
+            c_end = end
+        if cues:
+            c_start = max(c_start, cues[-1].end)
+        c_start = min(max(c_start, start), end)
+        c_end = min(max(c_end, c_start), end)
+        cues.append(Cue(c_start, c_end, _balance(group, width, max_lines)))
+    return cues
+
+
+def _tokens(segment: Segment) -> list[_Token]:
+    if segment.words:
+        out = []
+        for w in segment.words:
+            text = " ".join(w.text.split())
+            if text:
+                glue = bool(out) and not w.text[:1].isspace()
+                out.append(_Token(text, glue, float(w.start), float(w.end)))
+        return out
+    return [_Token(word, False) for word in segment.text.split()]
+
+
+def _split_long(tokens: list[_Token], width: int) -> list[_Token]:
+    out: list[_Token] = []
+    for tok in tokens:
+        if len(tok.text) <= width:
+            out.append(tok)
+            continue
+        pieces = [tok.text[i : i + width] for i in range(0, len(tok.text), width)]
+        timed = tok.start is not None and tok.end is not None
+        for k, piece in enumerate(pieces):
+            if timed:
+                assert tok.start is not None and tok.end is not None
+                span = tok.end - tok.start
+                p_start = tok.start + span * (k * width) / len(tok.text)
+                p_end = tok.start + span * min(len(tok.text), (k + 1) * width) / len(tok.text)
+                out.append(_Token(piece, tok.glue if k == 0 else True, p_start, p_end))
+            else:
+                out.append(_Token(piece, tok.glue if k == 0 else True))
+    return out
+
+
+def _join(tokens: list[_Token]) -> str:
+    parts: list[str] = []
+    for i, tok in enumerate(tokens):
+        if i and not tok.glue:
+            parts.append(" ")
+        parts.append(tok.text)
+    return "".join(parts)
+
+
+def _balance(tokens: list[_Token], width: int, max_lines: int) -> tuple[str, ...]:
+    """Lay a cue's words out on as few lines as possible, as evenly as possible (reads better than greedy)."""
+    whole = _join(tokens)
+    if len(whole) <= width or len(tokens) == 1:
+        return (whole,)
+    if max_lines == 2:
+        best: tuple[str, str] | None = None
+        for k in range(1, len(tokens)):
+            first, second = _join(tokens[:k]), _join(tokens[k:])
+            if (
+                len(first) <= width
+                and len(second) <= width
+                and (best is None or max(len(first), len(second)) < max(len(best[0]), len(best[1])))
+            ):
+                best = (first, second)
+        if best is not None:
+            return best
+    lines: list[list[_Token]] = [[]]
+    for tok in tokens:  # greedy fallback (more than two lines allowed)
+        if lines[-1] and len(_join([*lines[-1], tok])) > width:
+            lines.append([])
+        lines[-1].append(tok)
+    return tuple(_join(line) for line in lines)
+
+
+# --- renderers ---------------------------------------------------------------------------------------
+def render_txt(transcript: Transcript) -> str:
+    lines = [" ".join(s.text.split()) for s in transcript.segments]
+    lines = [line for line in lines if line]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def render_srt(transcript: Transcript, max_line_length: int = 42) -> str:
+    blocks = [
+        f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text}\n"
+        for i, c in enumerate(subtitle_cues(transcript, max_line_length), start=1)
+    ]
+    return "\n".join(blocks)
+
+
+def render_vtt(transcript: Transcript, max_line_length: int = 42) -> str:
+    blocks = ["WEBVTT\n"]
+    for cue in subtitle_cues(transcript, max_line_length):
+        text = "\n".join(_vtt_escape(line) for line in cue.lines)
+        blocks.append(f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def render_json(transcript: Transcript) -> str:
+    segments = []
+    for i, seg in enumerate(transcript.segments):
+        item: dict[str, Any] = {
+            "id": i,
+            "start": _time(seg.start),
+            "end": _time(seg.end),
+            "text": " ".join(seg.text.split()),
+        }
+        if seg.words:
+            item["words"] = [
+                {
+                    "start": _time(w.start),
+                    "end": _time(w.end),
+                    "word": w.text,
+                    "probability": _num(w.probability),
+                }
+                for w in seg.words
+            ]
+        segments.append(item)
+    data: dict[str, Any] = {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "generator": f"WhisperDesk {__version__}",
+        "source": transcript.source,
+        "language": transcript.language,
+        "language_probability": _num(transcript.language_probability),
+        "duration": _num(transcript.duration),
+        "model": transcript.model,
+        "compute_type": transcript.compute_type,
+        "device": transcript.device,
+        "task": transcript.task,
+        "processing_time": _num(transcript.processing_time),
+        "text": transcript.text,
+        "segments": segments,
+    }
+    if transcript.extra:
+        data["extra"] = transcript.extra
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_json_default) + "\n"
+
+
+def render(transcript: Transcript, fmt: str, options: OutputOptions | None = None) -> str:
+    width = (options or OutputOptions()).max_line_length
+    if fmt == "txt":
+        return render_txt(transcript)
+    if fmt == "srt":
+        return render_srt(transcript, width)
+    if fmt == "vtt":
+        return render_vtt(transcript, width)
+    if fmt == "json":
+        return render_json(transcript)
+    raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def _stamp(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def _vtt_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _time(value: float) -> float | None:
+    return round(float(value), 3) if math.isfinite(value) else None
+
+
+def _num(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None  # JSON has no NaN/inf
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    raise TypeError(f"transcript extra value {value!r} ({type(value).__name__}) cannot be stored as JSON")
+
+
+# --- where outputs go --------------------------------------------------------------------------------
+def output_paths(
+    source: Path | str, options: OutputOptions, output_dir: Path | str | None = None
+) -> dict[str, Path]:
+    """``{format: path}`` for ``source``: ``talk.mp3`` → ``talk.txt``, ``talk.srt``, ...
+
+    The folder is ``output_dir`` if given, else ``options.output_dir`` (a relative one is taken relative to the
+    recording's folder, so "transcripts" means a subfolder beside each recording), else the recording's folder.
+    """
+    source = Path(source)
+    if output_dir is not None:
+        folder = Path(output_dir).expanduser()
+    elif options.output_dir:
+        folder = Path(options.output_dir).expanduser()
+        if not folder.is_absolute():
+            folder = source.parent / folder
+    else:
+        folder = source.parent
+    paths: dict[str, Path] = {}
+    for fmt in options.formats:
+        if fmt not in FORMAT_EXTENSIONS:
+            raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+        paths[fmt] = folder / (source.stem + FORMAT_EXTENSIONS[fmt])
+    return paths
+
+
+# --- ledger ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LedgerEntry:
+    sha256: str
+    source: str
+    written_at: float
+
+
+class OutputLedger:
+    """Which output files WhisperDesk wrote, with their content hash: the licence to replace them later.
+
+    Thread-safe. Every operation re-reads the file under a lock and writes it back atomically, so a CLI run
+    and the GUI sharing one data dir lose at most an entry in a race — and a lost entry only makes a later
+    run refuse to overwrite (the safe direction). An unreadable ledger counts as empty for the same reason.
+    """
+
+    FILE_NAME = "outputs-ledger.json"
+    VERSION = 1
+    PRUNE_ABOVE = 5000  # entries; beyond this, entries whose file is gone are dropped
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls, paths: AppPaths | None = None) -> OutputLedger:
+        return cls((paths or AppPaths.default()).data_dir / cls.FILE_NAME)
+
+    def lookup(self, target: Path | str) -> LedgerEntry | None:
+        with self._lock:
+            raw = self._load().get(_key(target))
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return LedgerEntry(
+                str(raw["sha256"]), str(raw.get("source", "")), float(raw.get("written_at", 0))
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def owns(self, target: Path | str, source: Path | str | None = None) -> bool:
+        """True when ``target`` is, byte for byte, what we last wrote there (for ``source``, if given)."""
+        entry = self.lookup(target)
+        if entry is None or (source is not None and entry.source != _key(source)):
+            return False
+        return _file_sha256(Path(target)) == entry.sha256
+
+    def record(self, written: Mapping[Path, str], source: Path | str) -> None:
+        """Remember ``{path: sha256}`` as written by WhisperDesk for ``source``."""
+        now = time.time()
+        with self._lock:
+            entries = self._load()
+            for target, digest in written.items():
+                entries[_key(target)] = {"sha256": digest, "source": _key(source), "written_at": now}
+            if len(entries) > self.PRUNE_ABOVE:
+                entries = {k: v for k, v in entries.items() if os.path.lexists(k)}
+            self._save(entries)
+
+    def forget(self, targets: Iterable[Path | str]) -> None:
+        with self._lock:
+            entries = self._load()
+            removed = [entries.pop(_key(t), None) for t in targets]
+            if any(r is not None for r in removed):
+                self._save(entries)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            log.warning(
+                "output ledger %s is unreadable (%s); treating existing outputs as not ours", self.path, exc
+            )
+            return {}
+        entries = data.get("entries") if isinstance(data, dict) else None
+        return dict(entries) if isinstance(entries, dict) else {}
+
+    def _save(self, entries: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            self.path, json.dumps({"version": self.VERSION, "entries": entries}, indent=1) + "\n"
+        )
+
+
+def _key(path: Path | str) -> str:
+    return os.path.normcase(str(Path(path).expanduser().resolve(strict=False)))
+
+
+def _file_sha256(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+# --- writing -----------------------------------------------------------------------------------------
+_ABSENT = object()  # rollback marker: the target did not exist before this call
+_UNKNOWN = object()  # the target existed but could not be read: leave whatever is there on rollback
+
+
+def write_outputs(
+    transcript: Transcript,
+    source: Path | str,
+    options: OutputOptions,
+    *,
+    output_dir: Path | str | None = None,
+    ledger: OutputLedger | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Render and write every format in ``options.formats``; returns ``{format: path}`` as written.
+
+    Paths are :func:`output_paths`' unless the ledger shows one of them holds another recording's transcript
+    (``talk.wav`` done before ``talk.mp3``): then the whole set is named after the full file name instead
+    (``talk.mp3.txt``, ...).
+
+    Raises :class:`OutputConflictError` (nothing written) when a target exists that the ``ledger`` does not
+    show as ours and unedited — without a ledger every existing file is foreign — unless ``overwrite``.
+    Raises :class:`OutputWriteError` when the disk refuses (full, read-only, no permission); files replaced
+    by this call are restored (or removed, if new) first.
+    """
+    options.validate()  # at least one known format, a sane line length
+    source = Path(source)
+    paths = output_paths(source, options, output_dir)
+    data = {fmt: render(transcript, fmt, options).encode("utf-8") for fmt in paths}
+    folder = next(iter(paths.values())).parent
+    with _WRITE_LOCK:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputWriteError(
+                f"cannot create the output folder {folder}: {_os_reason(exc)}; {_write_advice(exc)}"
+            ) from exc
+        if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
+            paths = {
+                fmt: target.with_name(source.name + FORMAT_EXTENSIONS[fmt]) for fmt, target in paths.items()
+            }
+        previous = _check_targets(source, paths.values(), ledger, overwrite)
+        written: list[Path] = []
+        for fmt, target in paths.items():
+            try:
+                atomic_write_bytes(target, data[fmt])
+            except OSError as exc:
+                _roll_back(written, previous)
+                raise OutputWriteError(
+                    f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}"
+                    + ("; the files already written for this recording were rolled back" if written else "")
+                ) from exc
+            written.append(target)
+    if ledger is not None:
+        try:
+            ledger.record({paths[fmt]: hashlib.sha256(data[fmt]).hexdigest() for fmt in paths}, source)
+        except OSError as exc:
+            log.warning(
+                "could not update the output ledger %s (%s); a re-run will ask before replacing",
+                ledger.path,
+                exc,
+            )
+    return paths
+
+
+def _taken_by_another_recording(targets: Iterable[Path], source: Path, ledger: OutputLedger) -> bool:
+    """``talk.wav`` and ``talk.mp3`` in one folder both map to ``talk.txt``: the second must not replace the
+    first's transcripts, so it gets ``talk.mp3.txt`` etc. instead (the whole set, to keep it together)."""
+    source_key = _key(source)
+    for target in targets:
+        if os.path.lexists(target):
+            entry = ledger.lookup(target)
+            if entry is not None and entry.source != source_key:
+                return True
+    return False
+
+
+def _check_targets(
+    source: Path, targets: Iterable[Path], ledger: OutputLedger | None, overwrite: bool
+) -> dict[Path, object]:
+    """Refuse before writing anything; returns each target's old bytes for rollback."""
+    previous: dict[Path, object] = {}
+    problems: list[str] = []
+    advice = (
+        "move or rename it, choose another output folder, or pass --overwrite (overwrite=True) to replace it"
+    )
+    source_key = _key(source)
+    for target in targets:
+        if _key(target) == source_key:
+            problems.append(f"{target} is the recording itself; choose another output folder")
+            continue
+        if target.is_dir():
+            problems.append(f"{target} is a folder; rename it or choose another output folder")
+            continue
+        if not os.path.lexists(target):
+            previous[target] = _ABSENT
+            continue
+        if not overwrite:
+            entry = ledger.lookup(target) if ledger is not None else None
+            if entry is None:
+                problems.append(f"{target} already exists and was not written by WhisperDesk; {advice}")
+                continue
+            if entry.source != source_key:
+                problems.append(
+                    f"{target} holds the transcript of another recording ({entry.source}); {advice}"
+                )
+                continue
+            if _file_sha256(target) != entry.sha256:
+                problems.append(f"{target} was changed after WhisperDesk wrote it; {advice}")
+                continue
+        try:
+            previous[target] = target.read_bytes()
+        except OSError:
+            previous[target] = _UNKNOWN
+    if problems:
+        raise OutputConflictError("; ".join(problems))
+    return previous
+
+
+def _roll_back(written: list[Path], previous: Mapping[Path, object]) -> None:
+    for target in reversed(written):
+        old = previous.get(target, _UNKNOWN)
+        try:
+            if old is _ABSENT:
+                target.unlink()
+            elif isinstance(old, bytes):
+                atomic_write_bytes(target, old)
+        except OSError as exc:
+            log.warning("could not restore %s after a failed write (%s); removing it", target, exc)
+            with contextlib.suppress(OSError):
+                target.unlink()
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _write_advice(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "the disk is full: free some space or choose an output folder on another disk"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "WhisperDesk may not write there: choose another output folder or fix the folder's permissions"
+    return "check the folder is still available, or choose another output folder"
