@@ -50,7 +50,9 @@ def _formats(text: str) -> tuple[str, ...]:
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", help="model name (e.g. small, large-v3) or a local CTranslate2 model folder")
+    group.add_argument(
+        "--model", help="model name (e.g. small, large-v3) or a local CTranslate2 model folder"
+    )
     group.add_argument("--device", choices=DEVICES)
     group.add_argument("--compute-type", choices=COMPUTE_TYPES, dest="compute_type")
     group.add_argument("--batch-size", type=_positive_int, dest="batch_size")
@@ -78,7 +80,9 @@ def add_output_options(parser: argparse.ArgumentParser, *, formats: bool = True)
     group = parser.add_argument_group("output")
     if formats:
         group.add_argument("--format", type=_formats, dest="formats", help="comma list of txt,srt,vtt,json")
-    group.add_argument("--output-dir", dest="output_dir", help="write transcripts here (default: beside source)")
+    group.add_argument(
+        "--output-dir", dest="output_dir", help="write transcripts here (default: beside source)"
+    )
     group.add_argument("--max-line-length", type=int, dest="max_line_length")
 
 

@@ -36,7 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_decode_options(parser)
     add_output_options(parser)
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace existing transcripts even if WhisperDesk did not write them"
+        "--overwrite",
+        action="store_true",
+        help="replace existing transcripts even if WhisperDesk did not write them",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     parser.set_defaults(func=run)
@@ -49,7 +51,9 @@ def error_line(file: object, exc: BaseException) -> str:
 
 def run(args: argparse.Namespace) -> int:
     paths = AppPaths.default().ensure()
-    setup_logging(paths.log_dir, stderr=sys.stderr, stderr_level=logging.INFO if args.verbose else logging.WARNING)
+    setup_logging(
+        paths.log_dir, stderr=sys.stderr, stderr_level=logging.INFO if args.verbose else logging.WARNING
+    )
     saved, _problems = load_settings(paths.settings_file)
     try:
         settings = settings_from_args(saved, args)
@@ -61,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            print(f"whisperdesk: error: {output_dir}: cannot create output folder: {exc.strerror}", file=sys.stderr)
+            print(
+                f"whisperdesk: error: {output_dir}: cannot create output folder: {exc.strerror}",
+                file=sys.stderr,
+            )
             return 1
     engine = Engine(settings.model, paths.models_dir)
     ledger = OutputLedger(paths.data_dir / "outputs-ledger.json")
@@ -73,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             transcript = engine.transcribe(source, settings.decode, progress=bar.update)
             written = write_outputs(
-                transcript, source, settings.output, output_dir=output_dir, ledger=ledger, overwrite=args.overwrite
+                transcript,
+                source,
+                settings.output,
+                output_dir=output_dir,
+                ledger=ledger,
+                overwrite=args.overwrite,
             )
         except ModelError as exc:
             bar.finish()

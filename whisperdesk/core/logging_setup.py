@@ -12,7 +12,9 @@ _OWNED_LOGGERS = ("whisperdesk", "faster_whisper")
 _MARK = "_whisperdesk_handler"
 
 
-def setup_logging(log_dir: Path, *, stderr: TextIO | None = None, stderr_level: int = logging.WARNING) -> None:
+def setup_logging(
+    log_dir: Path, *, stderr: TextIO | None = None, stderr_level: int = logging.WARNING
+) -> None:
     """Install our handlers, replacing any we installed before (safe to call again, e.g. in tests)."""
     log_dir = Path(log_dir)
     handlers: list[logging.Handler] = []

@@ -1,0 +1,148 @@
+"""End to end through `whisperdesk transcribe` with the real engine and the random-weight test model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pysubs2
+import pytest
+
+from whisperdesk import __version__
+from whisperdesk.cli import main
+from whisperdesk.devtools.synth_audio import (
+    make_empty,
+    make_not_audio,
+    make_truncated,
+    noise,
+    tone,
+    write_audio,
+    write_video_only,
+)
+
+FAST = ["--beam-size", "1", "--no-vad", "--temperature", "0", "--max-new-tokens", "16", "--device", "cpu"]
+
+
+def _signal(seconds: float, seed: int = 0):  # type: ignore[no-untyped-def]
+    return noise(seconds, amplitude=0.2, seed=seed) + tone(220.0, seconds, amplitude=0.2)
+
+
+@pytest.fixture
+def model_args(whisper_model_dir: Path) -> list[str]:
+    return ["--model", str(whisper_model_dir), *FAST]
+
+
+def _outputs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "mp3", "m4a", "ogg", "opus", "mp4", "mkv", "webm", "mov"])
+def test_every_container_gives_all_four_formats(
+    ext: str, tmp_path: Path, model_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_audio(tmp_path / f"rec {ext}.{ext}", _signal(6.0))
+    out = tmp_path / "out"
+    code = main(
+        ["transcribe", *model_args, "--format", "txt,srt,vtt,json", "--output-dir", str(out), str(source)]
+    )
+    assert code == 0, capsys.readouterr().err
+    stem = f"rec {ext}"
+    assert _outputs(out) == sorted(f"{stem}.{f}" for f in ("json", "srt", "txt", "vtt"))
+    data = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
+    assert data["duration"] == pytest.approx(6.0, abs=0.15)
+    assert data["model"] and data["compute_type"].startswith("int8") and data["language"]
+    srt = pysubs2.load(str(out / f"{stem}.srt"))
+    vtt = pysubs2.load(str(out / f"{stem}.vtt"))
+    assert len(srt) == len(vtt)
+    for event in srt:
+        assert 0 <= event.start <= event.end <= 6200
+    assert capsys.readouterr().err == ""  # quiet when not a terminal
+
+
+def test_good_and_bad_files_mixed(
+    tmp_path: Path, model_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good_wav = write_audio(tmp_path / "good.wav", _signal(5.0, 1))
+    good_mp3 = write_audio(tmp_path / "good.mp3", _signal(5.0, 2))
+    corrupt = make_truncated(write_audio(tmp_path / "whole.wav", _signal(5.0)), tmp_path / "corrupt.wav")
+    empty = make_empty(tmp_path / "empty.mp3")
+    text = make_not_audio(tmp_path / "notes.wav")
+    video_only = write_video_only(tmp_path / "screen.mp4")
+    missing = tmp_path / "missing.flac"
+    out = tmp_path / "out"
+    files = [good_wav, corrupt, empty, good_mp3, text, video_only, missing]
+    code = main(
+        [
+            "transcribe",
+            *model_args,
+            "--format",
+            "txt,srt,vtt,json",
+            "--output-dir",
+            str(out),
+            *map(str, files),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 5
+    for bad, line in zip([corrupt, empty, text, video_only, missing], errors, strict=True):
+        assert line.startswith(f"whisperdesk: error: {bad}: ")
+    assert len(set(errors)) == 5  # each problem has its own reason
+    # good.wav and good.mp3 share a stem: the second gets its extension in the name instead of replacing
+    # the first's transcripts; the bad files leave nothing behind.
+    formats = ("json", "srt", "txt", "vtt")
+    assert _outputs(out) == sorted([*(f"good.{f}" for f in formats), *(f"good.mp3.{f}" for f in formats)])
+    assert json.loads((out / "good.json").read_text())["source"] == str(good_wav)
+    assert json.loads((out / "good.mp3.json").read_text())["source"] == str(good_mp3)
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["transcribe"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        main(["transcribe", "--format", "txt,docx", "x.wav"])
+    assert info.value.code == 2
+    assert "docx" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["transcribe", "--batch-size", "0", "x.wav"])
+    assert info.value.code == 2
+
+
+def test_foreign_file_is_not_overwritten(
+    tmp_path: Path, model_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_audio(tmp_path / "memo.wav", _signal(4.0))
+    mine = tmp_path / "memo.txt"
+    mine.write_text("my own notes\n", encoding="utf-8")
+    assert main(["transcribe", *model_args, "--format", "txt", str(source)]) == 1
+    assert mine.read_text(encoding="utf-8") == "my own notes\n"
+    assert "memo.txt" in capsys.readouterr().err
+    assert main(["transcribe", *model_args, "--format", "txt", "--overwrite", str(source)]) == 0
+    assert mine.read_text(encoding="utf-8") != "my own notes\n"
+    # our own output may be refreshed without --overwrite
+    assert main(["transcribe", *model_args, "--format", "txt", str(source)]) == 0
+
+
+def test_console_script_version_and_module_entry(tmp_path: Path) -> None:
+    env = {**os.environ}
+    out = subprocess.run(
+        [sys.executable, "-m", "whisperdesk", "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert out.stdout.strip() == f"whisperdesk {__version__}"
+
+
+def test_uncached_model_offline_reports_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wav = write_audio(tmp_path / "a.wav", _signal(2.0))
+    code = main(["transcribe", "--model", "small", "--device", "cpu", str(wav), str(wav)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "model small" in err[0] and "local model folder" in err[0]

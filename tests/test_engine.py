@@ -1,0 +1,235 @@
+"""The engine over a real (random-weight) CTranslate2 model: one model, reconfigure, cancel, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whisperdesk.core import engine as engine_mod
+from whisperdesk.core.engine import Engine, EngineEvent, ResolvedDevice
+from whisperdesk.core.errors import (
+    Cancelled,
+    ConfigError,
+    ModelUnavailableError,
+    UnsupportedComputeTypeError,
+)
+from whisperdesk.core.settings import DecodeOptions, ModelConfig
+from whisperdesk.devtools.synth_audio import noise, write_audio
+
+FAST = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=24)
+
+
+@pytest.fixture
+def config(whisper_model_dir: Path) -> ModelConfig:
+    return ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1)
+
+
+@pytest.fixture
+def long_wav(tmp_path: Path) -> Path:
+    return write_audio(tmp_path / "long.wav", noise(75.0, amplitude=0.3))
+
+
+def test_one_model_serves_every_job(config: ModelConfig, tmp_path: Path, isolated_home: Path) -> None:
+    engine = Engine(config, isolated_home / "models")
+    files = [write_audio(tmp_path / f"f{i}.wav", noise(4.0 + i, seed=i)) for i in range(3)]
+    results = [engine.transcribe(f, FAST) for f in files]
+    assert engine.load_count == 1
+    first_model = engine.model()
+    assert engine.model() is first_model
+    for f, t in zip(files, results, strict=True):
+        assert t.source == str(f)
+        assert t.duration == pytest.approx(4.0 + files.index(f), abs=0.05)
+        assert t.device == "cpu" and t.compute_type.startswith("int8")  # int8 weights, float32 activations
+        for seg in t.segments:
+            assert 0.0 <= seg.start <= seg.end <= t.duration + 0.05
+
+
+def test_jobs_from_several_threads_share_the_model(
+    config: ModelConfig, tmp_path: Path, isolated_home: Path
+) -> None:
+    engine = Engine(config, isolated_home / "models")
+    files = [write_audio(tmp_path / f"t{i}.wav", noise(3.0, seed=i)) for i in range(4)]
+    errors: list[BaseException] = []
+    done: list[str] = []
+
+    def work(path: Path) -> None:
+        try:
+            done.append(engine.transcribe(path, FAST).source)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert sorted(done) == sorted(str(f) for f in files)
+    assert engine.load_count == 1
+
+
+def test_progress_is_monotonic_and_reaches_duration(
+    config: ModelConfig, long_wav: Path, isolated_home: Path
+) -> None:
+    engine = Engine(config, isolated_home / "models")
+    seen: list[tuple[float, float]] = []
+    transcript = engine.transcribe(long_wav, FAST, progress=lambda d, t: seen.append((d, t)))
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones)
+    assert seen[0][0] == 0.0
+    assert seen[-1] == (transcript.duration, transcript.duration)
+    assert len(seen) >= 3  # updates arrive as segments do, not only at the end
+
+
+def test_cancel_stops_between_segments(config: ModelConfig, long_wav: Path, isolated_home: Path) -> None:
+    engine = Engine(config, isolated_home / "models")
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def progress(done: float, total: float) -> None:
+        seen.append(done)
+        if done > 0:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        engine.transcribe(long_wav, FAST, progress=progress, cancel=cancel)
+    assert max(seen) < 75.0  # stopped before the end of the file
+    # the engine stays usable after a cancel
+    assert engine.transcribe(long_wav, dataclasses.replace(FAST, max_new_tokens=4)).duration > 70
+
+
+def test_reconfigure_applies_to_next_job_only(
+    config: ModelConfig, tmp_path: Path, isolated_home: Path
+) -> None:
+    engine = Engine(config, isolated_home / "models")
+    events: list[EngineEvent] = []
+    engine.add_listener(events.append)
+    wav = write_audio(tmp_path / "a.wav", noise(3.0))
+    assert engine.transcribe(wav, FAST).compute_type.startswith("int8")
+    engine.reconfigure(dataclasses.replace(config, compute_type="float32"))
+    assert engine.load_count == 1  # nothing reloads until a job needs the model
+    assert engine.transcribe(wav, FAST).compute_type == "float32"
+    assert engine.load_count == 2
+    assert [e.kind for e in events] == ["loading", "loaded", "loading", "loaded"]
+    engine.reconfigure(dataclasses.replace(config, compute_type="float32"))  # same config: no reload
+    engine.transcribe(wav, FAST)
+    assert engine.load_count == 2
+
+
+def test_reconfigure_waits_for_the_running_job(
+    config: ModelConfig, long_wav: Path, isolated_home: Path
+) -> None:
+    engine = Engine(config, isolated_home / "models")
+    started = threading.Event()
+    release = threading.Event()
+    results: dict[str, Any] = {}
+
+    def progress(done: float, total: float) -> None:
+        started.set()
+        release.wait(60)
+
+    def first() -> None:
+        results["first"] = engine.transcribe(long_wav, FAST, progress=progress)
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    assert started.wait(60)
+    engine.reconfigure(dataclasses.replace(config, compute_type="float32"))
+    release.set()
+    worker.join(120)
+    assert results["first"].compute_type.startswith("int8")  # the running job kept its model
+    assert engine.transcribe(long_wav, dataclasses.replace(FAST, max_new_tokens=2)).compute_type == "float32"
+
+
+def test_unsupported_compute_type_lists_supported(config: ModelConfig, isolated_home: Path) -> None:
+    engine = Engine(dataclasses.replace(config, compute_type="float16"), isolated_home / "models")
+    with pytest.raises(UnsupportedComputeTypeError) as info:
+        engine.load()
+    message = str(info.value)
+    assert "float16" in message and "cpu" in message and "int8" in message and "float32" in message
+
+
+def test_cuda_without_gpu_is_a_clear_error(config: ModelConfig, isolated_home: Path) -> None:
+    engine = Engine(dataclasses.replace(config, device="cuda"), isolated_home / "models")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        engine.load()
+
+
+def test_auto_device_picks_cpu_here_and_says_why(
+    config: ModelConfig, isolated_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="whisperdesk")
+    engine = Engine(dataclasses.replace(config, device="auto"), isolated_home / "models")
+    engine.load()
+    assert engine.device == "cpu"
+    assert "sees no CUDA device" in caplog.text
+
+
+def test_uncached_model_offline_is_one_clear_error(isolated_home: Path) -> None:
+    engine = Engine(ModelConfig(model="small", device="cpu"), isolated_home / "models")
+    with pytest.raises(ModelUnavailableError) as info:
+        engine.load()
+    message = str(info.value)
+    assert "'small'" in message and "cannot be downloaded" in message and "local model folder" in message
+
+
+def test_unknown_model_name_and_bad_folder(tmp_path: Path, isolated_home: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="unknown model 'huge-v9'"):
+        Engine(ModelConfig(model="huge-v9", device="cpu"), isolated_home / "models").load()
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    with pytest.raises(ModelUnavailableError, match=r"no model\.bin"):
+        Engine(ModelConfig(model=str(empty), device="cpu"), isolated_home / "models").load()
+
+
+def test_cuda_failure_at_first_use_retries_on_cpu(
+    config: ModelConfig, tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No GPU here: a loader stands in for a CUDA model whose cuBLAS is missing at first use."""
+    monkeypatch.setattr(engine_mod, "cuda_device_count", lambda: 1)
+    real_supported = engine_mod.supported_compute_types
+    monkeypatch.setattr(
+        engine_mod,
+        "supported_compute_types",
+        lambda device: (
+            {"int8", "int8_float16", "float16", "float32"} if device == "cuda" else real_supported(device)
+        ),
+    )
+
+    class MissingCublasModel:
+        class model:
+            compute_type = "int8_float16"
+
+        def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    def loader(cfg: ModelConfig, path: str, device: ResolvedDevice) -> Any:
+        if device.device == "cuda":
+            return MissingCublasModel()
+        return engine_mod.default_loader(cfg, path, device)
+
+    engine = Engine(
+        dataclasses.replace(config, device="cuda", compute_type="int8_float16"), tmp_path, loader=loader
+    )
+    events: list[EngineEvent] = []
+    engine.add_listener(events.append)
+    transcript = engine.transcribe(write_audio(tmp_path / "x.wav", noise(3.0)), FAST)
+    assert transcript.device == "cpu" and transcript.compute_type.startswith("int8")
+    fallback = [e for e in events if e.kind == "fallback"]
+    assert len(fallback) == 1 and "libcublas.so.12" in fallback[0].message
+    assert engine.config.device == "cpu"
+
+
+def test_language_is_detected_with_probability(
+    config: ModelConfig, tmp_path: Path, isolated_home: Path
+) -> None:
+    engine = Engine(config, isolated_home / "models")
+    transcript = engine.transcribe(write_audio(tmp_path / "l.wav", noise(5.0)), FAST)
+    assert isinstance(transcript.language, str) and 2 <= len(transcript.language) <= 5
+    assert transcript.language_probability is not None and 0.0 < transcript.language_probability <= 1.0
+    forced = engine.transcribe(tmp_path / "l.wav", dataclasses.replace(FAST, language="de"))
+    assert forced.language == "de"
