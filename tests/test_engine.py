@@ -233,3 +233,39 @@ def test_language_is_detected_with_probability(
     assert transcript.language_probability is not None and 0.0 < transcript.language_probability <= 1.0
     forced = engine.transcribe(tmp_path / "l.wav", dataclasses.replace(FAST, language="de"))
     assert forced.language == "de"
+
+
+@pytest.fixture
+def speech_with_silence(tmp_path: Path) -> tuple[Path, float, float]:
+    """Silence, then espeak-ng speech, then silence: the VAD must keep only the middle."""
+    import numpy as np
+
+    from whisperdesk.core.audio import decode
+    from whisperdesk.devtools.synth_audio import silence, speech_like
+
+    spoken = speech_like(
+        "The quarterly meeting starts at nine. Please bring the budget figures and the travel plans.",
+        tmp_path / "speech.wav",
+    )
+    if spoken is None:
+        pytest.skip("espeak-ng is not installed (the CI installs it)")
+    speech = decode(spoken)
+    lead = 6.0
+    audio = np.concatenate([silence(lead), speech, silence(8.0)])
+    path = write_audio(tmp_path / "meeting.wav", audio)
+    return path, lead, lead + len(speech) / 16000
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_vad_keeps_speech_and_drops_silence(
+    config: ModelConfig, speech_with_silence: tuple[Path, float, float], isolated_home: Path, batch_size: int
+) -> None:
+    path, speech_start, speech_end = speech_with_silence
+    engine = Engine(dataclasses.replace(config, batch_size=batch_size), isolated_home / "models")
+    options = DecodeOptions(
+        beam_size=1, vad=True, vad_min_silence_ms=500, temperature=(0.0,), max_new_tokens=24
+    )
+    transcript = engine.transcribe(path, options)
+    assert transcript.segments, "the VAD found no speech in espeak-ng speech"
+    for seg in transcript.segments:
+        assert speech_start - 1.0 <= seg.start <= seg.end <= speech_end + 1.0
