@@ -1,0 +1,291 @@
+"""Running one queued job end to end: transcribe, write transcripts, record the result, tidy the source.
+
+The headless ``whisperdesk watch`` loop and the GUI's job runner both call :class:`JobProcessor`, so a job
+behaves the same wherever it runs. Nothing here raises for a bad file: the job is marked failed with a
+reason the user can act on. Only an engine problem (a model that cannot load, a device or compute type the
+machine lacks), which would fail every job the same way, propagates — with the job put back in the queue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from whisperdesk.core.engine import Engine
+from whisperdesk.core.errors import (
+    Cancelled,
+    ConfigError,
+    FileDisappearedError,
+    ModelError,
+    WhisperDeskError,
+)
+from whisperdesk.core.jobstore import CANCELED, Job, JobStateError, JobStore, JobStoreError
+from whisperdesk.core.outputs import OutputLedger, write_outputs
+from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
+
+log = logging.getLogger(__name__)
+
+JobProgressFn = Callable[[int, float, float], None]  # (job id, seconds done, seconds total)
+PROGRESS_STORE_INTERVAL = 0.5  # seconds between progress writes to the database
+DONE_SUBFOLDER = "done"  # where after-processing "move" puts sources, inside their watched folder
+
+# Errors that are the engine's, not the file's: every job would fail the same way, so none is failed.
+ENGINE_ERRORS: tuple[type[Exception], ...] = (ModelError, ConfigError)
+
+
+def job_settings(
+    settings: Settings, *, output_dir: str | Path | None = None, after_processing: str = "leave"
+) -> dict[str, Any]:
+    """What a job records at queue time: its decoding and output options and what to do with the source.
+
+    Recording them with the job means a job runs as it was queued even if the settings change meanwhile
+    or another process (GUI, ``watch``) runs it.
+    """
+    if after_processing not in AFTER_PROCESSING:
+        raise ValueError(
+            f"after_processing={after_processing!r} is invalid: expected one of {', '.join(AFTER_PROCESSING)}"
+        )
+    output = settings.output
+    if output_dir is not None:
+        output = dataclasses.replace(output, output_dir=os.fspath(output_dir))
+    return {
+        "decode": dataclasses.asdict(settings.decode),
+        "output": dataclasses.asdict(output),
+        "after_processing": after_processing,
+    }
+
+
+def _section(cls: type, raw: Any) -> Any:
+    """Rebuild an options dataclass from a job's JSON, tolerating keys added or dropped across versions."""
+    default = cls()
+    if not isinstance(raw, Mapping):
+        return default
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            value = raw[f.name]
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    candidate = dataclasses.replace(default, **values)
+    candidate.validate()
+    return candidate
+
+
+def options_for(job: Job, fallback: Settings) -> tuple[DecodeOptions, OutputOptions, str]:
+    """The options a job runs with: those it recorded, else the current settings. Raises ValueError or
+    TypeError when the recorded ones are unusable (the job is failed with that reason)."""
+    raw = job.settings or {}
+    decode = _section(DecodeOptions, raw.get("decode")) if "decode" in raw else fallback.decode
+    output = _section(OutputOptions, raw.get("output")) if "output" in raw else fallback.output
+    after = raw.get("after_processing", "leave")
+    return decode, output, after if after in AFTER_PROCESSING else "leave"
+
+
+class JobProcessor:
+    """Runs claimed jobs through the shared engine; safe to use from several threads at once."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        engine: Engine,
+        ledger: OutputLedger,
+        settings: Callable[[], Settings],
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._ledger = ledger
+        self._settings = settings
+
+    def process(
+        self,
+        job: Job,
+        *,
+        cancel: threading.Event | None = None,
+        progress: JobProgressFn | None = None,
+        shutdown: threading.Event | None = None,
+    ) -> Job:
+        """Run a job already claimed (state running); returns its final record.
+
+        ``cancel`` is the user's cancel (the job ends canceled); setting ``shutdown`` as well means the app
+        is quitting, and the job goes back to the queue to run again next time. A job canceled or removed
+        elsewhere meanwhile (another window, ``whisperdesk jobs``) is stopped and left as it is; for a
+        removed job the record passed in is returned. Raises only the :data:`ENGINE_ERRORS`, after putting
+        the job back in the queue.
+        """
+        cancel = cancel or threading.Event()
+        try:
+            decode, output, after = options_for(job, self._settings())
+        except (ValueError, TypeError) as exc:
+            return self._finish(
+                job,
+                "fail",
+                f"the job's saved options are invalid ({exc}); remove the job and add the file again",
+            )
+        store_progress = _StoreProgress(self._store, job.id, cancel, progress)
+        try:
+            if not job.source.exists():
+                raise FileDisappearedError(
+                    job.source,
+                    "file disappeared before it could be transcribed (moved, renamed or deleted); "
+                    "add it again from where it is now",
+                )
+            transcript = self._engine.transcribe(job.source, decode, progress=store_progress, cancel=cancel)
+            if not job.source.exists():
+                raise FileDisappearedError(
+                    job.source,
+                    "file disappeared while it was being transcribed (moved, renamed or deleted); "
+                    "no transcript was written; add it again from where it is now",
+                )
+            written = write_outputs(transcript, job.source, output, ledger=self._ledger)
+        except Cancelled:
+            if shutdown is not None and shutdown.is_set():
+                log.info("job %d interrupted by shutdown; it stays queued: %s", job.id, job.source)
+                return self._finish(job, "release")
+            log.info("job %d canceled: %s", job.id, job.source)
+            return self._finish(job, "cancel")
+        except ENGINE_ERRORS:
+            self._finish(job, "release")  # the engine, not the file, is at fault: keep the job queued
+            raise
+        except WhisperDeskError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            log.warning("job %d failed: %s: %s", job.id, job.source, reason)
+            return self._finish(job, "fail", reason)
+        except Exception as exc:  # a bug must fail one job, never the app
+            log.exception("job %d failed unexpectedly: %s", job.id, job.source)
+            return self._finish(job, "fail", f"unexpected error: {type(exc).__name__}: {exc}")
+        try:
+            done = self._store.mark_done(
+                job.id,
+                outputs=list(written.values()),
+                duration=transcript.duration,
+                language=transcript.language,
+                processing_time=transcript.processing_time,
+            )
+        except JobStoreError as exc:  # canceled or removed while its transcripts were being written
+            log.info("job %d finished after it was %s elsewhere; its transcripts are kept", job.id, exc)
+            return self._store.get(job.id) or job
+        self._after_processing(done, after)
+        return done
+
+    def _finish(self, job: Job, action: str, reason: str = "") -> Job:
+        """Record how a job ended; a job canceled or removed elsewhere meanwhile is left as it is."""
+        try:
+            if action == "fail":
+                return self._store.mark_failed(job.id, reason)
+            if action == "cancel":
+                return self._store.mark_canceled(job.id)
+            return self._store.release(job.id)
+        except JobStateError:
+            current = self._store.get(job.id)
+            if current is not None and current.state == CANCELED:
+                return current
+            raise
+        except JobStoreError:
+            if self._store.get(job.id) is None:
+                log.info("job %d was removed while it ran: %s", job.id, job.source)
+                return job
+            raise
+
+    def _after_processing(self, job: Job, policy: str) -> None:
+        """Move or delete the source only once every transcript is on disk and the source is unchanged."""
+        if policy == "leave":
+            return
+        missing = [p for p in job.outputs if not p.is_file()]
+        if missing or not job.outputs:
+            log.warning(
+                "not %s %s: its transcripts are missing (%s)",
+                "moving" if policy == "move" else "deleting",
+                job.source,
+                ", ".join(map(str, missing)) or "none recorded",
+            )
+            return
+        try:
+            st = job.source.stat()
+        except FileNotFoundError:
+            return  # already gone: nothing to tidy
+        except OSError as exc:
+            log.warning("could not %s %s after transcribing it: %s", policy, job.source, exc)
+            return
+        if (st.st_size, st.st_mtime_ns) != (job.size, job.mtime_ns):
+            log.warning(
+                "not %s %s: it changed while it was being transcribed; it will be transcribed again",
+                "moving" if policy == "move" else "deleting",
+                job.source,
+            )
+            return
+        try:
+            if policy == "move":
+                target = _free_name(done_path(job))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(os.fspath(job.source), os.fspath(target))
+                log.info("moved %s to %s", job.source, target)
+            elif policy == "delete":
+                job.source.unlink()
+                log.info("deleted %s after transcribing it", job.source)
+        except OSError as exc:  # the transcript is done; a tidy-up failure is only worth a warning
+            log.warning("could not %s %s after transcribing it: %s", policy, job.source, exc)
+
+
+def done_path(job: Job) -> Path:
+    """Where "move" puts a processed source: ``<watched folder>/done/<same subfolders>/<name>``, so one
+    excluded folder per watched folder holds them all; beside the source for jobs from no watched folder."""
+    source = job.source
+    if job.watch_folder:
+        root = Path(os.path.realpath(job.watch_folder))
+        try:
+            relative = Path(os.path.realpath(source)).relative_to(root)
+        except ValueError:
+            relative = None
+        if relative is not None and relative.parts[:1] != (DONE_SUBFOLDER,):
+            return root / DONE_SUBFOLDER / relative
+    return source.parent / DONE_SUBFOLDER / source.name
+
+
+def _free_name(path: Path) -> Path:
+    if not path.exists():
+        return path
+    for i in range(1, 10_000):
+        candidate = path.with_name(f"{path.stem} ({i}){path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OSError(f"no free name for {path}")
+
+
+class _StoreProgress:
+    """Forwards engine progress to the caller at once and to the database at most twice a second.
+
+    The database write also notices a job canceled or removed elsewhere (another window, the CLI) and sets
+    the cancel flag so the engine stops at the next segment.
+    """
+
+    def __init__(
+        self, store: JobStore, job_id: int, cancel: threading.Event, forward: JobProgressFn | None
+    ) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._cancel = cancel
+        self._forward = forward
+        self._last = 0.0
+        self._duration_saved = False
+
+    def __call__(self, done: float, total: float) -> None:
+        if self._forward is not None:
+            try:
+                self._forward(self._job_id, done, total)
+            except Exception:  # a display problem must not fail the job
+                log.exception("progress listener failed")
+        now = time.monotonic()
+        if now - self._last < PROGRESS_STORE_INTERVAL and done < total and self._duration_saved:
+            return
+        self._last = now
+        fraction = done / total if total > 0 else 0.0
+        duration = None if self._duration_saved else total
+        if self._store.mark_progress(self._job_id, fraction, duration=duration) is None:
+            self._cancel.set()
+        self._duration_saved = True
