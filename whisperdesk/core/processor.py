@@ -154,7 +154,7 @@ class JobProcessor:
             raise
         except WhisperDeskError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
-            log.warning("job %d failed: %s: %s", job.id, job.source, reason)
+            log.info("job %d failed: %s: %s", job.id, job.source, reason)
             return self._finish(job, "fail", reason)
         except Exception as exc:  # a bug must fail one job, never the app
             log.exception("job %d failed unexpectedly: %s", job.id, job.source)
