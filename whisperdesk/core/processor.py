@@ -237,7 +237,7 @@ def done_path(job: Job) -> Path:
     excluded folder per watched folder holds them all; beside the source for jobs from no watched folder."""
     source = job.source
     if job.watch_folder:
-        root = Path(os.path.realpath(job.watch_folder))
+        root = Path(os.path.realpath(os.path.expanduser(job.watch_folder)))
         try:
             relative = Path(os.path.realpath(source)).relative_to(root)
         except ValueError:
