@@ -34,20 +34,24 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def job_timing(job: Job, now: float, done_seconds: float | None = None) -> JobTiming:
-    """Timing of one job at wall-clock ``now``; ``done_seconds`` is live progress (audio seconds done)."""
+def job_timing(
+    job: Job, now: float, done_seconds: float | None = None, total_seconds: float | None = None
+) -> JobTiming:
+    """Timing of one job at wall-clock ``now``; ``done_seconds``/``total_seconds`` is live progress in
+    audio seconds (fresher than the store's record)."""
     if job.state == RUNNING:
         if job.started_at is None:
             return JobTiming(None, None, None)
         elapsed = max(0.0, now - job.started_at)
-        if done_seconds is None and job.duration:
-            done_seconds = job.progress * job.duration
+        duration = job.duration or total_seconds
+        if done_seconds is None and duration:
+            done_seconds = job.progress * duration
         speed = None
         if done_seconds and elapsed >= MIN_ELAPSED_FOR_SPEED:
             speed = done_seconds / elapsed
         eta = None
-        if speed and job.duration:
-            eta = max(0.0, job.duration - (done_seconds or 0.0)) / speed
+        if speed and duration:
+            eta = max(0.0, duration - (done_seconds or 0.0)) / speed
         return JobTiming(elapsed, speed, eta)
     if job.state in FINISHED_STATES:
         elapsed = job.processing_time
@@ -140,9 +144,9 @@ def summarize(
             continue
         if job.state == RUNNING:
             counts["running"] += 1
-            timing = job_timing(job, now, live_done.get(job.id))
             duration = length(job)
-            fraction = _fraction(job, live_done.get(job.id))
+            timing = job_timing(job, now, live_done.get(job.id), duration)
+            fraction = _fraction(job, live_done.get(job.id), duration)
             done_weight += weight * fraction
             if duration is None and typical is None:
                 remaining_known = False
@@ -174,9 +178,9 @@ def summarize(
     )
 
 
-def _fraction(job: Job, done_seconds: float | None) -> float:
-    if done_seconds is not None and job.duration:
-        return min(1.0, max(0.0, done_seconds / job.duration))
+def _fraction(job: Job, done_seconds: float | None, duration: float | None) -> float:
+    if done_seconds is not None and duration:
+        return min(1.0, max(0.0, done_seconds / duration))
     return min(1.0, max(0.0, job.progress))
 
 

@@ -569,6 +569,8 @@ class JobRunner(QObject):
         if job_id not in self._running or self._closing:
             return
         self._live[job_id] = done
+        if total > 0:
+            self._durations[job_id] = total
         throttle = self._throttles.get(job_id)
         if throttle is None:
             throttle = Throttle(partial(self._emit_progress, job_id), PROGRESS_PER_SECOND, self)

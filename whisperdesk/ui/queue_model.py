@@ -1,0 +1,325 @@
+"""The job table: a ``QAbstractTableModel`` over the job store, updated in place.
+
+Three sources keep it current, none of which resets the model:
+
+* **Store events** of this process (claims, finishes, adds by the runner's pool threads) are re-posted to
+  the GUI thread through a queued signal and applied row by row.
+* **Polling** ``JobStore.data_version()`` (one indexed read) notices changes by other processes such as
+  ``whisperdesk watch``; ``changes_since`` then returns only what changed.
+* **Live progress** comes from the runner's throttled ``jobProgress`` (≤ 10/s per job), fresher than the
+  store, which records progress twice a second.
+
+Each job record carries the store's change number, so an event that arrives late (threads post in any
+order) never overwrites a newer record, and ids of removed jobs are remembered so they never come back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import time
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QBrush, QColor
+
+from whisperdesk.core.jobstore import (
+    CANCELED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobEvent,
+    JobStore,
+    JobStoreError,
+)
+from whisperdesk.core.queue_stats import format_seconds, job_timing
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 500
+
+ModelIndex = QModelIndex | QPersistentModelIndex
+
+
+class Column(IntEnum):
+    FILE = 0
+    STATE = 1
+    PROGRESS = 2
+    DURATION = 3
+    ELAPSED = 4
+    ETA = 5
+    SPEED = 6
+    LANGUAGE = 7
+    ERROR = 8
+
+
+HEADERS: dict[Column, str] = {
+    Column.FILE: "File",
+    Column.STATE: "State",
+    Column.PROGRESS: "Progress",
+    Column.DURATION: "Duration",
+    Column.ELAPSED: "Elapsed",
+    Column.ETA: "ETA",
+    Column.SPEED: "Speed",
+    Column.LANGUAGE: "Language",
+    Column.ERROR: "Error",
+}
+STATE_LABELS = {QUEUED: "Queued", RUNNING: "Running", DONE: "Done", FAILED: "Failed", CANCELED: "Canceled"}
+NUMERIC = (Column.PROGRESS, Column.DURATION, Column.ELAPSED, Column.ETA, Column.SPEED)
+TIME_COLUMNS = (Column.ELAPSED, Column.ETA, Column.SPEED)
+
+ProgressRole = int(Qt.ItemDataRole.UserRole) + 1  # float 0..1 for the progress-bar delegate
+JobRole = int(Qt.ItemDataRole.UserRole) + 2  # the Job record
+JobIdRole = int(Qt.ItemDataRole.UserRole) + 3
+
+
+class JobTableModel(QAbstractTableModel):
+    """Rows are the store's (non-archived) jobs in id order. Call :meth:`close` before dropping it."""
+
+    _relay = Signal(object)  # JobEvent, from whichever thread changed the store
+
+    def __init__(
+        self,
+        store: JobStore,
+        parent: QObject | None = None,
+        *,
+        poll_ms: int = POLL_MS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._clock = clock
+        self._version = store.data_version()  # read before listing: later changes are seen again, never lost
+        self._jobs: list[Job] = store.list()
+        self._ids: list[int] = [j.id for j in self._jobs]
+        self._gone: set[int] = set()  # removed or archived ids; never shown again
+        self._live: dict[int, tuple[float, float]] = {}  # running job -> (audio seconds done, total)
+        self._probed: dict[int, float] = {}
+        self._relay.connect(self._on_store_event, Qt.ConnectionType.QueuedConnection)
+        self._unsubscribe = store.add_listener(self._listener)
+        self._closed = False
+        self._timer = QTimer(self)
+        self._timer.setObjectName("JobTableModel.poll")
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start()
+
+    # --- Qt model API -------------------------------------------------------------------------------
+    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._jobs)
+
+    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[Column(section)] if 0 <= section < len(Column) else None
+        return None
+
+    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._jobs):
+            return None
+        job = self._jobs[index.row()]
+        column = Column(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(job, column)
+        if role == ProgressRole:
+            return self.progress_of(job)
+        if role == JobRole:
+            return job
+        if role == JobIdRole:
+            return job.id
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(job, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and column in (Column.STATE, Column.ERROR):
+            if job.state == FAILED:
+                return QBrush(QColor(200, 40, 40))
+            if job.state == CANCELED:
+                return QBrush(QColor(128, 128, 128))
+        return None
+
+    # --- reading ------------------------------------------------------------------------------------
+    def job_at(self, row: int) -> Job:
+        return self._jobs[row]
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs)
+
+    def row_of(self, job_id: int) -> int | None:
+        row = bisect.bisect_left(self._ids, job_id)
+        return row if row < len(self._ids) and self._ids[row] == job_id else None
+
+    def job(self, job_id: int) -> Job | None:
+        row = self.row_of(job_id)
+        return None if row is None else self._jobs[row]
+
+    def progress_of(self, job: Job) -> float:
+        """0..1, from live progress while the job runs, else the store's record."""
+        if job.state == RUNNING:
+            live = self._live.get(job.id)
+            if live is not None and live[1] > 0:
+                return min(1.0, max(0.0, live[0] / live[1]))
+        return 1.0 if job.state == DONE else min(1.0, max(0.0, job.progress))
+
+    def duration_of(self, job: Job) -> float | None:
+        if job.duration:
+            return job.duration
+        live = self._live.get(job.id)
+        if live is not None and live[1] > 0:
+            return live[1]
+        probed = self._probed.get(job.id)
+        return probed if probed and probed > 0 else None
+
+    def timers(self) -> list[QTimer]:
+        return self.findChildren(QTimer)
+
+    # --- updates ------------------------------------------------------------------------------------
+    @Slot(int, float, float)
+    def on_job_progress(self, job_id: int, done: float, total: float) -> None:
+        """Connect to ``JobRunner.jobProgress``."""
+        self._live[job_id] = (done, total)
+        row = self.row_of(job_id)
+        if row is not None:
+            self._changed(row, Column.PROGRESS, Column.SPEED)
+
+    @Slot(int, float)
+    def set_probed_duration(self, job_id: int, seconds: float) -> None:
+        """Connect to ``JobRunner.durationProbed``: the length of a job that has not started yet."""
+        self._probed[job_id] = seconds
+        row = self.row_of(job_id)
+        if row is not None:
+            self._changed(row, Column.DURATION, Column.DURATION)
+
+    @Slot()
+    def poll(self) -> None:
+        """Pick up changes made by other processes; keep running rows' elapsed time and ETA moving."""
+        if self._closed:
+            return
+        try:
+            version = self._store.data_version()
+            if version != self._version:
+                changes = self._store.changes_since(self._version)
+                for job in changes.jobs:
+                    self.apply(job)
+                for job_id in changes.removed:
+                    self.remove_id(job_id)
+                self._version = changes.version
+        except JobStoreError as exc:
+            log.error("cannot read the job list: %s", exc)
+            return
+        self._tick_running()
+
+    def apply(self, job: Job) -> None:
+        """Insert or update one job's row (ignoring records older than the one shown)."""
+        if job.id in self._gone:
+            return
+        if job.archived:
+            self.remove_id(job.id)
+            self._gone.add(job.id)
+            return
+        row = bisect.bisect_left(self._ids, job.id)
+        if row < len(self._ids) and self._ids[row] == job.id:
+            old = self._jobs[row]
+            if job.version < old.version or job == old:
+                return
+            self._jobs[row] = job
+            if job.state != RUNNING or (old.state != RUNNING and job.state == RUNNING):
+                self._live.pop(job.id, None)  # a new run starts from its own progress
+            self._changed(row, Column.FILE, Column.ERROR)
+            return
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._jobs.insert(row, job)
+        self._ids.insert(row, job.id)
+        self.endInsertRows()
+
+    def remove_id(self, job_id: int) -> None:
+        self._gone.add(job_id)
+        self._live.pop(job_id, None)
+        self._probed.pop(job_id, None)
+        row = self.row_of(job_id)
+        if row is None:
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._jobs[row]
+        del self._ids[row]
+        self.endRemoveRows()
+
+    def close(self) -> None:
+        """Stop polling and listening to the store (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._timer.stop()
+        self._unsubscribe()
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _listener(self, event: JobEvent) -> None:
+        """Runs on the thread that changed the store: only re-post to the GUI thread."""
+        self._relay.emit(event)
+
+    @Slot(object)
+    def _on_store_event(self, event: JobEvent) -> None:
+        if self._closed:
+            return
+        if event.kind == "removed":
+            self.remove_id(event.job_id)
+        elif event.job is not None:
+            self.apply(event.job)
+
+    def _changed(self, row: int, first: Column, last: Column) -> None:
+        self.dataChanged.emit(self.index(row, int(first)), self.index(row, int(last)))
+
+    def _tick_running(self) -> None:
+        rows = [i for i, j in enumerate(self._jobs) if j.state == RUNNING]
+        if rows:
+            self.dataChanged.emit(
+                self.index(rows[0], int(TIME_COLUMNS[0])), self.index(rows[-1], int(TIME_COLUMNS[-1]))
+            )
+
+    def _display(self, job: Job, column: Column) -> str:
+        if column == Column.FILE:
+            return job.name
+        if column == Column.STATE:
+            label = STATE_LABELS.get(job.state, job.state)
+            return f"{label} (attempt {job.attempts})" if job.state == RUNNING and job.attempts > 1 else label
+        if column == Column.PROGRESS:
+            return f"{round(self.progress_of(job) * 100)} %"
+        if column == Column.DURATION:
+            return format_seconds(self.duration_of(job))
+        if column == Column.LANGUAGE:
+            return job.language or ""
+        if column == Column.ERROR:
+            return (job.error or "").splitlines()[0] if job.error else ""
+        live = self._live.get(job.id) if job.state == RUNNING else None
+        timing = job_timing(job, self._clock(), *(live or (None, None)))
+        if column == Column.ELAPSED:
+            return format_seconds(timing.elapsed)
+        if column == Column.ETA:
+            return format_seconds(timing.eta)
+        return f"{timing.speed:.1f}×" if timing.speed else ""
+
+    def _tooltip(self, job: Job, column: Column) -> str | None:
+        if column == Column.FILE:
+            return str(job.source)
+        if column in (Column.ERROR, Column.STATE) and job.error:
+            return job.error
+        if column == Column.SPEED:
+            return "seconds of audio transcribed per second (× realtime)"
+        return None
