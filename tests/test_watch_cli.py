@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 
 from whisperdesk.cli import main
+from whisperdesk.core import jobstore
+from whisperdesk.core.errors import UnreadableFileError
+from whisperdesk.core.fingerprint import Fingerprint
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import job_settings
@@ -209,7 +212,9 @@ def test_exit_when_idle_with_move_after_processing(
     names = ["a talk.wav", "Grüße 日本.flac"]
     for i, name in enumerate(names):
         write_audio(inbox / "sub" / name if i else inbox / name, signal_of(2.0, i))
-    code = main(watch_args(inbox, tmp_path / "out", whisper_model_dir, "--after", "move", "--recursive"))
+    code = main(
+        watch_args(inbox, tmp_path / "out", whisper_model_dir, "--after", "move", "--recursive", "--polling")
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.err == ""
@@ -240,6 +245,33 @@ def test_model_that_cannot_load_is_one_error_and_jobs_stay_queued(
     assert line.startswith("whisperdesk: error: model small: ") and "local model folder" in line
     assert captured.out == ""
     assert db.require(queued.id).state == QUEUED and db.require(queued.id).attempts == 0
+
+
+def test_file_that_cannot_be_read_is_reported_and_the_rest_done(
+    tmp_path: Path, whisper_model_dir: Path, db: JobStore, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    inbox = tmp_path / "in"
+    locked = write_audio(inbox / "locked.wav", signal_of(2.0, 1))
+    write_audio(inbox / "open.wav", signal_of(2.0, 2))
+    real = jobstore.fingerprint_file
+
+    def fingerprint(path: Path | str) -> Fingerprint:
+        if Path(path) == locked:  # as another user's file without read permission would be
+            raise UnreadableFileError(
+                path, f"cannot read {path}: permission denied; check the file's permissions"
+            )
+        return real(path)
+
+    monkeypatch.setattr(jobstore, "fingerprint_file", fingerprint)
+    assert main(watch_args(inbox, tmp_path / "out", whisper_model_dir)) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"whisperdesk: error: {locked}: cannot read {locked}: permission denied; check the file's permissions"
+    ]
+    (job,) = db.list()
+    assert job.source.name == "open.wav" and job.state == DONE
+    assert captured.out.splitlines() == [done_line(job)]
 
 
 def test_watch_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -65,8 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "watch",
         help="transcribe recordings as they arrive in folders",
         description=(
-            "Watch folders and transcribe each audio or video file once it has finished arriving "
-            "(size and time unchanged for the settle time). Jobs are kept in the app's job queue."
+            "Watch folders and transcribe each audio or video file once it has finished arriving\n"
+            "(size and time unchanged for the settle time). Jobs are kept in the app's job queue,\n"
+            "so nothing is lost when the run stops and nothing is transcribed twice."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -288,7 +289,7 @@ def _serve(
         try:
             while not stop.is_set():
                 for candidate in watcher.tick():
-                    _queue(store, candidate, record, report)
+                    _queue(store, watcher, candidate, record, report)
                 if loop.stopped:
                     break
                 if args.exit_when_idle and _idle(store, watcher, loop, settle):
@@ -316,7 +317,9 @@ def _serve(
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
-def _queue(store: JobStore, candidate: Candidate, record: dict[str, Any], report: _Report) -> None:
+def _queue(
+    store: JobStore, watcher: FolderWatcher, candidate: Candidate, record: dict[str, Any], report: _Report
+) -> None:
     """Hand a settled file to the queue. A file whose job failed earlier is reported again (it is still not
     transcribed); anything else the store refuses (already done, a copy of a known file) is only logged."""
     try:
@@ -324,8 +327,9 @@ def _queue(store: JobStore, candidate: Candidate, record: dict[str, Any], report
     except FileDisappearedError:
         log.info("%s disappeared before it could be queued", candidate.path)
         return
-    except AudioError as exc:
+    except AudioError as exc:  # cannot even be read: no job; try again at the next event or rescan
         report.failure(candidate.path, exc.reason)
+        watcher.forget(candidate.path)
         return
     job = result.job
     if result.created:
