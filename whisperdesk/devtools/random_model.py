@@ -8,7 +8,7 @@ structurally Whisper-like:
 
 * The encoder has a "content" detector (spectral roughness of the log-mel frames): exactly 0 on
   the zero padding that faster-whisper appends, close to 1 on audio. ``ln_post`` saturates it.
-* Head 0 of the first decoder cross-attention layer attends uniformly to every frame, so it reads
+* The last head of the first decoder cross-attention layer attends uniformly to every frame: it reads
   ``x`` = the fraction of the 30-s window that holds audio.
 * Token embeddings carry an orthogonal identity direction plus a "progress" coordinate; the output
   projection turns them into a bigram chain ``<|0.00|> w1 .. w8 <|t|><|t|> w9 .. <|t_end|>``
@@ -89,27 +89,32 @@ _EPS0 = 2.0 / _CHAIN_WORDS  # at least two words per window
 _TS_MARGIN = 1.5 / _CHAIN_WORDS  # keep timestamps this far (in window fraction) before the audio end
 _FEATURE = 2.0  # magnitude of the reserved progress/content/timestamp coordinates
 _BETA = 40.0  # bigram strength
-_BETA_START = 50.0  # task token -> first word
+_BETA_START = 80.0  # task token -> first word (also after <|0.00|>)
 _BETA_TS0 = 30.0  # task token -> <|0.00|>
 _BASE = 20.0  # level of eot/timestamp decisions after a timestamp
 _PAIR_BOOST = 40.0
 _ALIGN_NEXT = 10.0
-_SLOPE_WORD = 15.0  # logit slopes per unit of (progress - x - eps0)
-_SLOPE_TS = 10.0
-_SLOPE_EOT = 50.0
+_SLOPE_WORD = 45.0  # logit slopes per unit of (progress - x - eps0)
+_SLOPE_TS = 30.0
+_SLOPE_EOT = 150.0
+# A boundary word's timestamp must win even with the audio far from over (progress - x ~ -1).
+_BETA_BOUNDARY = _BETA + 1.2 * (_SLOPE_WORD + _SLOPE_TS)
+# After a boundary timestamp, its pair and <|endoftext|> are both lifted clear of every
+# other token (the timestamp slope pulls the pair down while the audio is far from over).
+_PAIR_LIFT = 1.2 * _SLOPE_TS
 # Runner-up tokens that behave like the chosen one, a few nats lower: beam search needs
 # plausible alternatives, else <|endoftext|> enters its top candidates and ends it early.
 _WORD_ALTERNATES = (2.5, 4.0, 5.5)
 _TS_ALTERNATES = (3.0, 5.0)
-_LANG_EN = 6.0  # language logit of "en" at <|startoftranscript|>; other languages ~ N(0, 1)
+_LANG_EN = 7.0  # language logit of "en" at <|startoftranscript|>; other languages ~ N(0, 0.5^2)
 _ALIGN_SHARPNESS = 300.0  # alignment heads: score = -sharpness * (frame_time - word_time)^2
 _TIME_GAIN = 3.0  # time coordinates dominate the encoder output rows (keeps int8 precision)
 
 # Reserved decoder coordinates.
-_ONE, _PROG, _CONT, _TSF = 0, 1, 2, 3
+_ONE, _PROG, _CONT, _TSF = -4, -3, -2, -1
 _N_RESERVED_DEC = 4
 # Reserved encoder coordinates: content indicator, frame time tau (-1 .. 1) and tau^2 - 1/3.
-_ENC_CONTENT, _ENC_TIME, _ENC_TIME2 = 0, 1, 2
+_ENC_CONTENT, _ENC_TIME, _ENC_TIME2 = -3, -2, -1
 _N_RESERVED_ENC = 3
 _N_DETECTOR_PAIRS = 4
 _DETECTOR_GAIN = 400.0
@@ -308,30 +313,56 @@ def _byte_char_table() -> dict[int, str]:
 # --------------------------------------------------------------------------------------------
 
 
+_POOL_SIZE = 1 << 22  # Gaussian numbers drawn once; big layers are cut from it
+_POOL_MIN = 1 << 20  # arrays at least this big come from the pool
+_POOL_CHUNK = 1 << 16
+
+
 class _Weights:
-    """Random-number helpers with a fixed dtype for the whole model."""
+    """Random-number helpers with a fixed storage dtype for the whole model."""
 
     def __init__(self, seed: int, dtype: type[np.floating[Any]]) -> None:
         self.rng = np.random.default_rng(seed)
         self.dtype = dtype
+        self._pools: dict[Any, np.ndarray] = {}  # scaled pools by (dtype, std)
 
-    def normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
-        out = self.rng.standard_normal(shape, dtype=np.float32)
-        out *= np.float32(std)
-        return out
+    def normal(self, shape: tuple[int, ...], std: float, *, stored: bool = False) -> np.ndarray:
+        """N(0, std^2) numbers: float32, or the model's dtype when ``stored`` (plain layers).
+
+        Big arrays are cut from random offsets of one pool of Gaussian numbers: values only need
+        to look random and cost like real weights, and drawing large-v3's 1.5 billion numbers
+        one by one takes minutes.
+        """
+        dtype = self.dtype if stored else np.float32
+        size = math.prod(shape)
+        if size < _POOL_MIN:
+            small = self.rng.standard_normal(shape, dtype=np.float32)
+            small *= np.float32(std)
+            return small.astype(dtype, copy=False)
+        key = (np.dtype(dtype).name, float(std))
+        if key not in self._pools:
+            if "unit" not in self._pools:
+                self._pools["unit"] = self.rng.standard_normal(_POOL_SIZE, dtype=np.float32)
+            self._pools[key] = (self._pools["unit"] * np.float32(std)).astype(dtype)
+        pool = self._pools[key]
+        out = np.empty(size, dtype)
+        starts = self.rng.integers(0, _POOL_SIZE - _POOL_CHUNK, -(-size // _POOL_CHUNK))
+        for j, start in enumerate(starts.tolist()):
+            piece = out[j * _POOL_CHUNK : (j + 1) * _POOL_CHUNK]
+            piece[:] = pool[start : start + piece.size]
+        return out.reshape(shape)
 
     def finish(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=self.dtype)
 
 
 def _residual_safe(weight: np.ndarray, reserved: int) -> np.ndarray:
-    """Keep a layer from writing the reserved coordinates or shifting the residual mean.
+    """Keep a random layer from writing the reserved coordinates.
 
-    The designed signals live in coordinates [0, reserved) and are read after layer norms, so
-    random layers must neither touch them nor move the per-position mean.
+    The designed signals live in the last ``reserved`` coordinates of the residual stream;
+    layers add only small noise elsewhere.
     """
-    weight[:reserved] = 0.0
-    weight[reserved:] -= weight[reserved:].mean(axis=0, keepdims=True)
+    weight[-reserved:] = 0.0
     return weight
 
 
@@ -342,24 +373,28 @@ def _layer_norm(spec: Any, w: _Weights, d: int) -> None:
 
 def _self_attention(spec: Any, w: _Weights, d: int, reserved: int) -> None:
     _layer_norm(spec.layer_norm, w, d)
-    spec.linear[0].weight = w.finish(w.normal((3 * d, d), 1.0 / math.sqrt(d)))
+    spec.linear[0].weight = w.finish(w.normal((3 * d, d), 1.0 / math.sqrt(d), stored=True))
     spec.linear[0].bias = w.finish(np.zeros(3 * d, np.float32))
-    spec.linear[1].weight = w.finish(_residual_safe(w.normal((d, d), _SMALL / math.sqrt(d)), reserved))
+    spec.linear[1].weight = w.finish(
+        _residual_safe(w.normal((d, d), _SMALL / math.sqrt(d), stored=True), reserved)
+    )
     spec.linear[1].bias = w.finish(np.zeros(d, np.float32))
 
 
 def _ffn(spec: Any, w: _Weights, d: int, reserved: int) -> None:
     _layer_norm(spec.layer_norm, w, d)
-    spec.linear_0.weight = w.finish(w.normal((4 * d, d), 1.0 / math.sqrt(d)))
+    spec.linear_0.weight = w.finish(w.normal((4 * d, d), 1.0 / math.sqrt(d), stored=True))
     spec.linear_0.bias = w.finish(np.zeros(4 * d, np.float32))
-    spec.linear_1.weight = w.finish(_residual_safe(w.normal((d, 4 * d), _SMALL / math.sqrt(d)), reserved))
+    spec.linear_1.weight = w.finish(
+        _residual_safe(w.normal((d, 4 * d), _SMALL / math.sqrt(d), stored=True), reserved)
+    )
     spec.linear_1.bias = w.finish(np.zeros(d, np.float32))
 
 
 def _centered_noise(w: _Weights, rows: int, d: int, reserved: int, std: float) -> np.ndarray:
     out = w.normal((rows, d), std)
-    out[:, :reserved] = 0.0
-    out[:, reserved:] -= out[:, reserved:].mean(axis=1, keepdims=True)
+    out[:, -reserved:] = 0.0
+    out[:, :-reserved] -= out[:, :-reserved].mean(axis=1, keepdims=True)
     return out
 
 
@@ -395,8 +430,8 @@ def _time_rows(w: _Weights, d: int, reserved: int, rows: int, std: float, *, tim
         fixed[:, _ENC_TIME2] = std * (tau**2 - 1.0 / 3.0)
     total = fixed.sum(axis=1)
     scale = np.sqrt(d * std * std - (fixed**2).sum(axis=1) - total**2 / n_free)
-    out[:, :reserved] = fixed
-    out[:, reserved:] = free * scale[:, None] - (total / n_free)[:, None]
+    out[:, -reserved:] = fixed
+    out[:, :-reserved] = free * scale[:, None] - (total / n_free)[:, None]
     return out
 
 
@@ -410,7 +445,7 @@ def _fill_encoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     conv1 = w.normal((d, n_mels, 3), 0.2 / math.sqrt(3 * n_mels))
     conv1_bias = np.zeros(d, np.float32)
     n_units = 2 * _N_DETECTOR_PAIRS
-    first = reserved
+    first = 0
     plain = [first + 2 * u for u in range(n_units)]
     shifted = [first + 2 * u + 1 for u in range(n_units)]
     for pair in range(_N_DETECTOR_PAIRS):
@@ -427,7 +462,7 @@ def _fill_encoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     detector = plain + shifted
     conv2 = w.normal((d, d, 3), 0.2 / math.sqrt(3 * d))
     conv2[:, detector] = 0.0
-    conv2[:reserved] = 0.0
+    conv2[-reserved:] = 0.0
     level = _DETECTOR_LEVEL / (_N_DETECTOR_PAIRS * _detector_pair_max())
     conv2[_ENC_CONTENT, plain, 1] = level
     conv2[_ENC_CONTENT, shifted, 1] = -level
@@ -525,17 +560,17 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     emb[:, _PROG] = prog(0.0)
     root = math.sqrt(r_dims)
     for token in ("<|transcribe|>", "<|translate|>", "<|notimestamps|>"):
-        emb[special_id[token], reserved:] = root * start_dir
-    emb[SOT_ID, reserved:] = root * sot_dir
+        emb[special_id[token], :r_dims] = root * start_dir
+    emb[SOT_ID, :r_dims] = root * sot_dir
     for i, token in enumerate(plan.words, start=1):
-        emb[token, reserved:] = root * word_dir[i]
+        emb[token, :r_dims] = root * word_dir[i]
         emb[token, _PROG] = prog(i / _CHAIN_WORDS)
     emb[ts_begin:, _TSF] = _FEATURE
     emb[ts_begin:, _PROG] = prog(0.0)
-    emb[ts_begin, reserved:] = root * start_dir
+    emb[ts_begin, :r_dims] = root * start_dir
     for i, k in plan.end_timestamp.items():
         token = ts_begin + k
-        emb[token, reserved:] = root * (pair_dir[i] if i in plan.boundaries else word_dir[i])
+        emb[token, :r_dims] = root * (pair_dir[i] if i in plan.boundaries else word_dir[i])
         # Only a pair's timestamp weighs "end or go on"; any other timestamp (and the last
         # word's) ends the window. A single timestamp ending makes faster-whisper seek a whole
         # window, as Whisper does on continuous speech; a window never ends on a pair.
@@ -544,10 +579,10 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
 
     # Output projection: small noise plus the designed readouts.
     proj = w.normal((n_vocab, d), 0.5 / math.sqrt(d))
-    proj[:, :reserved] = 0.0
+    proj[:, -reserved:] = 0.0
 
     def bigram(token: int, direction: np.ndarray, logit: float) -> None:
-        proj[token, reserved:] += (logit / out_scale) * direction
+        proj[token, :r_dims] += (logit / out_scale) * direction
 
     def slope(rows: slice | int, per_unit: float) -> None:
         # logit += per_unit * (progress - x - eps0)
@@ -571,16 +606,17 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     proj[ts_begin:, _TSF] += (_BASE - _BETA) / feat
     bigram(ts_begin, start_dir, _BETA_TS0)
     for i, k in plan.end_timestamp.items():
-        bigram(ts_begin + k, word_dir[i], _BETA)
+        bigram(ts_begin + k, word_dir[i], _BETA_BOUNDARY if i in plan.boundaries else _BETA)
         if i in plan.boundaries:
-            bigram(ts_begin + k, pair_dir[i], _BETA)
+            bigram(ts_begin + k, pair_dir[i], _BETA + _PAIR_LIFT)
     proj[EOT_ID, _ONE] = _BASE
+    proj[EOT_ID, _TSF] += _PAIR_LIFT / feat
     slope(EOT_ID, _SLOPE_EOT)
     for i in range(1, _CHAIN_WORDS + 1):
         if i not in plan.end_timestamp:
             bigram(EOT_ID, word_dir[i], _BETA - _BASE)
     # Language detection reads the logits at <|startoftranscript|>.
-    lang_logits = w.normal((shape.n_languages,), 1.0)
+    lang_logits = w.normal((shape.n_languages,), 0.5)
     lang_logits[0] = _LANG_EN
     for j in range(shape.n_languages):
         bigram(SOT_ID + 1 + j, sot_dir, float(lang_logits[j]))
@@ -602,17 +638,18 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     spec.projection.weight = w.finish(proj)
     spec.position_encodings.encodings = w.finish(_centered_noise(w, N_TEXT_POSITIONS, d, reserved, _SMALL))
     head_dim = d // heads
+    uniform = d - head_dim  # first row of the last head
     align_layers = range(shape.decoder_layers // 2, shape.decoder_layers)
     for index, layer in enumerate(spec.layer):
         _self_attention(layer.self_attention, w, d, reserved)
         cross = layer.attention
         _layer_norm(cross.layer_norm, w, d)
-        query = w.normal((d, d), 1.0 / math.sqrt(d))
-        query[:head_dim] = 0.0  # head 0 attends uniformly over the 1500 frames
-        kv = w.normal((2 * d, d), 1.0 / math.sqrt(d))
-        kv[:head_dim] = 0.0
-        kv[d : d + head_dim] = 0.0
-        kv[d, _ENC_CONTENT] = 1.0  # head 0 reads the content indicator
+        query = w.normal((d, d), 1.0 / math.sqrt(d), stored=True)
+        query[uniform:] = 0.0  # the last head attends uniformly over the 1500 frames
+        kv = w.normal((2 * d, d), 1.0 / math.sqrt(d), stored=True)
+        kv[uniform:d] = 0.0
+        kv[d + uniform :] = 0.0
+        kv[d + uniform, _ENC_CONTENT] = 1.0  # and reads the content indicator
         if index in align_layers:
             # Head 1 peaks on the frame where the word belongs (from its progress): score =
             # -sharpness * (tau - tau_word)^2 + const, so time warping spreads words along the audio.
@@ -634,10 +671,10 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
             kv[head_dim : 2 * head_dim] = 0.0
             kv[head_dim, _ENC_TIME] = 1.0
             kv[head_dim + 1, _ENC_TIME2] = 1.0
-        out = _residual_safe(w.normal((d, d), _SMALL / math.sqrt(d)), reserved)
-        out[:, :head_dim] = 0.0
+        out = _residual_safe(w.normal((d, d), _SMALL / math.sqrt(d), stored=True), reserved)
+        out[:, uniform:] = 0.0
         if index == 0:
-            out[_CONT, 0] = _FEATURE  # x = fraction of frames holding audio
+            out[_CONT, uniform] = _FEATURE  # x = fraction of frames holding audio
         cross.linear[0].weight = w.finish(query)
         cross.linear[0].bias = w.finish(np.zeros(d, np.float32))
         cross.linear[1].weight = w.finish(kv)
