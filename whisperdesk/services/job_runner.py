@@ -759,7 +759,7 @@ class JobRunner(QObject):
             recent_speed=recent_speed(self._recent),
             paused=self._paused,
         )
-        if not summary.active and self._slots == 0:
+        if not summary.active and self._slots == 0 and self._adding == 0:
             self._run_over = True
         self._summary = summary
         fraction = summary.fraction if summary.active and summary.fraction is not None else NO_FRACTION
