@@ -190,6 +190,8 @@ class Engine:
         self._active = 0
         self._listeners: list[Callable[[EngineEvent], None]] = []
         self._pipelines = threading.local()
+        self._scheduler: Any = None  # BatchScheduler, created on the first batched job
+        self._handle: tuple[_Loaded, Any] | None = None  # (loaded model, its scheduler ModelHandle)
         self.load_count = 0
 
     # --- configuration --------------------------------------------------------------------------------
@@ -295,6 +297,50 @@ class Engine:
         assert self._loaded is not None
         return self._loaded.model
 
+    @property
+    def scheduler(self) -> Any:
+        """The one BatchScheduler packing windows of concurrent jobs into shared batches (batch_size > 1)."""
+        with self._cond:
+            if self._scheduler is None:
+                from whisperdesk.core.scheduler import BatchScheduler
+
+                self._scheduler = BatchScheduler()
+            return self._scheduler
+
+    def batch_handle(self, loaded: _Loaded | None = None) -> Any:
+        """The scheduler's ModelHandle for the loaded model (loading it if needed); one per loaded model."""
+        if loaded is None:
+            self.load()
+            loaded = self._loaded
+        assert loaded is not None
+        cached = self._handle
+        if cached is not None and cached[0] is loaded:
+            return cached[1]
+        from whisperdesk.core.scheduler import ModelHandle
+
+        def cpu_copy() -> ModelHandle:
+            compute_type = cpu_fallback_compute_type(loaded.device.compute_type)
+            cpu = ResolvedDevice("cpu", compute_type, "CPU copy for jobs that do not fit in GPU memory")
+            config = dataclasses.replace(loaded.config, device="cpu", compute_type=compute_type)
+            return ModelHandle(
+                self._loader(config, loaded.path, cpu),
+                "cpu",
+                compute_type,
+                _model_label(loaded),
+                loaded.config.batch_size,
+            )
+
+        handle = ModelHandle(
+            model=loaded.model,
+            device=loaded.device.device,
+            compute_type=str(getattr(loaded.model.model, "compute_type", loaded.device.compute_type)),
+            label=_model_label(loaded),
+            batch_size=loaded.config.batch_size,
+            cpu_fallback=cpu_copy if loaded.device.device == "cuda" else None,
+        )
+        self._handle = (loaded, handle)
+        return handle
+
     # --- transcription --------------------------------------------------------------------------------
     def transcribe(
         self,
@@ -381,14 +427,11 @@ class Engine:
             progress(0.0, duration)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        if batch_size > 1:
-            if not options.vad:  # the batched pipeline needs explicit windows when VAD is off
-                kwargs["clip_timestamps"] = _fixed_windows(duration)
-            segments, info = self._pipeline(loaded.model).transcribe(
-                audio, batch_size=batch_size, without_timestamps=False, **kwargs
+        if batch_size > 1:  # windows of concurrent jobs share batches (whisperdesk.core.scheduler)
+            return self.scheduler.transcribe(
+                self.batch_handle(loaded), source, options, audio=audio, progress=progress, cancel=cancel
             )
-        else:
-            segments, info = loaded.model.transcribe(audio, **kwargs)
+        segments, info = loaded.model.transcribe(audio, **kwargs)
         collected = _collect(segments, duration, progress, cancel)
         if progress:
             progress(duration, duration)

@@ -1,0 +1,477 @@
+"""The batch scheduler over the real (random-weight, micro) model: cross-file batches, order, cancel, faults."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from whisperdesk.core.engine import Engine
+from whisperdesk.core.errors import AudioError, Cancelled, ConfigError
+from whisperdesk.core.scheduler import (
+    BatchInfo,
+    BatchScheduler,
+    GenerateCall,
+    ModelHandle,
+    default_generate,
+    is_out_of_memory,
+)
+from whisperdesk.core.settings import DecodeOptions, ModelConfig
+from whisperdesk.core.windows import plan_windows
+from whisperdesk.devtools.synth_audio import make_not_audio, noise, silence, speech_like, tone, write_audio
+
+FAST = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=8)
+OOM = "CUDA failed with error out of memory"
+
+
+def _audio(seconds: float, seed: int = 0) -> np.ndarray:
+    return (
+        noise(seconds, amplitude=0.2, seed=seed) + tone(220.0 + 40 * seed, seconds, amplitude=0.2)
+    ).astype(np.float32)
+
+
+def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def micro_model(whisper_model_dir: Path) -> Any:
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(whisper_model_dir), device="cpu", compute_type="int8", cpu_threads=2)
+
+
+def _handle(model: Any, batch_size: int = 8, **kw: Any) -> ModelHandle:
+    return ModelHandle(model, kw.pop("device", "cpu"), "int8", "micro", batch_size, **kw)
+
+
+@pytest.fixture
+def make_scheduler() -> Iterator[Callable[..., BatchScheduler]]:
+    made: list[BatchScheduler] = []
+
+    def make(**kw: Any) -> BatchScheduler:
+        scheduler = BatchScheduler(cpu_workers=1, **kw)
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        scheduler.close()
+
+
+def _windows_by_job(history: list[BatchInfo]) -> dict[int, list[int]]:
+    seen: dict[int, list[int]] = {}
+    for info in history:
+        for job_id, index in info.members:
+            seen.setdefault(job_id, []).append(index)
+    return seen
+
+
+# --- the CPU stage ---------------------------------------------------------------------------------------
+def test_windows_without_vad_are_fixed_30_second_slices() -> None:
+    plan, pieces = plan_windows(_audio(65.0), FAST)
+    assert [(s.index, s.offset, s.duration) for s in plan.spans] == [
+        (0, 0.0, 30.0),
+        (1, 30.0, 30.0),
+        (2, 60.0, 5.0),
+    ]
+    assert [s.end_time for s in plan.spans] == [30.0, 60.0, 65.0]
+    assert [len(p) for p in pieces] == [480000, 480000, 80000]
+    assert plan.speech_chunks is None and plan.timestamp_map() is None
+
+
+def test_vad_drops_silence_and_maps_windows_back_to_file_time(tmp_path: Path) -> None:
+    spoken = speech_like("Please call me back about the budget meeting tomorrow morning.", tmp_path / "s.wav")
+    if spoken is None:
+        pytest.skip("espeak-ng is not installed (the CI installs it)")
+    from whisperdesk.core.scheduler import default_decode
+
+    speech = default_decode(spoken)
+    audio = np.concatenate([silence(8.0), speech, silence(8.0)])
+    plan, pieces = plan_windows(audio, DecodeOptions())
+    assert len(plan.spans) == 1 and plan.speech_chunks
+    span = plan.spans[0]
+    assert span.duration < len(audio) / 16000 - 10.0  # the silences are gone
+    assert 8.0 < span.end_time <= len(audio) / 16000
+    assert plan.speech_chunks[0]["start"] >= int(7.0 * 16000)
+    assert len(pieces[0]) == round(span.duration * 16000)
+
+
+# --- batching across files -----------------------------------------------------------------------------
+def test_windows_from_several_files_share_one_batch(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    scheduler = make_scheduler()
+    handle = _handle(micro_model, batch_size=8)
+    lengths = {"a.wav": 10.0, "b.wav": 40.0, "c.wav": 20.0}
+    with scheduler.held():
+        futures = {
+            name: scheduler.submit(handle, name, FAST, audio=_audio(sec, i))
+            for i, (name, sec) in enumerate(lengths.items())
+        }
+        _wait_until(lambda: scheduler.queued_windows() == 4, "all four windows to be prefetched")
+        assert len(scheduler.history) == 0  # nothing ran while held
+    results = {name: f.result(timeout=120) for name, f in futures.items()}
+    assert len(scheduler.history) == 1
+    batch = scheduler.history[0]
+    assert batch.size == 4
+    assert set(batch.job_ids) == {f.job_id for f in futures.values()}
+    assert sorted(batch.sources) == ["a.wav", "b.wav", "b.wav", "c.wav"]
+    for name, transcript in results.items():
+        assert transcript.source == name
+        assert transcript.duration == pytest.approx(lengths[name])
+        assert transcript.extra["windows"] == (2 if name == "b.wav" else 1)
+        assert transcript.segments, name
+        assert transcript.device == "cpu" and transcript.language
+
+
+def test_each_job_gets_every_window_once_in_order_with_progress(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    scheduler = make_scheduler()
+    handle = _handle(micro_model, batch_size=3)
+    seen: dict[str, list[tuple[float, float]]] = {"long": [], "short1": [], "short2": []}
+    lengths = {"long": 125.0, "short1": 12.0, "short2": 40.0}
+    futures = {
+        name: scheduler.submit(
+            handle, name, FAST, audio=_audio(sec, i), progress=lambda d, t, n=name: seen[n].append((d, t))
+        )
+        for i, (name, sec) in enumerate(lengths.items())
+    }
+    results = {name: f.result(timeout=120) for name, f in futures.items()}
+    by_job = _windows_by_job(list(scheduler.history))
+    assert all(b.size <= 3 for b in scheduler.history)
+    for name, fut in futures.items():
+        transcript = results[name]
+        windows = transcript.extra["windows"]
+        assert by_job[fut.job_id] == list(range(windows))
+        # Segments come back window by window: each lies inside its window, windows in file order.
+        starts = [s.start for s in transcript.segments]
+        assert starts == sorted(starts)
+        assert all(0.0 <= s.start <= s.end <= transcript.duration for s in transcript.segments)
+        done = [d for d, _t in seen[name]]
+        assert done == sorted(done) and done[0] == 0.0 and done[-1] == pytest.approx(lengths[name])
+        assert all(t == pytest.approx(lengths[name]) for _d, t in seen[name])
+    assert results["long"].extra["windows"] == 5
+
+
+def test_blocking_transcribe_runs_progress_on_the_calling_thread(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    scheduler = make_scheduler()
+    threads: set[int] = set()
+    transcript = scheduler.transcribe(
+        _handle(micro_model),
+        "x",
+        FAST,
+        audio=_audio(35.0),
+        progress=lambda d, t: threads.add(threading.get_ident()),
+    )
+    assert transcript.extra["windows"] == 2
+    assert threads == {threading.get_ident()}
+
+
+# --- cancellation ---------------------------------------------------------------------------------------
+def test_cancel_one_job_while_queued(micro_model: Any, make_scheduler: Callable[..., BatchScheduler]) -> None:
+    scheduler = make_scheduler()
+    handle = _handle(micro_model, batch_size=4)
+    cancel_b = threading.Event()
+    with scheduler.held():
+        fa = scheduler.submit(handle, "a", FAST, audio=_audio(45.0, 1))
+        fb = scheduler.submit(handle, "b", FAST, audio=_audio(45.0, 2), cancel=cancel_b)
+        fc = scheduler.submit(handle, "c", FAST, audio=_audio(45.0, 3))
+        _wait_until(lambda: scheduler.queued_windows() == 6, "the windows to be prefetched")
+        cancel_b.set()
+    assert fa.result(timeout=120).extra["windows"] == 2
+    assert fc.result(timeout=120).extra["windows"] == 2
+    with pytest.raises(Cancelled):
+        fb.result(timeout=120)
+    assert fb.job_id not in _windows_by_job(list(scheduler.history))
+    assert scheduler.live_jobs() == 0 and scheduler.queued_windows() == 0
+
+
+def test_cancel_mid_job_finishes_at_most_the_batch_in_flight(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    cancel = threading.Event()
+    calls: list[tuple[tuple[int, int], ...]] = []
+
+    def generate(call: GenerateCall) -> list[Any]:
+        calls.append(call.members)
+        if len(calls) == 2:  # the user cancels while the second batch is being decoded
+            cancel.set()
+        return default_generate(call)
+
+    scheduler = make_scheduler(generate_fn=generate)
+    handle = _handle(micro_model, batch_size=2)
+    with scheduler.held():
+        victim = scheduler.submit(handle, "long", FAST, audio=_audio(200.0), cancel=cancel)
+        other = scheduler.submit(handle, "other", FAST, audio=_audio(20.0, 5))
+    with pytest.raises(Cancelled):
+        victim.result(timeout=120)
+    assert other.result(timeout=120).segments
+    victim_batches = [i for i, members in enumerate(calls) if any(j == victim.job_id for j, _w in members)]
+    assert victim_batches == [0, 1]  # none after the batch in flight at cancel time
+    assert len(_windows_by_job(list(scheduler.history))[victim.job_id]) == 4  # of its 7 windows
+
+
+def test_close_cancels_what_is_queued(micro_model: Any) -> None:
+    scheduler = BatchScheduler(cpu_workers=1)
+    with scheduler.held():
+        futures = [
+            scheduler.submit(_handle(micro_model), f"f{i}", FAST, audio=_audio(5.0, i)) for i in range(3)
+        ]
+        scheduler.close()
+    for future in futures:
+        with pytest.raises(Cancelled):
+            future.result(timeout=30)
+    with pytest.raises(RuntimeError, match="closed"):
+        scheduler.submit(_handle(micro_model), "late", FAST, audio=_audio(1.0))
+
+
+# --- options --------------------------------------------------------------------------------------------
+def test_jobs_with_different_options_never_share_a_batch(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    prompts: list[list[list[int]]] = []
+
+    def generate(call: GenerateCall) -> list[Any]:
+        prompts.append(call.prompts)
+        return default_generate(call)
+
+    scheduler = make_scheduler(generate_fn=generate)
+    handle = _handle(micro_model, batch_size=8)
+    variants = {
+        "beam1": FAST,
+        "beam2": DecodeOptions(beam_size=2, vad=False, temperature=(0.0,), max_new_tokens=8),
+        "tokens4": DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=4),
+        "prompted": DecodeOptions(
+            beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=8, initial_prompt="Hi"
+        ),
+        # Same decoding as beam1, other language: shares beam1's batch through a per-window prompt.
+        "german": DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=8, language="de"),
+    }
+    with scheduler.held():
+        futures = {
+            name: scheduler.submit(handle, name, options, audio=_audio(35.0, i))
+            for i, (name, options) in enumerate(variants.items())
+        }
+        _wait_until(lambda: scheduler.queued_windows() == 10, "all windows to be prefetched")
+    results = {name: f.result(timeout=120) for name, f in futures.items()}
+    options_of = {f.job_id: variants[name] for name, f in futures.items()}
+    for info in scheduler.history:
+        kinds = {options_of[j] for j in info.job_ids}
+        assert len({(o.beam_size, o.max_new_tokens, o.initial_prompt, o.temperature) for o in kinds}) == 1
+    mixed = [
+        info
+        for info in scheduler.history
+        if set(info.job_ids) == {futures["beam1"].job_id, futures["german"].job_id}
+    ]
+    assert len(mixed) == 1 and mixed[0].size == 4
+    assert len(scheduler.history) == 4
+    assert results["german"].language == "de"
+    german_prompts = {tuple(p) for batch in prompts for p in batch if len(batch) == 4}
+    assert len(german_prompts) == 2  # the same prompt shape, a different language token
+    assert len({len(p) for p in german_prompts}) == 1
+
+
+def test_an_unknown_language_is_refused_with_a_clear_error(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    scheduler = make_scheduler()
+    options = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=8, language="xx")
+    with pytest.raises(ConfigError, match="'xx' is not one Whisper knows"):
+        scheduler.submit(_handle(micro_model), "memo.wav", options, audio=_audio(3.0)).result(timeout=60)
+
+
+def test_silence_gives_an_empty_transcript_without_a_batch(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    scheduler = make_scheduler()
+    options = DecodeOptions(beam_size=1, temperature=(0.0,), max_new_tokens=8)  # VAD on
+    transcript = scheduler.submit(_handle(micro_model), "quiet", options, audio=silence(12.0)).result(
+        timeout=60
+    )
+    assert transcript.segments == [] and transcript.duration == pytest.approx(12.0)
+    assert transcript.extra["windows"] == 0 and len(scheduler.history) == 0
+
+
+def test_word_timestamps_and_temperature_fallback(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    scheduler = make_scheduler()
+    options = DecodeOptions(
+        beam_size=2, vad=False, temperature=(0.0, 0.4, 0.8), max_new_tokens=12, word_timestamps=True
+    )
+    with scheduler.held():
+        futures = [
+            scheduler.submit(_handle(micro_model), f"w{i}", options, audio=_audio(32.0, i)) for i in range(2)
+        ]
+    for future in futures:
+        transcript = future.result(timeout=120)
+        assert transcript.segments
+        words = [w for s in transcript.segments for w in s.words]
+        assert words and all(w.text for w in words)
+        assert all(0.0 <= w.start <= w.end <= transcript.duration for w in words)
+        assert all(0.0 <= s.start <= s.end <= transcript.duration for s in transcript.segments)
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+def test_an_unreadable_file_fails_alone(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler], tmp_path: Path
+) -> None:
+    scheduler = make_scheduler()
+    good = [write_audio(tmp_path / f"good{i}.wav", _audio(6.0, i)) for i in range(2)]
+    bad = make_not_audio(tmp_path / "notes.wav")
+    futures = [scheduler.submit(_handle(micro_model), p, FAST) for p in (good[0], bad, good[1])]
+    with pytest.raises(AudioError) as info:
+        futures[1].result(timeout=60)
+    assert "notes.wav" in str(info.value) or info.value.path.endswith("notes.wav")
+    assert [f.result(timeout=60).duration for f in (futures[0], futures[2])] == [pytest.approx(6.0)] * 2
+
+
+def test_a_file_failing_inside_a_shared_batch_does_not_stall_the_others(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler], caplog: pytest.LogCaptureFixture
+) -> None:
+    broken: set[int] = set()
+
+    def generate(call: GenerateCall) -> list[Any]:
+        if any(job_id in broken for job_id, _w in call.members):
+            raise ValueError("decoder rejected this file's window")
+        return default_generate(call)
+
+    scheduler = make_scheduler(generate_fn=generate)
+    handle = _handle(micro_model, batch_size=8)
+    with scheduler.held():
+        futures = [scheduler.submit(handle, f"f{i}", FAST, audio=_audio(35.0, i)) for i in range(3)]
+        broken.add(futures[1].job_id)
+        _wait_until(lambda: scheduler.queued_windows() == 6, "the windows to be prefetched")
+    with caplog.at_level(logging.WARNING, logger="whisperdesk.core.scheduler"):
+        with pytest.raises(ValueError, match="rejected"):
+            futures[1].result(timeout=120)
+        assert futures[0].result(timeout=120).extra["windows"] == 2
+        assert futures[2].result(timeout=120).extra["windows"] == 2
+    assert "retrying each file on its own" in caplog.text
+    assert scheduler.live_jobs() == 0
+
+
+def test_out_of_memory_halves_the_batch_then_moves_the_job_to_the_cpu(
+    micro_model: Any,
+    whisper_model_dir: Path,
+    make_scheduler: Callable[..., BatchScheduler],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from faster_whisper import WhisperModel
+
+    twins: list[ModelHandle] = []
+
+    def cpu_copy() -> ModelHandle:
+        twin = ModelHandle(
+            WhisperModel(str(whisper_model_dir), device="cpu", compute_type="int8"), "cpu", "int8", "micro", 4
+        )
+        twins.append(twin)
+        return twin
+
+    sizes: list[int] = []
+    hog: set[int] = set()
+
+    def generate(call: GenerateCall) -> list[Any]:
+        sizes.append(len(call.members))
+        if call.device == "cuda" and (len(call.members) > 1 or any(j in hog for j, _w in call.members)):
+            raise RuntimeError(OOM)
+        return default_generate(call)
+
+    scheduler = make_scheduler(generate_fn=generate)
+    gpu = _handle(micro_model, batch_size=4, device="cuda", encode_batch_size=4, cpu_fallback=cpu_copy)
+    with scheduler.held():
+        futures = [scheduler.submit(gpu, f"f{i}", FAST, audio=_audio(20.0, i)) for i in range(4)]
+        hog.add(futures[2].job_id)
+        _wait_until(lambda: scheduler.queued_windows() == 4, "the windows to be prefetched")
+    with caplog.at_level(logging.WARNING, logger="whisperdesk.core.scheduler"):
+        results = [f.result(timeout=120) for f in futures]
+    assert sizes[:3] == [4, 2, 1]  # halved, down to one window
+    assert max(sizes[3:]) == 1  # and it stays small after an out-of-memory error
+    assert len(twins) == 1
+    assert [r.device for r in results] == ["cuda", "cuda", "cpu", "cuda"]
+    assert "on the CPU" in results[2].extra["notes"][0]
+    assert all(r.segments for r in results)
+    assert "retrying in batches of 2" in caplog.text and "retrying in batches of 1" in caplog.text
+    assert "finished on the CPU" in caplog.text
+
+
+def test_out_of_memory_without_a_cpu_copy_fails_the_job_with_advice(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    def generate(call: GenerateCall) -> list[Any]:
+        raise RuntimeError(OOM)
+
+    scheduler = make_scheduler(generate_fn=generate)
+    future = scheduler.submit(_handle(micro_model, device="cuda"), "big", FAST, audio=_audio(5.0))
+    with pytest.raises(Exception, match="smaller model or compute type") as info:
+        future.result(timeout=60)
+    assert is_out_of_memory(RuntimeError(OOM)) and not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert type(info.value).__name__ == "ModelError"
+
+
+# --- memory ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_rss_does_not_grow_with_200_queued_short_files(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler], tmp_path: Path
+) -> None:
+    from whisperdesk.core.bench import memory_check
+
+    scheduler = make_scheduler(prefetch_windows=16)
+    sources = [write_audio(tmp_path / f"memo{i}.wav", _audio(1.0 + 0.3 * i, i)) for i in range(10)]
+    options = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=4)
+    check = memory_check(scheduler, _handle(micro_model, batch_size=8), sources, 200, options)
+    assert check.jobs == 200
+    assert check.growth_bytes < 50 * 1024 * 1024, check
+    assert check.peak_queued_windows <= 16
+    assert scheduler.live_jobs() == 0
+
+
+# --- the engine routes batched jobs through its scheduler ---------------------------------------------
+def test_engine_sends_concurrent_batched_jobs_through_one_scheduler(
+    whisper_model_dir: Path, isolated_home: Path, tmp_path: Path
+) -> None:
+    config = ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=4)
+    engine = Engine(config, isolated_home / "models")
+    files = [write_audio(tmp_path / f"t{i}.wav", _audio(sec, i)) for i, sec in enumerate((8.0, 20.0, 45.0))]
+    results: dict[str, Any] = {}
+    progress_threads: dict[str, set[int]] = {}
+
+    def work(path: Path) -> None:
+        me = threading.get_ident()
+        progress_threads[path.name] = set()
+        try:
+            results[path.name] = engine.transcribe(
+                path, FAST, progress=lambda d, t: progress_threads[path.name].add(threading.get_ident() ^ me)
+            )
+        except BaseException as exc:  # reported by the assertion below
+            results[path.name] = exc
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    try:
+        assert all(not isinstance(r, BaseException) for r in results.values()), results
+        assert sorted(results) == ["t0.wav", "t1.wav", "t2.wav"]
+        assert [results[f"t{i}.wav"].extra["windows"] for i in range(3)] == [1, 1, 2]
+        assert all(v == {0} for v in progress_threads.values())  # progress on each caller's own thread
+        history = list(engine.scheduler.history)
+        assert sum(b.size for b in history) == 4 and all(b.size <= 4 for b in history)
+        assert engine.load_count == 1 and engine.batch_handle() is engine.batch_handle()
+    finally:
+        engine.scheduler.close()
