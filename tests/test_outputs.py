@@ -446,3 +446,21 @@ def test_ledger_forget(source: Path, ledger: OutputLedger) -> None:
     written = write_outputs(_transcript(), source, OutputOptions(formats=("txt",)), ledger=ledger)
     ledger.forget(written.values())
     assert ledger.lookup(written["txt"]) is None and not ledger.owns(written["txt"])
+
+
+def test_death_between_writes_and_ledger_update_does_not_orphan_our_files(
+    source: Path, ledger: OutputLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill after the files are renamed into place but before the ledger records them: the re-run of the
+    same job must still recognise them as ours (exactly once, nothing refused)."""
+    options = OutputOptions(formats=("txt", "json"))
+    write_outputs(_transcript(), source, options, ledger=ledger)
+    with monkeypatch.context() as m:
+        m.setattr(OutputLedger, "record", lambda self, written, src: None)  # the process "dies" here
+        write_outputs(_transcript(language="de"), source, options, ledger=ledger)
+    rerun = write_outputs(_transcript(language="fr"), source, options, ledger=ledger)
+    assert json.loads(rerun["json"].read_text(encoding="utf-8"))["language"] == "fr"
+    # an edit by the user is still refused afterwards
+    rerun["txt"].write_text("my edit", encoding="utf-8")
+    with pytest.raises(OutputConflictError, match="changed after WhisperDesk wrote it"):
+        write_outputs(_transcript(), source, options, ledger=ledger)

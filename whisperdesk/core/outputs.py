@@ -332,6 +332,11 @@ class LedgerEntry:
     sha256: str
     source: str
     written_at: float
+    pending: str | None = None  # hash about to be written: a crash mid-write must not orphan our own file
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        return (self.sha256,) if self.pending is None else (self.sha256, self.pending)
 
 
 class OutputLedger:
@@ -360,8 +365,12 @@ class OutputLedger:
         if not isinstance(raw, dict):
             return None
         try:
+            pending = raw.get("pending")
             return LedgerEntry(
-                str(raw["sha256"]), str(raw.get("source", "")), float(raw.get("written_at", 0))
+                str(raw["sha256"]),
+                str(raw.get("source", "")),
+                float(raw.get("written_at", 0)),
+                str(pending) if pending else None,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -371,7 +380,7 @@ class OutputLedger:
         entry = self.lookup(target)
         if entry is None or (source is not None and entry.source != _key(source)):
             return False
-        return _file_sha256(Path(target)) == entry.sha256
+        return _file_sha256(Path(target)) in entry.hashes
 
     def record(self, written: Mapping[Path, str], source: Path | str) -> None:
         """Remember ``{path: sha256}`` as written by WhisperDesk for ``source``."""
@@ -382,6 +391,28 @@ class OutputLedger:
                 entries[_key(target)] = {"sha256": digest, "source": _key(source), "written_at": now}
             if len(entries) > self.PRUNE_ABOVE:
                 entries = {k: v for k, v in entries.items() if os.path.lexists(k)}
+            self._save(entries)
+
+    def record_pending(self, about_to_write: Mapping[Path, str], source: Path | str) -> None:
+        """Before writing: remember the hashes we are about to put there, beside what was there before.
+
+        If the process dies between the writes and :meth:`record`, the next run still recognises the files
+        as ours (either content) instead of refusing to replace them.
+        """
+        now = time.time()
+        with self._lock:
+            entries = self._load()
+            for target, digest in about_to_write.items():
+                old = entries.get(_key(target))
+                base = (
+                    old.get("sha256") if isinstance(old, dict) and old.get("source") == _key(source) else None
+                )
+                entries[_key(target)] = {
+                    "sha256": base or digest,
+                    "pending": digest,
+                    "source": _key(source),
+                    "written_at": now,
+                }
             self._save(entries)
 
     def forget(self, targets: Iterable[Path | str]) -> None:
@@ -468,12 +499,21 @@ def write_outputs(
                 fmt: target.with_name(source.name + FORMAT_EXTENSIONS[fmt]) for fmt, target in paths.items()
             }
         previous = _check_targets(source, paths.values(), ledger, overwrite)
+        digests = {paths[fmt]: hashlib.sha256(data[fmt]).hexdigest() for fmt in paths}
+        if ledger is not None:
+            try:
+                ledger.record_pending(digests, source)
+            except OSError as exc:
+                log.warning("could not update the output ledger %s (%s)", ledger.path, exc)
         written: list[Path] = []
         for fmt, target in paths.items():
             try:
                 atomic_write_bytes(target, data[fmt])
             except OSError as exc:
                 _roll_back(written, previous)
+                if ledger is not None:  # the pending entries of files that never came to be
+                    with contextlib.suppress(OSError):
+                        ledger.forget([t for t in paths.values() if previous.get(t) is _ABSENT])
                 raise OutputWriteError(
                     f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}"
                     + ("; the files already written for this recording were rolled back" if written else "")
@@ -481,7 +521,7 @@ def write_outputs(
             written.append(target)
     if ledger is not None:
         try:
-            ledger.record({paths[fmt]: hashlib.sha256(data[fmt]).hexdigest() for fmt in paths}, source)
+            ledger.record(digests, source)
         except OSError as exc:
             log.warning(
                 "could not update the output ledger %s (%s); a re-run will ask before replacing",
@@ -533,7 +573,7 @@ def _check_targets(
                     f"{target} holds the transcript of another recording ({entry.source}); {advice}"
                 )
                 continue
-            if _file_sha256(target) != entry.sha256:
+            if _file_sha256(target) not in entry.hashes:
                 problems.append(f"{target} was changed after WhisperDesk wrote it; {advice}")
                 continue
         try:
