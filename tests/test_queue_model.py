@@ -190,6 +190,8 @@ def test_rows_follow_changes_made_by_another_process(
         other.mark_failed(first.id, "could not decode: damaged header\nmore detail")
         qtbot.waitUntil(lambda: cell(model, first.id, Column.STATE) == "Failed", timeout=WAIT_MS)
         assert cell(model, first.id, Column.ERROR) == "could not decode: damaged header"
+        assert cell(model, first.id, Column.PROGRESS) == ""  # no bar: a full one would read as success
+        assert cell(model, first.id, Column.PROGRESS, ProgressRole) is None
         assert "more detail" in str(cell(model, first.id, Column.ERROR, Qt.ItemDataRole.ToolTipRole))
         other.remove(second.id)
         qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=WAIT_MS)
@@ -211,6 +213,7 @@ def test_store_events_of_this_process_update_rows_without_polling(
     done_in_thread.start()
     done_in_thread.join()
     qtbot.waitUntil(lambda: cell(model, b.id, Column.STATE) == "Canceled", timeout=WAIT_MS)
+    assert cell(model, b.id, Column.PROGRESS) == "stopped at 0 %"
     assert cell(model, a.id, Column.STATE) == "Queued"
     store.archive_finished()
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=WAIT_MS)

@@ -638,6 +638,7 @@ class JobRunner(QObject):
             self._recent.append(job)
             self.jobFinished.emit(job)
         elif job.state == FAILED:
+            log.warning("%s failed: %s", job.source, job.error)  # shown in the window's log view
             self.jobFailed.emit(job)
         elif job.state == CANCELED:
             self.jobCanceled.emit(job)

@@ -138,8 +138,8 @@ class JobTableModel(QAbstractTableModel):
         column = Column(index.column())
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(job, column)
-        if role == ProgressRole:
-            return self.progress_of(job)
+        if role == ProgressRole:  # no bar for jobs that did not finish: a full bar would read as success
+            return None if job.state in (FAILED, CANCELED) else self.progress_of(job)
         if role == JobRole:
             return job
         if role == JobIdRole:
@@ -300,7 +300,10 @@ class JobTableModel(QAbstractTableModel):
             label = STATE_LABELS.get(job.state, job.state)
             return f"{label} (attempt {job.attempts})" if job.state == RUNNING and job.attempts > 1 else label
         if column == Column.PROGRESS:
-            return f"{round(self.progress_of(job) * 100)} %"
+            if job.state == FAILED:
+                return ""
+            percent = f"{round(self.progress_of(job) * 100)} %"
+            return f"stopped at {percent}" if job.state == CANCELED else percent
         if column == Column.DURATION:
             return format_seconds(self.duration_of(job))
         if column == Column.LANGUAGE:

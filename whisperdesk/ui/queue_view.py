@@ -33,6 +33,16 @@ from whisperdesk.ui.queue_model import Column, JobTableModel, ProgressRole
 
 UrlOpener = Callable[[QUrl], bool]
 TRANSCRIPT_PREFERENCE = (".txt", ".srt", ".vtt", ".json")
+COLUMN_WIDTHS = {
+    Column.FILE: 220,
+    Column.STATE: 80,
+    Column.PROGRESS: 120,
+    Column.DURATION: 70,
+    Column.ELAPSED: 70,
+    Column.ETA: 60,
+    Column.SPEED: 60,
+    Column.LANGUAGE: 70,
+}
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -108,9 +118,11 @@ class JobQueueView(QWidget):
         self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.table.doubleClicked.connect(self._on_double_clicked)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(int(Column.FILE), QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(int(Column.ERROR), QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(int(Column.PROGRESS), 130)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)  # the error message gets the room that is left
+        for column, width in COLUMN_WIDTHS.items():
+            header.resizeSection(int(column), width)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep a file name's start and extension
 
         self.open_action = self._action("Open transcript", self.open_transcript, "Return")
         self.folder_action = self._action("Open containing folder", self.open_folder)
