@@ -23,6 +23,7 @@ Why it looks like this:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -60,7 +61,11 @@ SUMMARY_PER_SECOND = 2.0
 WORKER_EMIT_INTERVAL = 0.02  # seconds between progress signals from one worker
 POLL_MS = 1000  # how often changes made by other processes are looked for
 PROBE_BATCH = 50
-NO_FRACTION = -1.0  # queueSummary's fraction when there is nothing to show a bar for
+NO_FRACTION = -1.0
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    JobStoreError,
+    sqlite3.Error,
+)  # a locked or damaged database  # queueSummary's fraction when there is nothing to show a bar for
 
 
 def workers_for(batch_size: int) -> int:
@@ -374,7 +379,7 @@ class JobRunner(QObject):
         self._started = True
         try:
             recovery = self._store.recover_after_crash()
-        except JobStoreError as exc:
+        except STORE_ERRORS as exc:
             log.error("could not check the job list for interrupted jobs: %s", exc)
         else:
             if recovery.requeued or recovery.failed:
@@ -413,7 +418,10 @@ class JobRunner(QObject):
         """Cancel cooperatively: a running job stops within one segment or batch; a queued one is marked."""
         if self._registry.cancel(job_id):
             return True
-        job = self._store.get(job_id)
+        try:
+            job = self._store.get(job_id)
+        except STORE_ERRORS as exc:
+            return self._refuse(f"cannot cancel job {job_id}: {exc}")
         if job is None:
             return self._refuse(f"job {job_id} no longer exists")
         if job.state not in (QUEUED, RUNNING):
@@ -423,14 +431,17 @@ class JobRunner(QObject):
         try:
             # Running here means another process (or a claim in flight): it stops at its next progress write.
             self._store.mark_canceled(job_id)
-        except JobStoreError as exc:
+        except STORE_ERRORS as exc:
             return self._refuse(str(exc))
         return True
 
     @Slot(int)
     def retry(self, job_id: int) -> bool:
         """Queue a failed or canceled job again; a done job is run again (its transcripts are rewritten)."""
-        job = self._store.get(job_id)
+        try:
+            job = self._store.get(job_id)
+        except STORE_ERRORS as exc:
+            return self._refuse(f"cannot retry job {job_id}: {exc}")
         if job is None:
             return self._refuse(f"job {job_id} no longer exists")
         try:
@@ -444,7 +455,7 @@ class JobRunner(QObject):
                 return self._refuse(
                     f"job {job_id} ({job.name}) is {job.state}; only finished jobs can be retried"
                 )
-        except WhisperDeskError as exc:
+        except (WhisperDeskError, sqlite3.Error) as exc:
             return self._refuse(getattr(exc, "reason", None) or str(exc))
         self._fill()
         return True
@@ -458,7 +469,7 @@ class JobRunner(QObject):
             return True
         try:
             return self._store.remove(job_id)
-        except JobStoreError as exc:
+        except STORE_ERRORS as exc:
             return self._refuse(str(exc))
 
     def add_paths(
@@ -520,7 +531,7 @@ class JobRunner(QObject):
             return
         try:
             waiting = len(self._store.list([QUEUED], limit=free))
-        except JobStoreError as exc:
+        except STORE_ERRORS as exc:
             log.error("cannot read the job queue: %s", exc)
             return
         for _ in range(waiting):
@@ -544,7 +555,7 @@ class JobRunner(QObject):
         """Notice changes from other processes (``whisperdesk watch``, ``jobs``) and keep the ETA moving."""
         try:
             version = self._store.data_version()
-        except JobStoreError as exc:
+        except STORE_ERRORS as exc:
             log.error("cannot read the job queue: %s", exc)
             return
         if version != self._last_version:
@@ -598,7 +609,7 @@ class JobRunner(QObject):
         if not self._paused:
             self.set_paused(True)
         self.modelError.emit(message)
-        job = self._store.get(job_id)
+        job = self._get(job_id)
         if job is not None:
             self.jobRequeued.emit(job)
         self._after_slot()
@@ -607,7 +618,7 @@ class JobRunner(QObject):
     def _on_crashed(self, job_id: int, message: str) -> None:
         if job_id:
             self._end(job_id)
-            job = self._store.get(job_id)
+            job = self._get(job_id)
             if job is not None:
                 self._announce(job)
         else:
@@ -648,7 +659,7 @@ class JobRunner(QObject):
             self._remove_after.discard(job.id)
             try:
                 self._store.remove(job.id)
-            except JobStoreError as exc:
+            except STORE_ERRORS as exc:
                 self._refuse(str(exc))
 
     def _after_slot(self) -> None:
@@ -665,7 +676,7 @@ class JobRunner(QObject):
             return
         try:
             waiting = self._store.list([QUEUED], limit=1)
-        except JobStoreError:
+        except STORE_ERRORS:
             return
         if waiting:
             return
@@ -681,6 +692,13 @@ class JobRunner(QObject):
         if busy != self._busy:
             self._busy = busy
             self.busyChanged.emit(busy)
+
+    def _get(self, job_id: int) -> Job | None:
+        try:
+            return self._store.get(job_id)
+        except STORE_ERRORS as exc:
+            log.error("cannot read job %d: %s", job_id, exc)
+            return None
 
     def _refuse(self, message: str) -> bool:
         log.warning(message)
@@ -734,7 +752,7 @@ class JobRunner(QObject):
             return
         try:
             active = self._store.list([QUEUED, RUNNING])
-        except JobStoreError as exc:
+        except STORE_ERRORS as exc:
             log.error("cannot read the job queue: %s", exc)
             return
         if active:
@@ -744,7 +762,11 @@ class JobRunner(QObject):
         for job_id in list(self._run_ids):
             if job_id in current or job_id in self._run_finished:
                 continue
-            job = self._store.get(job_id)
+            try:
+                job = self._store.get(job_id)
+            except STORE_ERRORS as exc:
+                log.error("cannot read the job queue: %s", exc)
+                return
             if job is None or job.archived:
                 self._run_ids.discard(job_id)
             elif job.finished:

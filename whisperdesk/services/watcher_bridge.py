@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +249,7 @@ class WatcherBridge(QObject):
                 result = self._store.add(
                     request.path, request.settings, origin="watched", watch_folder=request.watch_folder
                 )
-            except WhisperDeskError as exc:
+            except (WhisperDeskError, sqlite3.Error) as exc:
                 log.warning("not queued: %s: %s", request.path, getattr(exc, "reason", None) or exc)
                 continue
             log.info("%s: %s", request.path, result.reason)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from enum import IntEnum
@@ -221,7 +222,7 @@ class JobTableModel(QAbstractTableModel):
                 for job_id in changes.removed:
                     self.remove_id(job_id)
                 self._version = changes.version
-        except JobStoreError as exc:
+        except (JobStoreError, sqlite3.Error) as exc:
             log.error("cannot read the job list: %s", exc)
             return
         self._tick_running()
