@@ -87,7 +87,7 @@ _CHAIN_WORDS = 40  # words per fully voiced 30-s window
 _SEGMENT_WORDS = 8  # a timestamp pair after every 8th word
 _EPS0 = 2.0 / _CHAIN_WORDS  # at least two words per window
 _TS_MARGIN = 1.5 / _CHAIN_WORDS  # keep timestamps this far (in window fraction) before the audio end
-_FEATURE = 2.0  # magnitude of the reserved progress/content/timestamp coordinates
+_FEATURE = 4.0  # magnitude of the designed decoder coordinates
 _BETA = 40.0  # bigram strength
 _BETA_START = 80.0  # task token -> first word (also after <|0.00|>)
 _BETA_TS0 = 30.0  # task token -> <|0.00|>
@@ -106,7 +106,7 @@ _PAIR_LIFT = 1.2 * _SLOPE_TS
 # plausible alternatives, else <|endoftext|> enters its top candidates and ends it early.
 _WORD_ALTERNATES = (2.5, 4.0, 5.5)
 _TS_ALTERNATES = (3.0, 5.0)
-_LANG_EN = 7.0  # language logit of "en" at <|startoftranscript|>; other languages ~ N(0, 0.5^2)
+_LANG_EN = 4.5  # language logit of "en" at <|startoftranscript|>; other languages ~ N(0, 0.5^2)
 _ALIGN_SHARPNESS = 300.0  # alignment heads: score = -sharpness * (frame_time - word_time)^2
 _TIME_GAIN = 3.0  # time coordinates dominate the encoder output rows (keeps int8 precision)
 
@@ -371,22 +371,22 @@ def _layer_norm(spec: Any, w: _Weights, d: int) -> None:
     spec.beta = w.finish(np.zeros(d, np.float32))
 
 
-def _self_attention(spec: Any, w: _Weights, d: int, reserved: int) -> None:
+def _self_attention(spec: Any, w: _Weights, d: int, reserved: int, small: float = _SMALL) -> None:
     _layer_norm(spec.layer_norm, w, d)
     spec.linear[0].weight = w.finish(w.normal((3 * d, d), 1.0 / math.sqrt(d), stored=True))
     spec.linear[0].bias = w.finish(np.zeros(3 * d, np.float32))
     spec.linear[1].weight = w.finish(
-        _residual_safe(w.normal((d, d), _SMALL / math.sqrt(d), stored=True), reserved)
+        _residual_safe(w.normal((d, d), small / math.sqrt(d), stored=True), reserved)
     )
     spec.linear[1].bias = w.finish(np.zeros(d, np.float32))
 
 
-def _ffn(spec: Any, w: _Weights, d: int, reserved: int) -> None:
+def _ffn(spec: Any, w: _Weights, d: int, reserved: int, small: float = _SMALL) -> None:
     _layer_norm(spec.layer_norm, w, d)
     spec.linear_0.weight = w.finish(w.normal((4 * d, d), 1.0 / math.sqrt(d), stored=True))
     spec.linear_0.bias = w.finish(np.zeros(4 * d, np.float32))
     spec.linear_1.weight = w.finish(
-        _residual_safe(w.normal((d, 4 * d), _SMALL / math.sqrt(d), stored=True), reserved)
+        _residual_safe(w.normal((d, 4 * d), small / math.sqrt(d), stored=True), reserved)
     )
     spec.linear_1.bias = w.finish(np.zeros(d, np.float32))
 
@@ -528,104 +528,107 @@ def _end_fraction(progress: float) -> float:
 
 def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     d, heads, n_vocab = shape.d_model, shape.heads, shape.vocab_size
-    reserved = _N_RESERVED_DEC
-    r_dims = d - reserved
     plan = _plan(w.rng)
     specials = _special_tokens(shape)
     special_id = {tok: EOT_ID + i for i, tok in enumerate(specials)}
     ts_begin = special_id["<|notimestamps|>"] + 1
     boundary_list = sorted(plan.boundaries)
 
-    # Orthonormal, zero-sum identity directions: start, sot, one per word, one per boundary pair.
+    # Designed coordinates (the last ``reserved`` ones; random layers never write them): one
+    # identity coordinate each for start, sot, every word and every boundary pair, then
+    # _ONE.._TSF. One-hot identities keep bigram weights as large as the other readouts, so
+    # int8 weights (127 levels per row) resolve them on every model size. Every logit is read
+    # from the final layer norm's output, so scaling a whole row of h changes no decision.
     n_dirs = 2 + _CHAIN_WORDS + len(boundary_list)
-    if n_dirs > r_dims - 1:
-        raise ValueError(f"d_model {d} is too small for the decoding design (needs > {n_dirs + reserved})")
-    basis = w.normal((n_dirs, r_dims), 1.0)
-    basis -= basis.mean(axis=1, keepdims=True)
-    q, _ = np.linalg.qr(basis.T)
-    dirs = q.T.astype(np.float32)  # (n_dirs, r_dims), unit rows
-    start_dir, sot_dir = dirs[0], dirs[1]
-    word_dir = {i + 1: dirs[2 + i] for i in range(_CHAIN_WORDS)}
-    pair_dir = {b: dirs[2 + _CHAIN_WORDS + j] for j, b in enumerate(boundary_list)}
-
-    sigma0 = math.sqrt(r_dims / d)  # spread of a designed embedding over all coordinates
-    out_scale = math.sqrt(d)  # component along a unit identity direction after the final LN
-    feat = _FEATURE / sigma0  # a reserved coordinate holding _FEATURE, after the final LN
+    reserved = n_dirs + _N_RESERVED_DEC
+    if d - reserved < 8:
+        raise ValueError(f"d_model {d} is too small for the decoding design (needs >= {reserved + 8})")
+    first = d - reserved
+    start_dir, sot_dir = first, first + 1
+    word_dir = {i + 1: first + 2 + i for i in range(_CHAIN_WORDS)}
+    pair_dir = {b: first + 2 + _CHAIN_WORDS + j for j, b in enumerate(boundary_list)}
+    # Readout unit: a designed coordinate holding _FEATURE, after the final layer norm of a
+    # typical designed token (identity, constant, progress, content and balance ~ 5 _FEATURE^2).
+    unit = math.sqrt(d / 5.0)
 
     def prog(progress: float) -> float:
         return (progress - _EPS0) * _FEATURE
 
-    # Token embeddings: random for unused tokens, designed identities for the chain.
+    # Token embeddings: random (on the free coordinates) for unused tokens, designed for the
+    # chain; every token carries the constant coordinate.
     emb = _centered_noise(w, n_vocab, d, reserved, 1.0)
+    emb[:, _ONE] = _FEATURE
     emb[:, _PROG] = prog(0.0)
-    root = math.sqrt(r_dims)
+
+    def identity(token: int, coord: int, progress: float) -> None:
+        emb[token, :first] = 0.0
+        emb[token, coord] = _FEATURE
+        emb[token, _PROG] = prog(progress)
+
     for token in ("<|transcribe|>", "<|translate|>", "<|notimestamps|>"):
-        emb[special_id[token], :r_dims] = root * start_dir
-    emb[SOT_ID, :r_dims] = root * sot_dir
+        identity(special_id[token], start_dir, 0.0)
+    identity(SOT_ID, sot_dir, 0.0)
     for i, token in enumerate(plan.words, start=1):
-        emb[token, :r_dims] = root * word_dir[i]
-        emb[token, _PROG] = prog(i / _CHAIN_WORDS)
+        identity(token, word_dir[i], i / _CHAIN_WORDS)
     emb[ts_begin:, _TSF] = _FEATURE
-    emb[ts_begin:, _PROG] = prog(0.0)
-    emb[ts_begin, :r_dims] = root * start_dir
+    identity(ts_begin, start_dir, 0.0)
     for i, k in plan.end_timestamp.items():
-        token = ts_begin + k
-        emb[token, :r_dims] = root * (pair_dir[i] if i in plan.boundaries else word_dir[i])
         # Only a pair's timestamp weighs "end or go on"; any other timestamp (and the last
         # word's) ends the window. A single timestamp ending makes faster-whisper seek a whole
         # window, as Whisper does on continuous speech; a window never ends on a pair.
         ends = i == _CHAIN_WORDS or i not in plan.boundaries
-        emb[token, _PROG] = prog(2.0 if ends else i / _CHAIN_WORDS)
+        coord = pair_dir[i] if i in plan.boundaries else word_dir[i]
+        identity(ts_begin + k, coord, 1.3 if ends else i / _CHAIN_WORDS)
 
-    # Output projection: small noise plus the designed readouts.
+    # Output projection: small noise on the free coordinates plus the designed readouts.
     proj = w.normal((n_vocab, d), 0.5 / math.sqrt(d))
-    proj[:, -reserved:] = 0.0
+    proj[:, first:] = 0.0
 
-    def bigram(token: int, direction: np.ndarray, logit: float) -> None:
-        proj[token, :r_dims] += (logit / out_scale) * direction
+    def add(rows: slice | int, coord: int, logit: float) -> None:
+        proj[rows, coord] += logit / unit
 
     def slope(rows: slice | int, per_unit: float) -> None:
         # logit += per_unit * (progress - x - eps0)
-        proj[rows, _PROG] += per_unit * sigma0 / _FEATURE
-        proj[rows, _CONT] -= per_unit * sigma0 / _FEATURE
+        add(rows, _PROG, per_unit)
+        add(rows, _CONT, -per_unit)
 
     word_ids = list(plan.words)
     for token in word_ids:
         slope(token, -_SLOPE_WORD)
-        proj[token, _TSF] += (_BASE - _BETA) / feat
-    bigram(word_ids[0], start_dir, _BETA_START)
+        add(token, _TSF, _BASE - _BETA)
+    add(word_ids[0], start_dir, _BETA_START)
     for i in range(1, _CHAIN_WORDS):
         if i in plan.boundaries:  # after a pair: always the next word, never <|endoftext|>
-            bigram(word_ids[i], pair_dir[i], _BETA + _PAIR_BOOST)
+            add(word_ids[i], pair_dir[i], _BETA + _PAIR_BOOST)
             # Word alignment scores the text without timestamps: keep the next word likely
             # there, yet well below the pair's timestamp.
-            bigram(word_ids[i], word_dir[i], _ALIGN_NEXT)
+            add(word_ids[i], word_dir[i], _ALIGN_NEXT)
         else:
-            bigram(word_ids[i], word_dir[i], _BETA)
+            add(word_ids[i], word_dir[i], _BETA)
     slope(slice(ts_begin, None), _SLOPE_TS)
-    proj[ts_begin:, _TSF] += (_BASE - _BETA) / feat
-    bigram(ts_begin, start_dir, _BETA_TS0)
+    add(slice(ts_begin, None), _TSF, _BASE - _BETA)
+    add(ts_begin, start_dir, _BETA_TS0)
     for i, k in plan.end_timestamp.items():
-        bigram(ts_begin + k, word_dir[i], _BETA_BOUNDARY if i in plan.boundaries else _BETA)
+        add(ts_begin + k, word_dir[i], _BETA_BOUNDARY if i in plan.boundaries else _BETA)
         if i in plan.boundaries:
-            bigram(ts_begin + k, pair_dir[i], _BETA + _PAIR_LIFT)
-    proj[EOT_ID, _ONE] = _BASE
-    proj[EOT_ID, _TSF] += _PAIR_LIFT / feat
+            add(ts_begin + k, pair_dir[i], _BETA + _PAIR_LIFT)
+    add(EOT_ID, _ONE, _BASE)
+    add(EOT_ID, _TSF, _PAIR_LIFT)
     slope(EOT_ID, _SLOPE_EOT)
     for i in range(1, _CHAIN_WORDS + 1):
         if i not in plan.end_timestamp:
-            bigram(EOT_ID, word_dir[i], _BETA - _BASE)
+            add(EOT_ID, word_dir[i], _BETA - _BASE)
     # Language detection reads the logits at <|startoftranscript|>.
     lang_logits = w.normal((shape.n_languages,), 0.5)
     lang_logits[0] = _LANG_EN
     for j in range(shape.n_languages):
-        bigram(SOT_ID + 1 + j, sot_dir, float(lang_logits[j]))
+        add(SOT_ID + 1 + j, sot_dir, float(lang_logits[j]))
 
     # Runner-ups: same embedding and readouts as the token they shadow, a few nats lower.
     def shadow(primary: int, runner_up: int, gap: float) -> None:
         emb[runner_up] = emb[primary]
         proj[runner_up] = proj[primary]
-        proj[runner_up, _ONE] -= gap
+        add(runner_up, _ONE, -gap)
 
     for i, token in enumerate(word_ids):
         for alt, gap in zip(plan.alternates[i], _WORD_ALTERNATES, strict=True):
@@ -633,15 +636,22 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
     for k in [0, *plan.end_timestamp.values()]:
         for j, gap in enumerate(_TS_ALTERNATES, start=1):
             shadow(ts_begin + k, ts_begin + k + j, gap)
+    # Zero-mean rows (balanced on the free coordinates): the layer norms then subtract nothing
+    # from the designed coordinates.
+    emb[:, :first] -= emb.sum(axis=1, keepdims=True) / first
 
     spec.embeddings.weight = w.finish(emb)
     spec.projection.weight = w.finish(proj)
-    spec.position_encodings.encodings = w.finish(_centered_noise(w, N_TEXT_POSITIONS, d, reserved, _SMALL))
+    # What random layers add must stay small next to the designed coordinates (~5 _FEATURE^2
+    # per token), else the final layer norm shrinks every designed logit on deep models.
+    writes = 3 * shape.decoder_layers + 1
+    small = math.sqrt(0.1 * 5.0 * _FEATURE**2 / first / writes)
+    spec.position_encodings.encodings = w.finish(_centered_noise(w, N_TEXT_POSITIONS, d, reserved, small))
     head_dim = d // heads
     uniform = d - head_dim  # first row of the last head
     align_layers = range(shape.decoder_layers // 2, shape.decoder_layers)
     for index, layer in enumerate(spec.layer):
-        _self_attention(layer.self_attention, w, d, reserved)
+        _self_attention(layer.self_attention, w, d, reserved, small)
         cross = layer.attention
         _layer_norm(cross.layer_norm, w, d)
         query = w.normal((d, d), 1.0 / math.sqrt(d), stored=True)
@@ -653,41 +663,31 @@ def _fill_decoder(spec: Any, shape: WhisperShape, w: _Weights) -> None:
         if index in align_layers:
             # Head 1 peaks on the frame where the word belongs (from its progress): score =
             # -sharpness * (tau - tau_word)^2 + const, so time warping spreads words along the audio.
-            gamma = np.ones(d, np.float32)
-            beta = np.zeros(d, np.float32)
-            gamma[_ONE], beta[_ONE] = 0.0, 1.0
-            cross.layer_norm.gamma = w.finish(gamma)
-            cross.layer_norm.beta = w.finish(beta)
-            root_hd = math.sqrt(head_dim)
-            query[head_dim : 2 * head_dim] = 0.0
             # Word i sits at window fraction (i - 1/2) / K * slope, where slope maps the last
             # word onto the last timestamp; tau_word = 2 * fraction - 1 is linear in the progress.
-            scale = _ALIGN_SHARPNESS * root_hd / _TIME_GAIN
-            slope = _end_fraction(1.0)
-            tau_at_zero = 2.0 * slope * (_EPS0 - 0.5 / _CHAIN_WORDS) - 1.0
-            query[head_dim, _PROG] = 2.0 * scale * 2.0 * slope * sigma0 / _FEATURE
+            scale = _ALIGN_SHARPNESS * math.sqrt(head_dim) / _TIME_GAIN / unit
+            slope_t = _end_fraction(1.0)
+            tau_at_zero = 2.0 * slope_t * (_EPS0 - 0.5 / _CHAIN_WORDS) - 1.0
+            query[head_dim : 2 * head_dim] = 0.0
+            query[head_dim, _PROG] = 2.0 * scale * 2.0 * slope_t
             query[head_dim, _ONE] = 2.0 * scale * tau_at_zero
             query[head_dim + 1, _ONE] = -scale
             kv[head_dim : 2 * head_dim] = 0.0
             kv[head_dim, _ENC_TIME] = 1.0
             kv[head_dim + 1, _ENC_TIME2] = 1.0
-        out = _residual_safe(w.normal((d, d), _SMALL / math.sqrt(d), stored=True), reserved)
+        out = _residual_safe(w.normal((d, d), small / math.sqrt(d), stored=True), reserved)
         out[:, uniform:] = 0.0
-        if index == 0:
-            out[_CONT, uniform] = _FEATURE  # x = fraction of frames holding audio
+        if index == 0:  # x = fraction of frames holding audio (balanced to keep rows zero-mean)
+            out[_CONT, uniform] = _FEATURE
+            out[:first, uniform] = -_FEATURE / first
         cross.linear[0].weight = w.finish(query)
         cross.linear[0].bias = w.finish(np.zeros(d, np.float32))
         cross.linear[1].weight = w.finish(kv)
         cross.linear[1].bias = w.finish(np.zeros(2 * d, np.float32))
         cross.linear[2].weight = w.finish(out)
         cross.linear[2].bias = w.finish(np.zeros(d, np.float32))
-        _ffn(layer.ffn, w, d, reserved)
-    gamma = np.ones(d, np.float32)
-    beta = np.zeros(d, np.float32)
-    gamma[_ONE] = 0.0
-    beta[_ONE] = 1.0  # a constant coordinate: acts as the projection bias
-    spec.layer_norm.gamma = w.finish(gamma)
-    spec.layer_norm.beta = w.finish(beta)
+        _ffn(layer.ffn, w, d, reserved, small)
+    _layer_norm(spec.layer_norm, w, d)
 
 
 def _preprocessor_config(shape: WhisperShape) -> dict[str, Any]:
