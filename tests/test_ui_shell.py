@@ -107,7 +107,7 @@ def mime_for(paths: list[Path | str]) -> QMimeData:
 def drop_on(widget: QWidget, paths: list[Path | str]) -> tuple[bool, bool, bool]:
     """Send the enter/move/drop sequence a real drag produces; returns whether each was accepted."""
     mime = mime_for(paths)
-    centre = QPointF(widget.rect().center())
+    centre = widget.rect().center()  # QPoint: the drag events take integer positions, the drop a QPointF
     buttons, mods, action = (
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
@@ -117,7 +117,7 @@ def drop_on(widget: QWidget, paths: list[Path | str]) -> tuple[bool, bool, bool]
     QApplication.sendEvent(widget, enter)
     move = QDragMoveEvent(centre, action, mime, buttons, mods)
     QApplication.sendEvent(widget, move)
-    drop = QDropEvent(centre, action, mime, buttons, mods)
+    drop = QDropEvent(QPointF(centre), action, mime, buttons, mods)
     QApplication.sendEvent(widget, drop)
     return enter.isAccepted(), move.isAccepted(), drop.isAccepted()
 
