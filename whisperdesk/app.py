@@ -204,6 +204,141 @@ def build_app(
     )
 
 
+class Desktop(QObject):
+    """The whole desktop app: the shell (AppContext) plus the job queue, watcher and GPU gauges.
+
+    Only wiring lives here; every piece is built elsewhere and received through its constructor.
+    """
+
+    def __init__(
+        self,
+        paths: AppPaths,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        use_tray: bool | None = None,
+        confirm: ConfirmFn = ask_yes_no,
+        sampler: object | None = None,
+        watcher_clock: object | None = None,
+    ) -> None:
+        super().__init__()
+        from whisperdesk.core.jobstore import JobStore
+        from whisperdesk.core.outputs import OutputLedger
+        from whisperdesk.core.processor import JobProcessor
+        from whisperdesk.services.gpu_poller import GpuPoller
+        from whisperdesk.services.job_runner import JobRunner
+        from whisperdesk.services.watcher_bridge import WatcherBridge
+        from whisperdesk.ui.gpu_panel import GpuPanel
+        from whisperdesk.ui.queue_model import JobTableModel
+        from whisperdesk.ui.queue_view import JobQueueView
+        from whisperdesk.ui.watched_panel import WatchedFoldersPanel
+
+        self.store = JobStore(paths.jobs_db)
+        self.model = JobTableModel(self.store, self)
+        self.view = JobQueueView(self.model)
+        self.ctx = build_app(
+            paths, settings, engine=engine, use_tray=use_tray, confirm=confirm, queue_view=self.view
+        )
+        ctx, window = self.ctx, self.ctx.window
+        self.processor = JobProcessor(self.store, ctx.engine, OutputLedger.default(paths), self._settings)
+        self.runner = JobRunner(self.store, self.processor, self._settings, self)
+        self.watcher = WatcherBridge(
+            self.store,
+            settings,
+            self,
+            enqueue=self.runner.submit,
+            clock=watcher_clock,  # type: ignore[arg-type]
+        )
+        self.watched_panel = WatchedFoldersPanel(ctx.controller, confirm=confirm)
+        self.poller = GpuPoller(sampler, parent=self) if sampler is not None else GpuPoller(parent=self)
+        self.gpu_panel = GpuPanel()
+        self.gpu_panel.connect_poller(self.poller)
+        window.add_panel("Watched folders", self.watched_panel)
+        window.add_panel("GPU", self.gpu_panel)
+        window.set_busy_check(self.runner.is_busy)
+        self._wire()
+        ctx.on_shutdown(self._shutdown_queue)
+
+    def _settings(self) -> Settings:
+        return self.ctx.controller.settings
+
+    def _wire(self) -> None:
+        ctx, window, runner, model, view = self.ctx, self.ctx.window, self.runner, self.model, self.view
+        runner.jobProgress.connect(model.on_job_progress)
+        runner.durationProbed.connect(model.set_probed_duration)
+        runner.pausedChanged.connect(window.set_paused)
+        runner.modelError.connect(window.show_error)
+        runner.actionFailed.connect(window.show_warning)
+        runner.addFailed.connect(self._on_add_failed)
+        runner.queueSummary.connect(self._on_queue_summary)
+        runner.jobFinished.connect(self._on_job_finished)
+        runner.jobFailed.connect(self._on_job_failed)
+        runner.queueDrained.connect(ctx.notifier.queue_drained)
+        window.pauseRequested.connect(runner.set_paused)
+        window.filesAdded.connect(runner.add_files)
+        window.benchmarkRequested.connect(self._on_benchmark_requested)
+        if ctx.tray is not None:
+            ctx.tray.pauseRequested.connect(runner.set_paused)
+            runner.pausedChanged.connect(ctx.tray.set_paused)
+        view.retryRequested.connect(runner.retry)
+        view.cancelRequested.connect(runner.cancel)
+        view.removeRequested.connect(runner.remove)
+        view.openFailed.connect(window.show_warning)
+        ctx.controller.settingsChanged.connect(self.watcher.apply)
+        self.watcher.statusChanged.connect(self.watched_panel.set_status)
+        self.watched_panel.rescanRequested.connect(self.watcher.rescan)
+        self.watched_panel.problem.connect(window.show_warning)
+
+    # --- adapters between signal shapes ----------------------------------------------------------------
+    @Slot(str, float)
+    def _on_queue_summary(self, text: str, fraction: float) -> None:
+        self.ctx.window.set_queue_summary(text, None if fraction < 0 else fraction)
+
+    @Slot(object)
+    def _on_job_finished(self, job: object) -> None:
+        duration = getattr(job, "duration", None) or 0.0
+        spent = getattr(job, "processing_time", None) or 0.0
+        detail = f"{duration:.0f} s of audio in {spent:.0f} s" if duration else "transcript written"
+        self.ctx.notifier.job_finished(getattr(job, "name", "job"), detail)
+
+    @Slot(object)
+    def _on_job_failed(self, job: object) -> None:
+        self.ctx.notifier.job_failed(getattr(job, "name", "job"), getattr(job, "error", None) or "failed")
+
+    @Slot(str, str)
+    def _on_add_failed(self, path: str, reason: str) -> None:
+        self.ctx.window.show_warning(f"{path}: {reason}")
+
+    @Slot()
+    def _on_benchmark_requested(self) -> None:
+        from whisperdesk.ui.bench_dialog import BenchmarkDialog
+
+        dialog = BenchmarkDialog(self.ctx.engine, self._settings(), parent=self.ctx.window)
+        dialog.exec()
+        dialog.deleteLater()
+
+    # --- life cycle ------------------------------------------------------------------------------------
+    def show(self, *, minimized: bool = False) -> None:
+        self.ctx.show(minimized=minimized)
+        self.runner.start()
+        self.watcher.start()
+        self.poller.start()
+
+    def _shutdown_queue(self) -> None:
+        """Stop taking work, put running jobs back in the queue, then release the engine's threads."""
+        self.poller.stop()
+        self.watcher.shutdown()
+        self.runner.shutdown()
+        self.model.close()
+        close = getattr(self.ctx.engine, "close", None)
+        if callable(close):
+            close()
+        self.store.close()
+
+    def shutdown(self) -> None:
+        self.ctx.shutdown()
+
+
 def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
     """Start the desktop app; returns the process exit status."""
     from whisperdesk.core.logging_setup import setup_logging
@@ -217,15 +352,16 @@ def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
     paths = AppPaths.default().ensure()
     setup_logging(paths.log_dir)
     settings, problems = load_settings(paths.settings_file)
-    ctx = build_app(paths, settings)
+    desktop = Desktop(paths, settings)
+    ctx = desktop.ctx
     qapp.setWindowIcon(ctx.icon)
     ctx.window.quitRequested.connect(qapp.quit)
     if problems:
         ctx.window.show_warning(
             f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
         )
-    ctx.show(minimized=minimized)
+    desktop.show(minimized=minimized)
     try:
         return int(qapp.exec())
     finally:
-        ctx.shutdown()
+        desktop.shutdown()

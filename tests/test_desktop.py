@@ -1,0 +1,132 @@
+"""The assembled desktop app (real engine, store, runner, watcher, GPU gauges) as a user drives it."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+from test_ui_shell import drop_on
+
+from whisperdesk.app import Desktop
+from whisperdesk.core.jobstore import DONE
+from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+from whisperdesk.devtools.synth_audio import noise, tone, write_audio
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(qapp: QApplication) -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qapp.processEvents()
+    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
+    assert timers == []
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t not in before
+        and t.is_alive()
+        and not isinstance(t, threading._DummyThread)
+        and t.name != "tqdm_monitor"  # faster-whisper's process-wide tqdm monitor, started once
+    ]
+    assert leaked == []
+
+
+@pytest.fixture
+def desktop(isolated_home: Path, whisper_model_dir: Path, tmp_path: Path) -> Iterator[Desktop]:
+    paths = AppPaths.under(isolated_home).ensure()
+    settings = Settings(
+        model=ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1),
+        decode=DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=16),
+        output=OutputOptions(formats=("txt", "json"), output_dir=str(tmp_path / "out")),
+    )
+    app = Desktop(paths, settings, use_tray=False, confirm=lambda *a: True)
+    yield app
+    app.ctx.window.hide()
+    app.shutdown()
+
+
+def _recordings(folder: Path, count: int, seconds: float = 8.0) -> list[Path]:
+    return [
+        write_audio(
+            folder / f"recording {i}.wav",
+            noise(seconds, amplitude=0.2, seed=i) + tone(300 + 50 * i, seconds, amplitude=0.2),
+        )
+        for i in range(count)
+    ]
+
+
+def test_dropped_recordings_are_transcribed_with_live_progress(
+    desktop: Desktop, qtbot: QtBot, tmp_path: Path
+) -> None:
+    desktop.show()
+    qtbot.waitExposed(desktop.ctx.window)
+    files = _recordings(tmp_path / "in", 3)
+    progress: list[tuple[int, float, float, float]] = []
+    desktop.runner.jobProgress.connect(lambda i, d, t: progress.append((i, d, t, time.monotonic())))
+    notices: list[tuple[str, str]] = []
+    desktop.ctx.notifier.notified.connect(lambda title, text: notices.append((title, text)))
+    summaries: list[str] = []
+    desktop.runner.queueSummary.connect(lambda text, f: summaries.append(text))
+
+    assert drop_on(desktop.ctx.window, files) == (True, True, True)
+
+    qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 3, timeout=120_000)
+    qtbot.waitUntil(
+        lambda: any("queue" in t.lower() or "done" in t.lower() for t, _ in notices), timeout=10_000
+    )
+    assert desktop.model.rowCount() == 3
+    for job in desktop.store.list():
+        assert job.state == DONE and job.progress == 1.0
+        assert {p.suffix for p in job.outputs} == {".txt", ".json"}
+        assert all(p.exists() for p in job.outputs)
+    jobs = {j.id for j in desktop.store.list()}
+    assert {i for i, *_ in progress} == jobs
+    for job_id in jobs:
+        mine = [(d, t, at) for i, d, t, at in progress if i == job_id]
+        assert [d for d, _, _ in mine] == sorted(d for d, _, _ in mine)
+        assert mine[-1][0] == mine[-1][1]  # reaches 100 %
+        gaps = [b[2] - a[2] for a, b in itertools.pairwise(mine)]
+        # throttled to about 10 updates a second; the final 100 % is flushed at once when the job ends
+        assert all(gap >= 0.08 for gap in gaps[:-1])
+    assert summaries  # the status bar was told about the queue
+    assert any(files[0].name in text or "finished" in title.lower() for title, text in notices)
+
+
+def test_compute_type_change_applies_to_the_next_job(desktop: Desktop, qtbot: QtBot, tmp_path: Path) -> None:
+    desktop.show()
+    first, second = _recordings(tmp_path / "in", 2, seconds=4.0)
+    desktop.runner.add_paths([first])
+    qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 1, timeout=60_000)
+    settings = desktop.ctx.controller.settings
+    desktop.ctx.controller.apply(
+        dataclasses.replace(settings, model=dataclasses.replace(settings.model, compute_type="float32"))
+    )
+    desktop.runner.add_paths([second])
+    qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 2, timeout=60_000)
+    by_name = {j.name: j for j in desktop.store.list()}
+    compute = {
+        name: json.loads(next(p for p in job.outputs if p.suffix == ".json").read_text())["compute_type"]
+        for name, job in by_name.items()
+    }
+    assert compute[first.name].startswith("int8")
+    assert compute[second.name] == "float32"
+
+
+def test_gpu_panel_says_why_there_are_no_gpu_figures(desktop: Desktop, qtbot: QtBot) -> None:
+    desktop.show()
+    qtbot.waitUntil(
+        lambda: "NVML" in desktop.gpu_panel.status_text() or bool(desktop.gpu_panel.cards()), timeout=10_000
+    )
+    if not desktop.gpu_panel.cards():
+        assert "running on CPU" in desktop.gpu_panel.status_text()
