@@ -475,3 +475,44 @@ def test_engine_sends_concurrent_batched_jobs_through_one_scheduler(
         assert engine.load_count == 1 and engine.batch_handle() is engine.batch_handle()
     finally:
         engine.scheduler.close()
+
+
+# --- several CTranslate2 workers ----------------------------------------------------------------------
+def test_two_workers_decode_two_batches_at_once_and_still_deliver_in_order(
+    whisper_model_dir: Path, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(
+        str(whisper_model_dir), device="cpu", compute_type="int8", cpu_threads=1, num_workers=2
+    )
+    meet = threading.Barrier(2, timeout=60)
+    calls: list[GenerateCall] = []
+    lock = threading.Lock()
+
+    def generate(call: GenerateCall) -> list[Any]:
+        with lock:
+            calls.append(call)
+            first_two = len(calls) <= 2
+        if first_two:
+            meet.wait()  # only passes if a second batch is being decoded at the same time
+        return default_generate(call)
+
+    scheduler = make_scheduler(generate_fn=generate)
+    handle = _handle(model, batch_size=2)
+    assert handle.workers == 2
+    seen: list[float] = []
+    with scheduler.held():
+        future = scheduler.submit(
+            handle, "talk", FAST, audio=_audio(200.0), progress=lambda d, t: seen.append(d)
+        )
+        _wait_until(lambda: scheduler.queued_windows() == 7, "the windows to be prefetched")
+    transcript = future.result(timeout=120)
+    assert transcript.extra["windows"] == 7
+    assert sorted(i for b in scheduler.history for _j, i in b.members) == list(range(7))
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(200.0)
+    starts = [s.start for s in transcript.segments]
+    assert starts == sorted(starts)
+    # Every window was decoded in the language detected from the first one.
+    language_tokens = {p[1] for call in calls for p in call.prompts}
+    assert len(language_tokens) == 1

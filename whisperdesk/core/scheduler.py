@@ -67,7 +67,44 @@ MAX_LENGTH = 448  # Whisper's decoder context
 # Measured on a 2-core CPU with a tiny-shaped model (BENCHMARKS.md): the encoder is fastest one window at a
 # time while beam search wants big batches. GPUs encode the whole batch at once.
 CPU_ENCODE_BATCH = 1
-DEFAULT_MAX_WAIT_S = 0.5
+DEFAULT_MAX_WAIT_S = 2.0  # a partial batch waits this long for more windows while files are still being cut
+MAX_STREAMS = 8  # inference threads at most, one per CTranslate2 worker of the model
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    except Exception:  # psutil cannot read the topology in some sandboxes
+        return os.cpu_count() or 1
+
+
+def cpu_batching_layout(cpu_threads: int = 0) -> tuple[int, int]:
+    """(intra_threads, workers) for a CPU model that serves the scheduler: two workers, half the cores each.
+
+    Measured on a 2-core CPU with a tiny-shaped model (BENCHMARKS.md): two single-threaded CTranslate2 workers
+    running two batches at once did encode + beam-5 generate ~20 % faster than one worker with two threads
+    (beam search's many small per-step ops scale poorly across threads), and they leave no OpenMP threads
+    spinning at barriers against the CPU stage. ``cpu_threads`` 0 means the physical core count.
+    """
+    cores = cpu_threads if cpu_threads > 0 else physical_cores()
+    workers = 2 if cores >= 2 else 1
+    return max(1, cores // workers), workers
+
+
+def load_for_batching(model_path: str, device: str, compute_type: str, cpu_threads: int = 0) -> Any:
+    """A ``WhisperModel`` laid out for the scheduler: on CPU ``cpu_batching_layout``; on GPU one worker."""
+    from faster_whisper import WhisperModel
+
+    if device == "cpu":
+        intra, workers = cpu_batching_layout(cpu_threads)
+        return WhisperModel(
+            model_path, device="cpu", compute_type=compute_type, cpu_threads=intra, num_workers=workers
+        )
+    return WhisperModel(
+        model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
+    )
 
 
 def default_cpu_workers() -> int:
@@ -103,6 +140,11 @@ class ModelHandle:
     @property
     def multilingual(self) -> bool:
         return bool(self.model.model.is_multilingual)
+
+    @property
+    def workers(self) -> int:
+        """CTranslate2 workers (``inter_threads``): how many batches this model can run at once."""
+        return max(1, min(MAX_STREAMS, int(getattr(self.model.model, "num_workers", 1) or 1)))
 
     def tokenizer(self, task: str, language: str | None) -> Any:
         key = (task, language)
@@ -237,6 +279,10 @@ class _Job:
         self.language_probability: float | None = 1.0 if options.language else None
         self.last_speech_timestamp = 0.0
         self.notes: list[str] = []
+        self.lock = threading.Lock()  # delivery may come from several inference streams
+        self.end_times: dict[int, float] = {}
+        self.reported = 0  # windows 0..reported-1 have been reported in order
+        self.first_taken = False  # window 0 is in a batch (its language is being detected)
 
     def key(self) -> BatchKey:
         o = self.options
@@ -265,6 +311,8 @@ class _Window:
     duration: float
     end_time: float
     ready_at: float
+    encoded: np.ndarray | None = None  # encoder output, when encoded while its batch was being gathered
+    encode_seconds: float = 0.0
 
 
 @dataclass
@@ -345,10 +393,15 @@ class BatchScheduler:
         self._holds = 0
         self._closing = False
         self._threads: list[threading.Thread] = []
+        self._streams = 0
+        self._busy: dict[int, int] = {}  # model id -> batches in flight
+        self._flights: dict[int, list[Any]] = {}  # inference thread -> [model id, windows, started]
+        self._pace: dict[int, float] = {}  # model id -> seconds per window on one worker (running average)
         self._ids = itertools.count(1)
         self._batch_numbers = itertools.count(1)
         self._oom_limits: dict[int, int] = {}
         self._cpu_twins: dict[int, ModelHandle | None] = {}
+        self._twin_lock = threading.Lock()
         self.history: deque[BatchInfo] = deque(maxlen=history)
         self.peak_queued_windows = 0
 
@@ -376,7 +429,7 @@ class BatchScheduler:
         with self._cond:
             if self._closing:
                 raise RuntimeError("the batch scheduler is closed")
-            self._ensure_threads_locked()
+            self._ensure_threads_locked(handle.workers)
             self._pending.append(job)
             self._live[job.id] = job
             self._cond.notify_all()
@@ -454,17 +507,24 @@ class BatchScheduler:
         self._threads = []
 
     # --- threads ----------------------------------------------------------------------------------------
-    def _ensure_threads_locked(self) -> None:
-        if self._threads:
-            return
-        self._threads.append(
-            threading.Thread(target=self._inference_loop, name="whisperdesk-inference", daemon=True)
-        )
-        for i in range(self._cpu_workers):
-            self._threads.append(
-                threading.Thread(target=self._prepare_loop, name=f"whisperdesk-prepare-{i + 1}", daemon=True)
+    def _ensure_threads_locked(self, streams: int) -> None:
+        started: list[threading.Thread] = []
+        if not self._threads:
+            for i in range(self._cpu_workers):
+                started.append(
+                    threading.Thread(
+                        target=self._prepare_loop, name=f"whisperdesk-prepare-{i + 1}", daemon=True
+                    )
+                )
+        while self._streams < streams:
+            self._streams += 1
+            started.append(
+                threading.Thread(
+                    target=self._inference_loop, name=f"whisperdesk-inference-{self._streams}", daemon=True
+                )
             )
-        for thread in self._threads:
+        self._threads += started
+        for thread in started:
             thread.start()
 
     def _prepare_loop(self) -> None:
@@ -505,12 +565,25 @@ class BatchScheduler:
                 self._resolve(job, exc)
             if not batch:
                 continue
+            handle = batch[0].job.handle
+            model_id = id(handle.model)
             try:
+                if handle.encode_batch < self._limit(handle):
+                    batch = self._gather(handle, batch)
                 self._run_batch(batch)
             except BaseException as exc:  # a bug here must not leave the batch's jobs waiting forever
                 log.exception("batch failed unexpectedly")
                 for job in dict.fromkeys(w.job for w in batch):
                     self._fail(job, exc)
+            finally:
+                with self._cond:
+                    self._busy[model_id] -= 1
+                    flight = self._flights.pop(threading.get_ident(), None)
+                    if flight is not None and flight[1] > 0:
+                        per_window = (time.monotonic() - flight[2]) / flight[1]
+                        old = self._pace.get(model_id)
+                        self._pace[model_id] = per_window if old is None else 0.5 * (old + per_window)
+                    self._cond.notify_all()
 
     # --- CPU stage --------------------------------------------------------------------------------------
     def _prepare(self, job: _Job) -> None:
@@ -581,32 +654,84 @@ class BatchScheduler:
     def _limit(self, handle: ModelHandle) -> int:
         return max(1, min(handle.batch_size, self._oom_limits.get(id(handle.model), handle.batch_size)))
 
+    def _tail_share_locked(self, handle: ModelHandle, mine_and_waiting: int) -> int:
+        """The last windows of a queue: split them so that every worker finishes at about the same time.
+
+        Another worker's batch counts with the windows it still has to do (estimated from the running pace),
+        so a batch about to finish does not make this worker take everything, nor a fresh one nothing.
+        """
+        model_id = id(handle.model)
+        pace = self._pace.get(model_id)
+        now = time.monotonic()
+        me = threading.get_ident()
+        others = 0.0
+        for thread, (flight_model, size, started) in self._flights.items():
+            if thread == me or flight_model != model_id:
+                continue
+            others += size if not pace else max(0.0, size - (now - started) / pace)
+        return max(1, math.ceil((mine_and_waiting + others) / handle.workers))
+
+    @staticmethod
+    def _pickable(window: _Window, picked_jobs: set[int]) -> bool:
+        """A later window of a file whose language is still unknown waits for its first window's batch."""
+        job = window.job
+        if job.language is not None or window.index == 0 or id(job) in picked_jobs:
+            return True
+        return not job.first_taken
+
     def _take_batch_locked(self) -> tuple[list[_Window] | None, float | None]:
         busy_timeout = 0.1 if self._live else None
         if self._holds or not self._windows:
             return None, busy_timeout
-        head = self._windows[0]
+        head: _Window | None = None
+        for window in self._windows:  # oldest window whose model has a free worker
+            handle = window.job.handle
+            if self._busy.get(id(handle.model), 0) < handle.workers and self._pickable(window, set()):
+                head = window
+                break
+        if head is None:
+            return None, busy_timeout
         key = head.job.key()
-        limit = self._limit(head.job.handle)
-        picked = []
-        for window in self._windows:
-            if window.job.key() == key:
-                picked.append(window)
-                if len(picked) >= limit:
-                    break
-        now = time.monotonic()
+        handle = head.job.handle
+        limit = self._limit(handle)
         producers_busy = bool(self._pending) or self._preparing > 0
-        ready = (
-            len(picked) >= limit
-            or not producers_busy
-            or len(self._windows) >= self._prefetch
-            or now - head.ready_at >= self._max_wait
-        )
-        if not ready:
-            return None, max(0.005, min(0.1, head.ready_at + self._max_wait - now))
-        chosen = set(map(id, picked))
-        self._windows = deque(w for w in self._windows if id(w) not in chosen)
+        if not producers_busy and handle.workers > 1:
+            waiting = sum(1 for w in self._windows if w.job.key() == key)
+            limit = max(1, min(limit, self._tail_share_locked(handle, waiting)))
+        if handle.encode_batch < limit:  # CPU: start encoding now and grow the batch meanwhile (_gather)
+            picked = self._pick_locked(key, limit, set())
+        else:
+            candidates = [w for w in self._windows if w.job.key() == key][:limit]
+            now = time.monotonic()
+            ready = (
+                len(candidates) >= limit
+                or not producers_busy
+                or len(self._windows) >= self._prefetch
+                or now - head.ready_at >= self._max_wait
+            )
+            if not ready:
+                return None, max(0.005, min(0.1, head.ready_at + self._max_wait - now))
+            picked = self._pick_locked(key, limit, set())
+        self._busy[id(handle.model)] = self._busy.get(id(handle.model), 0) + 1
+        self._flights[threading.get_ident()] = [id(handle.model), len(picked), time.monotonic()]
         return picked, None
+
+    def _pick_locked(self, key: BatchKey, limit: int, picked_jobs: set[int]) -> list[_Window]:
+        """Take up to ``limit`` queued windows with ``key``, oldest first."""
+        picked: list[_Window] = []
+        for window in self._windows:
+            if len(picked) >= limit:
+                break
+            if window.job.key() == key and self._pickable(window, picked_jobs):
+                picked.append(window)
+                picked_jobs.add(id(window.job))
+        if picked:
+            chosen = set(map(id, picked))
+            self._windows = deque(w for w in self._windows if id(w) not in chosen)
+            for window in picked:
+                if window.index == 0:
+                    window.job.first_taken = True
+        return picked
 
     # --- inference stage: running a batch ---------------------------------------------------------------
     def _run_batch(self, windows: list[_Window]) -> None:
@@ -687,6 +812,10 @@ class BatchScheduler:
 
     def _cpu_twin(self, handle: ModelHandle) -> ModelHandle | None:
         model_id = id(handle.model)
+        with self._twin_lock:
+            return self._cpu_twin_locked(handle, model_id)
+
+    def _cpu_twin_locked(self, handle: ModelHandle, model_id: int) -> ModelHandle | None:
         if model_id not in self._cpu_twins:
             twin = None
             if handle.cpu_fallback is not None and handle.device != "cpu":
@@ -698,13 +827,68 @@ class BatchScheduler:
             self._cpu_twins[model_id] = twin
         return self._cpu_twins[model_id]
 
-    def _encode(self, handle: ModelHandle, features: np.ndarray, holder: _StorageHolder) -> Any:
-        model = handle.model
+    def _encode_ahead(self, handle: ModelHandle, windows: list[_Window]) -> None:
+        """Encode windows in the encoder's own batch size, keeping each output on its window (CPU)."""
         step = handle.encode_batch
-        if step >= len(features):
-            return model.encode(features)
-        parts = [_as_numpy(model.encode(features[i : i + step])) for i in range(0, len(features), step)]
-        return _storage(np.concatenate(parts), holder)
+        for start in range(0, len(windows), step):
+            chunk = [w for w in windows[start : start + step] if w.encoded is None]
+            if not chunk:
+                continue
+            began = time.monotonic()
+            output = handle.model.encode(np.stack([w.features for w in chunk]))
+            rows = _as_numpy(output)
+            for i, w in enumerate(chunk):
+                w.encoded = rows[i].copy()
+            spent = (time.monotonic() - began) / len(chunk)
+            for w in chunk:
+                w.encode_seconds = spent
+            self._detect_languages(handle, chunk, output)
+
+    def _encode(self, handle: ModelHandle, windows: list[_Window], holder: _StorageHolder) -> Any:
+        if handle.encode_batch >= len(windows) and all(w.encoded is None for w in windows):
+            began = time.monotonic()
+            output = handle.model.encode(np.stack([w.features for w in windows]))
+            for w in windows:
+                w.encode_seconds = (time.monotonic() - began) / len(windows)
+            return output
+        self._encode_ahead(handle, windows)
+        return _storage(np.stack([w.encoded for w in windows if w.encoded is not None]), holder)
+
+    def _gather(self, handle: ModelHandle, windows: list[_Window]) -> list[_Window]:
+        """Grow a CPU batch while encoding it: windows are encoded one encoder batch at a time as they
+        arrive, so the model works from the first window on instead of idling until the batch is full."""
+        key = windows[0].job.key()
+        limit = self._limit(handle)
+        done = 0
+        last_growth = time.monotonic()
+        while True:
+            try:
+                self._encode_ahead(handle, windows[done:])
+            except Exception:  # _run_batch encodes again and owns the fault handling (OOM, bad file)
+                return windows
+            done = len(windows)
+            with self._cond:
+                while True:
+                    if len(windows) >= limit or self._closing or any(w.job.done for w in windows):
+                        return windows
+                    producers_busy = bool(self._pending) or self._preparing > 0
+                    waiting = [w for w in self._windows if w.job.key() == key]
+                    if not producers_busy and handle.workers > 1:
+                        share = self._tail_share_locked(handle, len(windows) + len(waiting))
+                        limit = max(len(windows), min(limit, share))
+                    more = self._pick_locked(key, limit - len(windows), {id(w.job) for w in windows})
+                    if more:
+                        windows += more
+                        flight = self._flights.get(threading.get_ident())
+                        if flight is not None:
+                            flight[1] = len(windows)
+                        last_growth = time.monotonic()
+                        self._cond.notify_all()
+                        break
+                    left = self._max_wait - (time.monotonic() - last_growth)
+                    if not producers_busy or left <= 0 or self._holds:
+                        return windows
+                    self._cond.wait(min(0.1, left))
 
     def _decode_batch(
         self, handle: ModelHandle, windows: list[_Window], holder: _StorageHolder
@@ -712,8 +896,7 @@ class BatchScheduler:
         model = handle.model
         options = windows[0].job.options
         members = tuple((w.job.id, w.index) for w in windows)
-        started = time.monotonic()
-        encoder_output = self._encode(handle, np.stack([w.features for w in windows]), holder)
+        encoder_output = self._encode(handle, windows, holder)
         encoded = time.monotonic()
         self._detect_languages(handle, windows, encoder_output)
         prompt_tokens = handle.prompt_tokens(options.initial_prompt)
@@ -758,7 +941,7 @@ class BatchScheduler:
             device=handle.device,
             members=members,
             sources=tuple(w.job.source for w in windows),
-            encode_seconds=encoded - started,
+            encode_seconds=sum(w.encode_seconds for w in windows),
             generate_seconds=generated - encoded,
         )
         self.history.append(info)
@@ -939,11 +1122,18 @@ class BatchScheduler:
             )
             if last is not None:
                 job.last_speech_timestamp = float(last)
-        for w, items in zip(windows, per_window, strict=True):
-            job.segments[w.index] = self._to_segments(job, w, items)
-            job.delivered += 1
-            job.report(min(w.end_time, self._duration(job)), self._duration(job))
-        if job.total is not None and job.delivered >= job.total:
+        duration = self._duration(job)
+        finished = False
+        with job.lock:
+            for w, items in zip(windows, per_window, strict=True):
+                job.segments[w.index] = self._to_segments(job, w, items)
+                job.end_times[w.index] = min(w.end_time, duration)
+                job.delivered += 1
+            while job.reported in job.end_times:  # progress only ever moves forward, window after window
+                job.report(job.end_times[job.reported], duration)
+                job.reported += 1
+            finished = job.total is not None and job.delivered >= job.total
+        if finished:
             self._finish(job)
 
     def _to_segments(self, job: _Job, window: _Window, items: list[dict[str, Any]]) -> list[Segment]:
