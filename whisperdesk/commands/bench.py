@@ -1,0 +1,221 @@
+"""`whisperdesk bench`: which compute type and batch size are fastest here, and how the scheduler compares.
+
+Without ``--baseline`` it prints compute type × batch size (audio-seconds per second, realtime factor, model
+load time, peak RSS / VRAM) and recommends a setting. With ``--baseline`` it runs the side-by-side: (a)
+``WhisperModel.transcribe`` file after file, (b) faster-whisper's batched pipeline file after file, (c)
+WhisperDesk's scheduler, (d) the raw CTranslate2 floor, plus the memory check over a queue of short files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from whisperdesk.commands.options import InvalidSetting, add_decode_options, settings_from_args
+from whisperdesk.commands.progress import TerminalProgress
+from whisperdesk.core.errors import Cancelled, WhisperDeskError
+from whisperdesk.core.logging_setup import setup_logging
+from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.settings import COMPUTE_TYPES, DEVICES, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers, e.g. 1,4,8,16"
+        ) from None
+    if not values or any(v < 1 or v > 256 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: batch sizes must be from 1 to 256")
+    return values
+
+
+def _compute_list(text: str) -> tuple[str, ...]:
+    values = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [v for v in values if v not in COMPUTE_TYPES]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown compute type(s) {', '.join(bad) or text!r}; choose from {','.join(COMPUTE_TYPES)}"
+        )
+    return values
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r}: --synthetic takes 0 < MINUTES <= 600")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="time compute types × batch sizes on this machine (or --baseline: the side-by-side)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="*", metavar="FILE", help="recordings to time (or use --synthetic)")
+    parser.add_argument(
+        "--synthetic", type=_minutes, metavar="MINUTES", help="make a corpus of memos and talks"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus (default 0)")
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", help="model name or local CTranslate2 model folder (default: settings)")
+    group.add_argument("--device", choices=DEVICES)
+    group.add_argument(
+        "--cpu-threads", type=int, dest="cpu_threads", help="CTranslate2 threads; 0: its default"
+    )
+    group.add_argument(
+        "--compute-types",
+        type=_compute_list,
+        help="comma list (default int8,int8_float16,float16,float32; --baseline: the first, else the "
+        "settings' compute type); unsupported ones are listed as skipped",
+    )
+    group.add_argument(
+        "--batch-sizes", type=_int_list, default=(1, 4, 8, 16), help="comma list (default 1,4,8,16)"
+    )
+    group.add_argument(
+        "--encode-batch-size", type=int, help="encoder batch (default: 1 on CPU, the batch on GPU)"
+    )
+    base = parser.add_argument_group("side by side")
+    base.add_argument("--baseline", action="store_true", help="run the side-by-side (a, b, c, d) instead")
+    base.add_argument(
+        "--batch-size", type=int, default=16, help="(c)'s batch size with --baseline (default 16)"
+    )
+    base.add_argument(
+        "--baseline-batch-size", type=int, help="(b)'s batch size (default: same as --batch-size)"
+    )
+    base.add_argument(
+        "--memory-jobs",
+        type=int,
+        help="queue this many short files at once and report RSS growth (baseline: 200)",
+    )
+    add_decode_options(parser)
+    parser.add_argument("--json", type=Path, dest="json_path", help="also write the results as JSON here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.set_defaults(func=run)
+
+
+def _files(args: argparse.Namespace, paths: AppPaths) -> list[Path]:
+    from whisperdesk.core.bench import synthetic_corpus
+
+    files = [Path(f) for f in args.files]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise WhisperDeskError(f"not a file: {', '.join(missing)}; pass recordings, or --synthetic MINUTES")
+    if args.synthetic:
+        files += [
+            c.path for c in synthetic_corpus(paths.cache_dir / "bench-corpus", args.synthetic, seed=args.seed)
+        ]
+    if not files:
+        raise WhisperDeskError(
+            "nothing to time: pass recordings, or --synthetic MINUTES for a generated corpus"
+        )
+    return files
+
+
+def _to_json(report: Any) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(type(value).__name__)
+
+    data = dataclasses.asdict(report)
+    if hasattr(report, "runs"):
+        data["ratios"] = {k: report.ratio("c", k) for k in ("a", "b", "d")}
+    return json.dumps(data, indent=2, default=default)
+
+
+def run(args: argparse.Namespace) -> int:
+    from whisperdesk.core import bench
+
+    paths = AppPaths.default().ensure()
+    setup_logging(
+        paths.log_dir, stderr=sys.stderr, stderr_level=logging.INFO if args.verbose else logging.WARNING
+    )
+    saved, _problems = load_settings(paths.settings_file)
+    # Comparable runs by default: one temperature, a fixed token budget (overridable on the command line).
+    if args.temperature is None:
+        args.temperature = bench.BENCH_OPTIONS.temperature
+    if args.max_new_tokens is None:
+        args.max_new_tokens = bench.BENCH_OPTIONS.max_new_tokens
+    try:
+        settings = settings_from_args(saved, args)
+    except InvalidSetting as exc:
+        print(f"whisperdesk: error: {exc}", file=sys.stderr)
+        return 2
+    model = settings.model
+    bar = TerminalProgress(sys.stderr)
+    bar.start("bench")
+
+    def progress(message: str, fraction: float) -> None:
+        bar.start(f"bench: {message}")
+        bar.update(fraction, 1.0)
+
+    try:
+        files = _files(args, paths)
+        memos = (
+            tuple(bench.short_memos(paths.cache_dir / "bench-corpus"))
+            if args.baseline or args.memory_jobs
+            else ()
+        )
+        if args.baseline:
+            request = bench.SideBySideRequest(
+                files=tuple(files),
+                model=model.model,
+                models_dir=paths.models_dir,
+                compute_type=args.compute_types[0] if args.compute_types else model.compute_type,
+                cpu_threads=model.cpu_threads,
+                options=settings.decode,
+                batch_size=args.batch_size,
+                baseline_batch_size=args.baseline_batch_size or args.batch_size,
+                encode_batch_size=args.encode_batch_size,
+                memory_jobs=200 if args.memory_jobs is None else args.memory_jobs,
+                memory_files=memos,
+            )
+            report: Any = bench.run_side_by_side(request, progress=progress)
+            text = bench.format_side_by_side(report)
+        else:
+            matrix = bench.BenchRequest(
+                files=tuple(files),
+                model=model.model,
+                models_dir=paths.models_dir,
+                device=model.device,
+                compute_types=args.compute_types or bench.DEFAULT_COMPUTE_TYPES,
+                batch_sizes=args.batch_sizes,
+                options=settings.decode,
+                cpu_threads=model.cpu_threads,
+                encode_batch_size=args.encode_batch_size,
+                memory_jobs=args.memory_jobs or 0,
+                memory_files=memos,
+            )
+            report = bench.run_matrix(matrix, progress=progress)
+            text = bench.format_matrix(report)
+    except (WhisperDeskError, ValueError) as exc:
+        bar.finish()
+        print(f"whisperdesk: error: {exc}", file=sys.stderr)
+        return 1
+    except (Cancelled, KeyboardInterrupt):
+        bar.finish()
+        print("whisperdesk: bench canceled", file=sys.stderr)
+        return 130
+    bar.finish()
+    print(text)
+    if args.json_path:
+        try:
+            args.json_path.write_text(_to_json(report) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"whisperdesk: error: {args.json_path}: cannot write JSON: {exc.strerror}", file=sys.stderr)
+            return 1
+    return 0
