@@ -269,3 +269,18 @@ def test_vad_keeps_speech_and_drops_silence(
     assert transcript.segments, "the VAD found no speech in espeak-ng speech"
     for seg in transcript.segments:
         assert speech_start - 1.0 <= seg.start <= seg.end <= speech_end + 1.0
+
+
+def test_close_stops_the_batch_scheduler_threads(
+    config: ModelConfig, tmp_path: Path, isolated_home: Path
+) -> None:
+    before = set(threading.enumerate())
+    engine = Engine(dataclasses.replace(config, batch_size=4), isolated_home / "models")
+    wav = write_audio(tmp_path / "b.wav", noise(40.0))
+    assert engine.transcribe(wav, FAST).segments
+    started = [t for t in threading.enumerate() if t not in before and t.name != "tqdm_monitor"]
+    assert started  # the scheduler runs its own threads while batching
+    engine.close()
+    assert [t for t in started if t.is_alive()] == []
+    assert engine.transcribe(wav, FAST).segments  # usable again: a new scheduler starts on demand
+    engine.close()

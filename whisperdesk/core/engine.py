@@ -298,6 +298,18 @@ class Engine:
         return self._loaded.model
 
     @property
+    def models_dir(self) -> Path:
+        return self._models_dir
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the batch scheduler's threads (queued windows are canceled); the model itself stays usable
+        for sequential jobs and a later batched job starts a new scheduler."""
+        with self._cond:
+            scheduler, self._scheduler, self._handle = self._scheduler, None, None
+        if scheduler is not None:
+            scheduler.close(timeout)
+
+    @property
     def scheduler(self) -> Any:
         """The one BatchScheduler packing windows of concurrent jobs into shared batches (batch_size > 1)."""
         with self._cond:
