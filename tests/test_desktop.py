@@ -130,3 +130,12 @@ def test_gpu_panel_says_why_there_are_no_gpu_figures(desktop: Desktop, qtbot: Qt
     )
     if not desktop.gpu_panel.cards():
         assert "running on CPU" in desktop.gpu_panel.status_text()
+
+
+def test_benchmark_pick_is_applied_like_a_settings_change(desktop: Desktop) -> None:
+    desktop.use_model_setting("float32", 2)
+    assert desktop.ctx.controller.settings.model.compute_type == "float32"
+    assert desktop.ctx.controller.settings.model.batch_size == 2
+    assert desktop.ctx.engine.config.compute_type == "float32"
+    saved = json.loads(desktop.ctx.paths.settings_file.read_text(encoding="utf-8"))
+    assert saved["model"]["compute_type"] == "float32" and saved["model"]["batch_size"] == 2

@@ -10,6 +10,7 @@ Everything Qt-facing is created here and nowhere else, so tests build the same a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -314,8 +315,16 @@ class Desktop(QObject):
         from whisperdesk.ui.bench_dialog import BenchmarkDialog
 
         dialog = BenchmarkDialog(self.ctx.engine, self._settings(), parent=self.ctx.window)
+        dialog.recommendationChosen.connect(self.use_model_setting)
         dialog.exec()
         dialog.deleteLater()
+
+    @Slot(str, int)
+    def use_model_setting(self, compute_type: str, batch_size: int) -> None:
+        """Apply a compute type and batch size (e.g. the benchmark's pick) from the next job on."""
+        settings = self._settings()
+        model = dataclasses.replace(settings.model, compute_type=compute_type, batch_size=batch_size)
+        self.ctx.controller.apply(dataclasses.replace(settings, model=model))
 
     # --- life cycle ------------------------------------------------------------------------------------
     def show(self, *, minimized: bool = False) -> None:
