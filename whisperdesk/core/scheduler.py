@@ -108,8 +108,12 @@ def load_for_batching(model_path: str, device: str, compute_type: str, cpu_threa
 
 
 def default_cpu_workers() -> int:
-    """One CPU-stage thread per two cores (at least one, at most four): decoding is ~20× cheaper than inference."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """Two CPU-stage threads, up to one per two cores (at most four).
+
+    The CPU stage is ~20× cheaper than inference overall, but at the start a long file's VAD would keep the
+    model waiting; a second thread cuts the next files meanwhile. Once the prefetch queue is full both sleep.
+    """
+    return max(2, min(4, (os.cpu_count() or 2) // 2))
 
 
 # --- public types ----------------------------------------------------------------------------------------
@@ -396,7 +400,7 @@ class BatchScheduler:
         self._streams = 0
         self._busy: dict[int, int] = {}  # model id -> batches in flight
         self._flights: dict[int, list[Any]] = {}  # inference thread -> [model id, windows, started]
-        self._pace: dict[int, float] = {}  # model id -> seconds per window on one worker (running average)
+        self._pace: dict[int, float] = {}  # model id -> seconds per window on one worker, latest batch
         self._ids = itertools.count(1)
         self._batch_numbers = itertools.count(1)
         self._oom_limits: dict[int, int] = {}
@@ -578,11 +582,7 @@ class BatchScheduler:
             finally:
                 with self._cond:
                     self._busy[model_id] -= 1
-                    flight = self._flights.pop(threading.get_ident(), None)
-                    if flight is not None and flight[1] > 0:
-                        per_window = (time.monotonic() - flight[2]) / flight[1]
-                        old = self._pace.get(model_id)
-                        self._pace[model_id] = per_window if old is None else 0.5 * (old + per_window)
+                    self._flights.pop(threading.get_ident(), None)
                     self._cond.notify_all()
 
     # --- CPU stage --------------------------------------------------------------------------------------
@@ -672,6 +672,13 @@ class BatchScheduler:
         return max(1, math.ceil((mine_and_waiting + others) / handle.workers))
 
     @staticmethod
+    def _tail_limit(handle: ModelHandle, limit: int, share: int) -> int:
+        """On CPU a last batch may grow by half rather than leave a small straggler batch for later (on a GPU
+        the batch size is a memory limit and is kept)."""
+        stretch = math.ceil(1.5 * limit) if handle.device == "cpu" else limit
+        return max(1, min(share, stretch) if share <= stretch else min(limit, share))
+
+    @staticmethod
     def _pickable(window: _Window, picked_jobs: set[int]) -> bool:
         """A later window of a file whose language is still unknown waits for its first window's batch."""
         job = window.job
@@ -697,7 +704,7 @@ class BatchScheduler:
         producers_busy = bool(self._pending) or self._preparing > 0
         if not producers_busy and handle.workers > 1:
             waiting = sum(1 for w in self._windows if w.job.key() == key)
-            limit = max(1, min(limit, self._tail_share_locked(handle, waiting)))
+            limit = self._tail_limit(handle, limit, self._tail_share_locked(handle, waiting))
         if handle.encode_batch < limit:  # CPU: start encoding now and grow the batch meanwhile (_gather)
             picked = self._pick_locked(key, limit, set())
         else:
@@ -875,7 +882,7 @@ class BatchScheduler:
                     waiting = [w for w in self._windows if w.job.key() == key]
                     if not producers_busy and handle.workers > 1:
                         share = self._tail_share_locked(handle, len(windows) + len(waiting))
-                        limit = max(len(windows), min(limit, share))
+                        limit = max(len(windows), self._tail_limit(handle, self._limit(handle), share))
                     more = self._pick_locked(key, limit - len(windows), {id(w.job) for w in windows})
                     if more:
                         windows += more
@@ -945,6 +952,10 @@ class BatchScheduler:
             generate_seconds=generated - encoded,
         )
         self.history.append(info)
+        if info.size:
+            per_window = (info.encode_seconds + info.generate_seconds) / info.size
+            with self._cond:  # the latest working time only (no waits): what the tail split needs now
+                self._pace[id(handle.model)] = per_window
         for listener in list(self._listeners):
             try:
                 listener(info)
