@@ -72,6 +72,8 @@ def test_bench_baseline_runs_a_b_c_d_and_the_memory_check(
             "4",
             "--memory-jobs",
             "24",
+            "--repeat",
+            "2",
             "--json",
             str(report),
             *FAST,
@@ -89,6 +91,7 @@ def test_bench_baseline_runs_a_b_c_d_and_the_memory_check(
     assert "c/a = " in out and "c/b = " in out and "c/d = " in out
     assert "every job complete and in order: yes" in out
     assert "memory: peak RSS" in out and "with 24" in out
+    assert "best of 2: " in out
     data = json.loads(report.read_text(encoding="utf-8"))
     assert set(data["runs"]) == {"a", "b", "c", "d"}
     assert data["complete"] is True
@@ -141,10 +144,10 @@ def test_recommendation_is_the_fastest_then_the_least_memory() -> None:
     assert recommend([rows[4]], "cpu") == (None, "no setting completed: see the reasons in the table")
 
 
-def test_memory_growth_counts_the_larger_of_extra_peak_and_kept_memory() -> None:
-    check = MemoryCheck(200, 16, 100, 300, 310, 160, 16, True)
-    assert check.growth_bytes == 60
-    assert MemoryCheck(200, 16, 100, 300, 390, 100, 16, True).growth_bytes == 90
+def test_memory_check_separates_what_was_left_behind_from_peaks() -> None:
+    check = MemoryCheck(200, 32, 100, 300, 310, 160, 16, True)
+    assert check.growth_bytes == 60  # idle after minus idle before
+    assert check.peak_growth_bytes == 10
 
 
 def test_matrix_table_lists_failed_rows_with_their_reason() -> None:

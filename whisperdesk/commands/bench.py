@@ -9,8 +9,6 @@ WhisperDesk's scheduler, (d) the raw CTranslate2 floor, plus the memory check ov
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import logging
 import sys
 from pathlib import Path
@@ -97,6 +95,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--baseline-batch-size", type=int, help="(b)'s batch size (default: same as --batch-size)"
     )
     base.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of (a), (b), (c), interleaved; the fastest counts (default 1)",
+    )
+    base.add_argument(
         "--memory-jobs",
         type=int,
         help="queue this many short files at once and report RSS growth (baseline: 200)",
@@ -123,18 +127,6 @@ def _files(args: argparse.Namespace, paths: AppPaths) -> list[Path]:
             "nothing to time: pass recordings, or --synthetic MINUTES for a generated corpus"
         )
     return files
-
-
-def _to_json(report: Any) -> str:
-    def default(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        raise TypeError(type(value).__name__)
-
-    data = dataclasses.asdict(report)
-    if hasattr(report, "runs"):
-        data["ratios"] = {k: report.ratio("c", k) for k in ("a", "b", "d")}
-    return json.dumps(data, indent=2, default=default)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
                 encode_batch_size=args.encode_batch_size,
                 memory_jobs=200 if args.memory_jobs is None else args.memory_jobs,
                 memory_files=memos,
+                repeat=max(1, args.repeat),
             )
             report: Any = bench.run_side_by_side(request, progress=progress)
             text = bench.format_side_by_side(report)
@@ -214,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if args.json_path:
         try:
-            args.json_path.write_text(_to_json(report) + "\n", encoding="utf-8")
+            args.json_path.write_text(bench.to_json(report) + "\n", encoding="utf-8")
         except OSError as exc:
             print(f"whisperdesk: error: {args.json_path}: cannot write JSON: {exc.strerror}", file=sys.stderr)
             return 1

@@ -8,6 +8,7 @@ worker thread: pass ``progress(message, fraction)`` and a ``cancel`` event; resu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -94,6 +95,20 @@ class _PeakWatch:
             stop.set()
             thread.join()
             self.result = Peak(max(peak[0], proc.memory_info().rss), start, None, None)
+
+
+def to_json(report: Any) -> str:
+    """A report (matrix or side by side) as JSON, with the side by side's ratios c/a, c/b, c/d."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(type(value).__name__)
+
+    data = dataclasses.asdict(report)
+    if hasattr(report, "runs"):
+        data["ratios"] = {k: report.ratio("c", k) for k in ("a", "b", "d")}
+    return json.dumps(data, indent=2, default=default)
 
 
 def _mb(value: int | None) -> str:
@@ -564,11 +579,11 @@ def format_matrix(report: BenchReport) -> str:
 
 def _memory_line(m: MemoryCheck) -> str:
     return (
-        f"memory: peak RSS {_mb(m.rss_short_peak_bytes)} with {m.warm_jobs} short files queued, "
-        f"{_mb(m.rss_peak_bytes)} with {m.jobs}; idle {_mb(m.rss_before_bytes)} before, "
-        f"{_mb(m.rss_after_bytes)} after; growth {m.growth_bytes / _MB:.1f} MB "
-        f"(target < 50 MB: {'met' if m.growth_bytes < 50 * _MB else 'NOT met'}); at most "
-        f"{m.peak_queued_windows} windows of features queued"
+        f"memory: peak RSS {_mb(m.rss_short_peak_bytes)} with {m.short_jobs} short files queued, "
+        f"{_mb(m.rss_peak_bytes)} with {m.jobs} ({m.peak_growth_bytes / _MB:+.1f} MB); idle RSS "
+        f"{_mb(m.rss_before_bytes)} before the {m.jobs}, {_mb(m.rss_after_bytes)} after: growth "
+        f"{m.growth_bytes / _MB:+.1f} MB (target < 50 MB: {'met' if m.growth_bytes < 50 * _MB else 'NOT met'}); "
+        f"at most {m.peak_queued_windows} windows of features were queued"
     )
 
 
@@ -589,23 +604,26 @@ class RunResult:
 
 @dataclass(frozen=True)
 class MemoryCheck:
-    """RSS with a short queue versus a long one: what queued files cost beyond one batch's working memory."""
+    """Does memory follow the queue? Peak RSS with a short and a long queue, and idle RSS before and after."""
 
     jobs: int
-    warm_jobs: int
-    rss_before_bytes: int  # idle, after the short queue
-    rss_short_peak_bytes: int  # peak while a short queue (two batches' worth) ran
+    short_jobs: int
+    rss_before_bytes: int  # idle after the short queue (allocator caches trimmed)
+    rss_short_peak_bytes: int  # peak while the short queue (a few batches per worker) ran
     rss_peak_bytes: int  # peak while ``jobs`` queued files ran
-    rss_after_bytes: int  # idle again afterwards
+    rss_after_bytes: int  # idle after the long queue (allocator caches trimmed)
     peak_queued_windows: int
     exact: bool  # peaks from the kernel's high-water mark (Linux) rather than sampling
 
     @property
     def growth_bytes(self) -> int:
-        """The larger of: extra peak over the short queue's peak, and RSS kept after the queue drained."""
-        return max(
-            self.rss_peak_bytes - self.rss_short_peak_bytes, self.rss_after_bytes - self.rss_before_bytes
-        )
+        """What the long queue left behind: idle RSS after it minus idle RSS before it."""
+        return self.rss_after_bytes - self.rss_before_bytes
+
+    @property
+    def peak_growth_bytes(self) -> int:
+        """How much higher the peak was with the long queue than with the short one."""
+        return self.rss_peak_bytes - self.rss_short_peak_bytes
 
 
 @dataclass(frozen=True)
@@ -624,6 +642,9 @@ class SideBySideRequest:
     floor_decode_sizes: tuple[int, ...] = (8, 16, 32)
     memory_jobs: int = 200
     memory_files: tuple[Path, ...] = ()  # short files cycled into ``memory_jobs`` jobs; default: generated
+    repeat: int = (
+        1  # runs of (a), (b), (c), interleaved; the fastest of each counts (a shared machine is noisy)
+    )
 
 
 @dataclass(frozen=True)
@@ -796,62 +817,79 @@ def run_side_by_side(
         scheduler.submit(handle, warm, options).result()
         calls.clear()
         tokens["c"] = 0
-        warm_batches = len(scheduler.history)
-
-        def timed(name: str, label: str, fn: Callable[[], float], detail: str = "") -> None:
-            _check_cancel(cancel)
-            watch = _PeakWatch()
-            with watch.watch():
-                began = time.monotonic()
-                audio = fn()
-                wall = time.monotonic() - began
-            runs[name] = RunResult(name, label, wall, audio, watch.result, detail)
-            log.info(
-                "bench %s: %.1f s audio in %.2f s (%.1fx)", name, audio, wall, audio / wall if wall else 0
-            )
-
-        say("(a) WhisperModel.transcribe, file after file", 0.05)
-        timed(
-            "a",
-            "WhisperModel.transcribe, file after file",
-            lambda: _run_sequential(model_ab, files, options),
-            layouts["a"],
-        )
-        say("(b) BatchedInferencePipeline, file after file", 0.3)
-        timed(
-            "b",
-            "BatchedInferencePipeline, file after file",
-            lambda: _run_batched_pipeline(model_ab, files, options, request.baseline_batch_size),
-            f"batch {request.baseline_batch_size}; {layouts['b']}",
-        )
 
         transcripts: list[Any] = []
 
         def run_scheduler() -> float:
+            first = not transcripts  # (d) replays the first repetition's windows and prompts
+            recording[0] = first
+            before = len(scheduler.history)
             futures = [scheduler.submit(handle, p, options, cancel=cancel) for p in files]
             total = 0.0
+            done: list[Any] = []
             for path, fut in zip(files, futures, strict=True):
                 try:
                     t = fut.result()
                 except Exception as exc:
                     problems.append(f"(c) {path}: {type(exc).__name__}: {exc}")
-                    transcripts.append(None)
+                    done.append(None)
                     continue
-                transcripts.append((fut.job_id, t))
+                done.append((fut.job_id, t))
                 total += t.duration
+            problems.extend(_completeness(done, list(scheduler.history)[before:]))
+            if first:
+                transcripts.extend(done)
+            recording[0] = False
             return total
 
-        say("(c) WhisperDesk scheduler, all files queued", 0.45)
-        timed(
-            "c",
-            "WhisperDesk scheduler, all files queued",
-            run_scheduler,
-            f"batch {request.batch_size}, encoder batch {handle.encode_batch}; {layouts['c']}",
-        )
-        recording[0] = False
-        history = list(scheduler.history)[warm_batches:]
-        windows = sum(b.size for b in history)
-        problems += _completeness(transcripts, history)
+        paths: list[tuple[str, str, Callable[[], float], str]] = [
+            (
+                "a",
+                "WhisperModel.transcribe, file after file",
+                lambda: _run_sequential(model_ab, files, options),
+                layouts["a"],
+            ),
+            (
+                "b",
+                "BatchedInferencePipeline, file after file",
+                lambda: _run_batched_pipeline(model_ab, files, options, request.baseline_batch_size),
+                f"batch {request.baseline_batch_size}; {layouts['b']}",
+            ),
+            (
+                "c",
+                "WhisperDesk scheduler, all files queued",
+                run_scheduler,
+                f"batch {request.batch_size}, encoder batch {handle.encode_batch}; {layouts['c']}",
+            ),
+        ]
+        walls: dict[str, list[float]] = {name: [] for name, *_ in paths}
+        audio: dict[str, float] = {}
+        peaks: dict[str, Peak | None] = {}
+        repeat = max(1, request.repeat)
+        for rep in range(repeat):  # interleaved, so a busy spell on a shared machine hits every path alike
+            for step, (name, label, fn, _detail) in enumerate(paths):
+                _check_cancel(cancel)
+                say(
+                    f"({name}) {label}" + (f", run {rep + 1} of {repeat}" if repeat > 1 else ""),
+                    0.05 + 0.5 * (rep * len(paths) + step) / (repeat * len(paths)),
+                )
+                watch = _PeakWatch()
+                with watch.watch():
+                    began = time.monotonic()
+                    audio[name] = fn()
+                    walls[name].append(time.monotonic() - began)
+                previous = peaks.get(name)
+                if watch.result is not None and (
+                    previous is None or watch.result.rss_bytes > previous.rss_bytes
+                ):
+                    peaks[name] = watch.result
+        for name, label, _fn, detail in paths:
+            best = min(walls[name])
+            if repeat > 1:
+                detail += f"; best of {repeat}: {', '.join(f'{w:.1f}' for w in walls[name])} s"
+            runs[name] = RunResult(name, label, best, audio[name], peaks.get(name), detail)
+            log.info("bench %s: %.1f s audio in %.2f s", name, audio[name], best)
+        windows = sum(int(t.extra.get("windows", 0)) for _job, t in (x for x in transcripts if x is not None))
 
         say("(d) floor: raw CTranslate2 encode + generate", 0.55)
         source_of = {job_id: t.source for job_id, t in (x for x in transcripts if x is not None)}
@@ -1108,6 +1146,20 @@ class _HighWater:
         result[0] = watch.result.rss_bytes if watch.result else 0
 
 
+def _settle_heap() -> None:
+    """Collect garbage and hand glibc's cached free memory back, so idle RSS shows what is really held.
+
+    Without this, idle RSS after a run swings by hundreds of MB with what the allocator keeps cached from
+    the last batch's beam-search buffers, hiding (or faking) a leak.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def memory_check(
     scheduler: Any,
     handle: Any,
@@ -1117,9 +1169,12 @@ def memory_check(
     *,
     cancel: threading.Event | None = None,
 ) -> MemoryCheck:
-    """Queue ``jobs`` jobs (cycling ``sources``) at once; their peak RSS must match a short queue's."""
-    import gc
+    """Queue ``jobs`` jobs (cycling ``sources``) at once and compare with a short queue.
 
+    The short queue holds four batches per worker, enough for every worker to reach its biggest working set
+    (a full batch in beam search), so a higher peak with the long queue would be memory that follows the
+    number of queued files. Idle RSS before and after shows what the long queue left behind.
+    """
     import psutil
 
     if not sources:
@@ -1134,18 +1189,19 @@ def memory_check(
         for fut in futures:
             fut.result()
 
-    warm = max(2 * int(handle.batch_size), len(sources))
-    run(warm)  # first use: allocator pools, CTranslate2's per-shape buffers
+    per_round = int(handle.batch_size) * int(getattr(handle, "workers", 1))
+    run(max(per_round, len(sources)))  # first use: allocator pools, CTranslate2's per-shape buffers
+    short = max(4 * per_round, len(sources))
     with water.measure() as short_peak:
-        run(warm)
-    gc.collect()
+        run(short)
+    _settle_heap()
     before = proc.memory_info().rss
     with water.measure() as long_peak:
         run(jobs)
-    gc.collect()
+    _settle_heap()
     after = proc.memory_info().rss
     return MemoryCheck(
-        jobs, warm, before, short_peak[0], long_peak[0], after, scheduler.peak_queued_windows, water.exact
+        jobs, short, before, short_peak[0], long_peak[0], after, scheduler.peak_queued_windows, water.exact
     )
 
 
