@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,34 @@ def whisper_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from whisperdesk.devtools.random_model import build_random_whisper_model
 
     return build_random_whisper_model(tmp_path_factory.mktemp("model") / "whisper-micro", shape="micro")
+
+
+@pytest.fixture
+def no_leaks(qapp: object) -> Iterator[None]:
+    """Fail a Qt test that leaves Python threads, global-pool work, active timers or open windows behind.
+
+    Qt test modules opt in with ``pytestmark = pytest.mark.usefixtures("no_leaks")``.
+    """
+    import threading
+
+    from PySide6.QtCore import QCoreApplication, QEvent, QThreadPool, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    before = set(threading.enumerate())
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QApplication.processEvents()
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
+    timers += [t for t in QApplication.instance().findChildren(QTimer) if t.isActive()]
+    assert timers == []
+    assert [w for w in QApplication.topLevelWidgets() if w.isVisible()] == []
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t not in before
+        and t.is_alive()
+        and not isinstance(t, threading._DummyThread)
+        and t.name != "tqdm_monitor"  # tqdm's one process-wide monitor, started by faster-whisper's first use
+    ]
+    assert leaked == []

@@ -5,14 +5,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QTimer
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 from test_ui_shell import drop_on
 
@@ -22,24 +19,7 @@ from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
 from whisperdesk.devtools.synth_audio import noise, tone, write_audio
 
-
-@pytest.fixture(autouse=True)
-def no_leaks(qapp: QApplication) -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    qapp.processEvents()
-    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
-    assert timers == []
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before
-        and t.is_alive()
-        and not isinstance(t, threading._DummyThread)
-        and t.name != "tqdm_monitor"  # faster-whisper's process-wide tqdm monitor, started once
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

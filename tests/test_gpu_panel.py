@@ -25,23 +25,7 @@ from whisperdesk.ui.gpu_panel import WARNING_COLOUR, GpuPanel
 NEVER_MS = 3_600_000  # the timer never fires inside a test: samples come from start() and poll_now()
 
 
-@pytest.fixture(autouse=True)
-def no_leaks(qapp: QApplication) -> Iterator[None]:
-    """Fail a test that leaves Python threads, global-pool work or active timers behind."""
-    before = set(threading.enumerate())
-    yield
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    qapp.processEvents()
-    assert QThreadPool.globalInstance().activeThreadCount() == 0
-    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
-    timers += [t for t in qapp.findChildren(QTimer) if t.isActive()]
-    assert timers == []
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

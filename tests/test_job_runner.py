@@ -6,14 +6,12 @@ Python thread may outlive a test.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from whisperdesk.core.clock import FakeClock
@@ -138,20 +136,7 @@ class Recorder(QObject):
         return [(d, t, at) for j, d, t, at in self.progress if j == job_id]
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads(qapp: QApplication) -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    qapp.processEvents()
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before
-        and t.is_alive()
-        and not isinstance(t, threading._DummyThread)
-        and t.name != "tqdm_monitor"  # tqdm's one process-wide monitor, started by faster-whisper's first use
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture(scope="module")

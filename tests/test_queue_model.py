@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QUrl, Slot
-from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from whisperdesk.core.engine import Engine
@@ -68,20 +67,7 @@ class ModelWatch(QObject):
                 )
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads(qapp: QApplication) -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    qapp.processEvents()
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before
-        and t.is_alive()
-        and not isinstance(t, threading._DummyThread)
-        and t.name != "tqdm_monitor"  # tqdm's one process-wide monitor, started by faster-whisper's first use
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QThreadPool, QTimer, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QThreadPool, Slot
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -21,24 +21,7 @@ from whisperdesk.services.notifier import Notifier
 from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.services.throttle import Throttle
 
-
-@pytest.fixture(autouse=True)
-def no_leaks(qapp: QApplication) -> Iterator[None]:
-    """Fail a test that leaves Python threads, global-pool work or active timers behind."""
-    before = set(threading.enumerate())
-    yield
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    qapp.processEvents()
-    assert QThreadPool.globalInstance().activeThreadCount() == 0
-    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
-    timers += [t for t in qapp.findChildren(QTimer) if t.isActive()]
-    assert timers == []
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

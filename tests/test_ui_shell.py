@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import (
-    QCoreApplication,
     QEvent,
     QMimeData,
     QObject,
     QPointF,
     Qt,
-    QThreadPool,
     QTimer,
     QUrl,
 )
@@ -49,24 +47,7 @@ from whisperdesk.ui.main_window import CHOOSE_MODEL_ACTION, MainWindow
 from whisperdesk.ui.settings_dialog import LOCAL_MODEL_ITEM, SettingsDialog
 from whisperdesk.ui.tray import Tray, tray_available
 
-
-@pytest.fixture(autouse=True)
-def no_leaks(qapp: QApplication) -> Iterator[None]:
-    """Fail a test that leaves Python threads, global-pool work, visible windows or active timers behind."""
-    before = set(threading.enumerate())
-    yield
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    qapp.processEvents()
-    assert QThreadPool.globalInstance().activeThreadCount() == 0
-    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
-    assert timers == []
-    assert [w for w in QApplication.topLevelWidgets() if w.isVisible()] == []
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ advancing the clock, never by sleeping.
 from __future__ import annotations
 
 import errno
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QObject, Slot
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 from watchdog.observers.api import BaseObserver
 
@@ -34,17 +33,7 @@ SETTLE = 2.0
 WAIT_MS = 30_000
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads(qapp: QApplication) -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    qapp.processEvents()
-    leaked = [
-        t
-        for t in threading.enumerate()
-        if t not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
-    ]
-    assert leaked == []
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture
