@@ -49,39 +49,79 @@ class Peak:
     vram_start_bytes: int | None
 
 
-class _PeakWatch:
-    """WhisperDesk's PeakTracker (NVML + RSS) where available, else psutil alone."""
+def _reset_high_water() -> bool:
+    """Reset Linux's per-process RSS high-water mark (VmHWM); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
 
-    def __init__(self, interval_ms: int = 50) -> None:
+
+def _high_water() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class _PeakWatch:
+    """Peak RSS (the kernel's exact high-water mark on Linux, else sampled) and peak VRAM (NVML, sampled)
+    of a block; with ``settle`` the allocator's cached memory from earlier runs is released first, so one
+    run's peak is not another's leftovers."""
+
+    def __init__(self, interval_ms: int = 50, *, settle: bool = True) -> None:
         self._interval_ms = interval_ms
+        self._settle = settle
         self.result: Peak | None = None
 
     @contextmanager
     def watch(self) -> Iterator[_PeakWatch]:
+        if self._settle:
+            _settle_heap()
+        exact = _reset_high_water()
+        sampled: Peak | None = None
         try:
             from whisperdesk.core.gpu import PeakTracker
         except ImportError:  # gauges module not built: RSS only
             PeakTracker = None
-        if PeakTracker is not None:
-            tracker = PeakTracker(interval_ms=self._interval_ms)
-            tracker.start()
-            try:
-                yield self
-            finally:
-                peaks = tracker.stop()
-                self.result = Peak(
-                    peaks.peak_rss_bytes,
-                    peaks.baseline_rss_bytes,
-                    peaks.peak_vram_bytes,
-                    peaks.baseline_vram_bytes,
-                )
-            return
+        try:
+            if PeakTracker is not None:
+                tracker = PeakTracker(interval_ms=self._interval_ms)
+                tracker.start()
+                try:
+                    yield self
+                finally:
+                    peaks = tracker.stop()
+                    sampled = Peak(
+                        peaks.peak_rss_bytes,
+                        peaks.baseline_rss_bytes,
+                        peaks.peak_vram_bytes,
+                        peaks.baseline_vram_bytes,
+                    )
+            else:
+                with self._sample_rss() as holder:
+                    yield self
+                sampled = holder[0]
+        finally:
+            if sampled is not None:
+                hwm = _high_water() if exact else None
+                self.result = dataclasses.replace(sampled, rss_bytes=max(sampled.rss_bytes, hwm or 0))
+
+    @contextmanager
+    def _sample_rss(self) -> Iterator[list[Peak]]:
         import psutil
 
         proc = psutil.Process()
         start = proc.memory_info().rss
         peak = [start]
         stop = threading.Event()
+        holder: list[Peak] = []
 
         def sample() -> None:
             while not stop.wait(self._interval_ms / 1000):
@@ -90,11 +130,11 @@ class _PeakWatch:
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         try:
-            yield self
+            yield holder
         finally:
             stop.set()
             thread.join()
-            self.result = Peak(max(peak[0], proc.memory_info().rss), start, None, None)
+            holder.append(Peak(max(peak[0], proc.memory_info().rss), start, None, None))
 
 
 def to_json(report: Any) -> str:
@@ -1110,37 +1150,17 @@ class _HighWater:
     """Peak RSS of a stretch of code: Linux's VmHWM reset through clear_refs (exact), else 5-ms sampling."""
 
     def __init__(self) -> None:
-        self.exact = self._reset()
-
-    @staticmethod
-    def _reset() -> bool:
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-            return True
-        except OSError:
-            return False
-
-    @staticmethod
-    def _vm_hwm() -> int | None:
-        try:
-            with open("/proc/self/status") as fh:
-                for line in fh:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            return None
-        return None
+        self.exact = _reset_high_water()
 
     @contextmanager
     def measure(self) -> Iterator[list[int]]:
         """Yields a one-element list that holds the peak once the block ends."""
         result = [0]
-        if self.exact and self._reset():
+        if self.exact and _reset_high_water():
             yield result
-            result[0] = self._vm_hwm() or 0
+            result[0] = _high_water() or 0
             return
-        watch = _PeakWatch(interval_ms=5)
+        watch = _PeakWatch(interval_ms=5, settle=False)
         with watch.watch():
             yield result
         result[0] = watch.result.rss_bytes if watch.result else 0

@@ -7,10 +7,12 @@ Why it exists: one CTranslate2 model runs its calls one after another, so a thre
 * a **CPU stage** (``cpu_workers`` threads) decodes each file, runs Silero VAD, cuts ≤ 30-s windows and
   computes their log-mel features into a **bounded** prefetch queue (memory does not grow with the queue:
   at most ``prefetch_windows`` windows of features plus the files being cut are held);
-* one **inference thread** packs windows of every queued file whose decoding options are compatible (same
-  model, beam size, temperatures, token budget, initial prompt) into batches of the handle's batch size, runs
-  one encode + one generate per batch with a per-window prompt (so files in different languages share a
-  batch), and hands the segments back to each job in order, with progress and cancellation.
+* an **inference stage** (one thread per CTranslate2 worker of the model) packs windows of every queued file
+  whose decoding options are compatible (same model, beam size, temperatures, token budget, initial prompt)
+  into batches of the handle's batch size, runs one encode + one generate per batch with a per-window prompt
+  (so files in different languages share a batch), and hands the segments back to each job in window order,
+  with progress and cancellation. On CPU a batch is encoded window by window as it fills (the encoder is
+  fastest one window at a time there) and the last windows of a queue are split evenly over the workers.
 
 Decoding reuses faster-whisper's own functions (``get_prompt``, ``_split_segments_by_timestamps``,
 ``generate_with_fallback``, ``add_word_timestamps``, ``restore_speech_timestamps``); the semantics are those of
@@ -275,7 +277,6 @@ class _Job:
         self.started = time.monotonic()
         self.done = False
         self.plan: WindowPlan | None = None
-        self.ts_map: Any = None
         self.total: int | None = None
         self.delivered = 0
         self.segments: dict[int, list[Segment]] = {}
@@ -377,7 +378,7 @@ class BatchScheduler:
         generate_fn: GenerateFn = default_generate,
         decode_fn: Callable[[Path], np.ndarray] = default_decode,
         on_batch: Callable[[BatchInfo], None] | None = None,
-        history: int = 10_000,
+        history: int = 2_000,
     ) -> None:
         if prefetch_windows < 1:
             raise ValueError(f"prefetch_windows must be 1 or more, got {prefetch_windows}")
@@ -598,7 +599,6 @@ class BatchScheduler:
         plan, pieces = plan_windows(audio, job.options)
         del audio
         job.plan = plan
-        job.ts_map = plan.timestamp_map()
         job.total = len(plan.spans)
         job.report(0.0, plan.duration)
         if job.total == 0:
