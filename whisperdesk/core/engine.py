@@ -147,6 +147,12 @@ def resolve_model_path(model: str, models_dir: Path, *, local_files_only: bool =
 
 
 def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice) -> Any:
+    """Batch size > 1 gets the scheduler's layout (two CTranslate2 workers on CPU: ~20 % faster there, see
+    BENCHMARKS.md), so the app runs as fast as the benchmark measured; batch size 1 keeps one worker."""
+    if config.batch_size > 1:
+        from whisperdesk.core.scheduler import load_for_batching
+
+        return load_for_batching(model_path, device.device, device.compute_type, config.cpu_threads)
     from faster_whisper import WhisperModel
 
     return WhisperModel(
@@ -273,7 +279,9 @@ class Engine:
             seconds,
         )
         self._emit(
-            EngineEvent("loaded", config, f"{config.model} on {device.device} ({device.compute_type})", seconds)
+            EngineEvent(
+                "loaded", config, f"{config.model} on {device.device} ({device.compute_type})", seconds
+            )
         )
 
     def _acquire(self) -> _Loaded:
