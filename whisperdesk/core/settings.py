@@ -249,7 +249,9 @@ def _build_section(cls: type, raw: Any, prefix: str, problems: list[str], defaul
         if f.name not in raw:
             continue
         try:
-            candidate = dataclasses.replace(default, **{f.name: _coerce(raw[f.name], getattr(default, f.name))})
+            candidate = dataclasses.replace(
+                default, **{f.name: _coerce(raw[f.name], getattr(default, f.name))}
+            )
             candidate.validate()
         except (TypeError, InvalidSetting) as exc:
             detail = exc if isinstance(exc, InvalidSetting) else f"{f.name}={raw[f.name]!r}: {exc}"
@@ -273,7 +275,9 @@ def settings_from_dict(raw: dict[str, Any]) -> tuple[Settings, list[str]]:
     problems: list[str] = []
     version = raw.get("version", SETTINGS_VERSION)
     if not isinstance(version, int) or version > SETTINGS_VERSION:
-        problems.append(f"version={version!r} is newer than this WhisperDesk understands; reading what it can")
+        problems.append(
+            f"version={version!r} is newer than this WhisperDesk understands; reading what it can"
+        )
     sections = {name: _build_section(cls, raw.get(name), name, problems) for name, cls in _SECTIONS.items()}
     watched: list[WatchedFolder] = []
     raw_watched = raw.get("watched", [])
