@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from whisperdesk.core.engine import whisper_kwargs
 from whisperdesk.core.errors import Cancelled, WhisperDeskError
 from whisperdesk.core.settings import DecodeOptions, ModelConfig
 
@@ -710,22 +711,6 @@ class SideBySideReport:
         return t.speed / b.speed if t and b and b.speed > 0 else 0.0
 
 
-def _fw_kwargs(options: DecodeOptions) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "language": options.language,
-        "task": options.task,
-        "beam_size": options.beam_size,
-        "temperature": list(options.temperature),
-        "word_timestamps": options.word_timestamps,
-        "initial_prompt": options.initial_prompt,
-        "max_new_tokens": options.max_new_tokens,
-        "vad_filter": options.vad,
-    }
-    if options.vad:
-        kwargs["vad_parameters"] = {"min_silence_duration_ms": options.vad_min_silence_ms}
-    return kwargs
-
-
 def _fixed_clips(seconds: float) -> list[dict[str, float]]:
     return [{"start": s, "end": min(s + 30.0, seconds)} for s in np.arange(0.0, max(seconds, 0.01), 30.0)]
 
@@ -733,7 +718,7 @@ def _fixed_clips(seconds: float) -> list[dict[str, float]]:
 def _run_sequential(model: Any, files: Sequence[Path], options: DecodeOptions) -> float:
     audio = 0.0
     for path in files:
-        segments, info = model.transcribe(str(path), **_fw_kwargs(options))
+        segments, info = model.transcribe(str(path), **whisper_kwargs(options))
         for _ in segments:
             pass
         audio += info.duration
@@ -750,7 +735,7 @@ def _run_batched_pipeline(
     audio = 0.0
     for path in files:
         samples = decode_audio(str(path), sampling_rate=_SR)
-        kwargs = _fw_kwargs(options)
+        kwargs = whisper_kwargs(options)
         if not options.vad:
             kwargs["clip_timestamps"] = _fixed_clips(len(samples) / _SR)
         segments, info = pipeline.transcribe(

@@ -167,6 +167,23 @@ def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice)
 Loader = Callable[[ModelConfig, str, ResolvedDevice], Any]
 
 
+def whisper_kwargs(options: DecodeOptions) -> dict[str, Any]:
+    """DecodeOptions as faster-whisper's ``transcribe`` keyword arguments (the engine and the benchmark)."""
+    kwargs: dict[str, Any] = {
+        "language": options.language,
+        "task": options.task,
+        "beam_size": options.beam_size,
+        "temperature": list(options.temperature),
+        "word_timestamps": options.word_timestamps,
+        "initial_prompt": options.initial_prompt,
+        "max_new_tokens": options.max_new_tokens,
+        "vad_filter": options.vad,
+    }
+    if options.vad:
+        kwargs["vad_parameters"] = {"min_silence_duration_ms": options.vad_min_silence_ms}
+    return kwargs
+
+
 @dataclass
 class _Loaded:
     config: ModelConfig
@@ -195,7 +212,6 @@ class Engine:
         self._cond = threading.Condition()
         self._active = 0
         self._listeners: list[Callable[[EngineEvent], None]] = []
-        self._pipelines = threading.local()
         self._scheduler: Any = None  # BatchScheduler, created on the first batched job
         self._handle: tuple[_Loaded, Any] | None = None  # (loaded model, its scheduler ModelHandle)
         self.load_count = 0
@@ -258,7 +274,6 @@ class Engine:
             device = resolve_device(config)
             path = resolve_model_path(config.model, self._models_dir, local_files_only=self._local_files_only)
             self._loaded = None  # drop the old model first so two never sit in (GPU) memory together
-            self._pipelines = threading.local()
             model = self._loader(config, path, device)
         except (ModelUnavailableError, ConfigError) as exc:
             self._emit(EngineEvent("load_failed", config, str(exc)))
@@ -409,16 +424,6 @@ class Engine:
                 self._config = cpu
                 self._emit(EngineEvent("fallback", cpu, message))
 
-    def _pipeline(self, model: Any) -> Any:
-        """One BatchedInferencePipeline per thread: it keeps per-call state on the object."""
-        from faster_whisper import BatchedInferencePipeline
-
-        cached = getattr(self._pipelines, "pipeline", None)
-        if cached is None or cached.model is not model:
-            cached = BatchedInferencePipeline(model)
-            self._pipelines.pipeline = cached
-        return cached
-
     def _run(
         self,
         loaded: _Loaded,
@@ -430,18 +435,7 @@ class Engine:
     ) -> Transcript:
         started = time.monotonic()
         duration = float(len(audio)) / SAMPLE_RATE
-        kwargs: dict[str, Any] = {
-            "language": options.language,
-            "task": options.task,
-            "beam_size": options.beam_size,
-            "temperature": list(options.temperature),
-            "word_timestamps": options.word_timestamps,
-            "initial_prompt": options.initial_prompt,
-            "max_new_tokens": options.max_new_tokens,
-            "vad_filter": options.vad,
-        }
-        if options.vad:
-            kwargs["vad_parameters"] = {"min_silence_duration_ms": options.vad_min_silence_ms}
+        kwargs = whisper_kwargs(options)
         batch_size = loaded.config.batch_size
         if progress:
             progress(0.0, duration)
@@ -468,15 +462,6 @@ class Engine:
             task=options.task,
             extra={"batch_size": batch_size, "beam_size": options.beam_size},
         )
-
-
-def _fixed_windows(duration: float) -> list[dict[str, float]]:
-    windows = []
-    start = 0.0
-    while start < duration:
-        windows.append({"start": start, "end": min(start + WINDOW_SECONDS, duration)})
-        start += WINDOW_SECONDS
-    return windows or [{"start": 0.0, "end": duration}]
 
 
 def _collect(
