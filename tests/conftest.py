@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from whisperdesk.core.clock import FakeClock
+from whisperdesk.core.jobstore import JobStore
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -58,3 +61,17 @@ def no_leaks(qapp: object) -> Iterator[None]:
         and t.name != "tqdm_monitor"  # tqdm's one process-wide monitor, started by faster-whisper's first use
     ]
     assert leaked == []
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock tests advance by hand, so settle times and timestamps need no sleeping."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[JobStore]:
+    """A job store in the test's own folder, closed afterwards."""
+    s = JobStore(tmp_path / "data" / "jobs.sqlite3")
+    yield s
+    s.close()

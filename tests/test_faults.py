@@ -60,18 +60,6 @@ def engine(whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[JobStore]:
-    s = JobStore(tmp_path / "data" / "jobs.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def processor(store: JobStore, engine: Engine, tmp_path: Path) -> JobProcessor:
     return JobProcessor(store, engine, OutputLedger(tmp_path / "data" / "ledger.json"), lambda: SETTINGS)
 

@@ -158,13 +158,6 @@ def box(whisper_model_dir: Path) -> SettingsBox:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[JobStore]:
-    s = JobStore(tmp_path / "data" / "jobs.sqlite3")
-    yield s
-    s.close()
-
-
 MakeRunner = Callable[..., JobRunner]
 
 

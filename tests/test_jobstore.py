@@ -37,11 +37,6 @@ from whisperdesk.core.paths import AppPaths
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def store(tmp_path: Path, clock: FakeClock) -> Iterator[JobStore]:
     s = JobStore(tmp_path / "data" / "jobs.sqlite3", clock=clock)
     yield s

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +49,6 @@ def engine(whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(decode=FAST_DECODE, output=OutputOptions(formats=("txt", "json")))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[JobStore]:
-    s = JobStore(tmp_path / "data" / "jobs.sqlite3")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -71,13 +71,6 @@ pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[JobStore]:
-    s = JobStore(tmp_path / "data" / "jobs.sqlite3")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def make_model(qtbot: QtBot, store: JobStore) -> Iterator[Callable[..., JobTableModel]]:
     made: list[JobTableModel] = []
 

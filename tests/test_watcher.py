@@ -31,11 +31,6 @@ REAL_EVENT_TIMEOUT = 10.0  # generous upper bound for a real observer to deliver
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def inbox(tmp_path: Path) -> Path:
     folder = tmp_path / "in box"
     folder.mkdir()
