@@ -37,7 +37,7 @@ def test_verify_file_names_the_file_and_the_problem(tmp_path: Path) -> None:
 
 
 def test_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(real_models.RealModelError, match="known: tiny.en, base"):
+    with pytest.raises(real_models.RealModelError, match=r"known: tiny\.en, base"):
         real_models.fetch("huge", tmp_path)
 
 
