@@ -81,6 +81,7 @@ class AppContext(QObject):
             tray_available=self.tray is not None,
             close_to_tray=settings.ui.close_to_tray,
             icon=self.icon,
+            layout_file=paths.window_state_file,
         )
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._told_tray = False
@@ -108,6 +109,7 @@ class AppContext(QObject):
             self.tray.quitRequested.connect(w.request_quit)
             self.tray.pauseRequested.connect(w.set_paused)  # keep both pause toggles in step
             w.pauseRequested.connect(self.tray.set_paused)
+            self.tray.pauseNowRequested.connect(w.pauseNowRequested)
 
     # --- extension points for the queue, runner and GPU pieces -------------------------------------------
     def on_shutdown(self, hook: Callable[[], None]) -> None:
@@ -123,6 +125,7 @@ class AppContext(QObject):
         """Show the window (or only the tray icon), then start loading the model in the background."""
         if self.tray is not None:
             self.tray.show()
+        self.window.restore_layout()
         if not minimized:
             self.window.show()
         elif self.tray is None:
@@ -164,6 +167,7 @@ class AppContext(QObject):
         if self._closed:
             return
         self._closed = True
+        self.notifier.close()  # what finished in the last moment is still told
         for hook in reversed(self._shutdown_hooks):
             try:
                 hook()
@@ -272,10 +276,13 @@ class Desktop(QObject):
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
         runner.queueSummary.connect(self._on_queue_summary)
-        runner.jobFinished.connect(self._on_job_finished)
-        runner.jobFailed.connect(self._on_job_failed)
-        runner.queueDrained.connect(ctx.notifier.queue_drained)
+        for ended in (runner.jobFinished, runner.jobFailed, runner.jobCanceled):
+            ended.connect(ctx.notifier.job_ended)
+        runner.queueDrained.connect(ctx.notifier.queue_finished)
+        runner.pauseModeChanged.connect(window.set_pause_mode)
+        runner.busyChanged.connect(window.set_jobs_running)
         window.pauseRequested.connect(runner.set_paused)
+        window.pauseNowRequested.connect(runner.pause_now)
         window.filesAdded.connect(runner.add_files)
         window.benchmarkRequested.connect(self._on_benchmark_requested)
         if ctx.tray is not None:
@@ -284,6 +291,8 @@ class Desktop(QObject):
         view.retryRequested.connect(runner.retry)
         view.cancelRequested.connect(runner.cancel)
         view.removeRequested.connect(runner.remove)
+        view.overwriteRequested.connect(runner.retry_overwriting)
+        view.otherFolderChosen.connect(runner.retry_in_folder)
         view.openFailed.connect(window.show_warning)
         ctx.controller.settingsChanged.connect(self.watcher.apply)
         self.watcher.statusChanged.connect(self.watched_panel.set_status)
@@ -294,17 +303,8 @@ class Desktop(QObject):
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
         self.ctx.window.set_queue_summary(text, None if fraction < 0 else fraction)
-
-    @Slot(object)
-    def _on_job_finished(self, job: object) -> None:
-        duration = getattr(job, "duration", None) or 0.0
-        spent = getattr(job, "processing_time", None) or 0.0
-        detail = f"{duration:.0f} s of audio in {spent:.0f} s" if duration else "transcript written"
-        self.ctx.notifier.job_finished(getattr(job, "name", "job"), detail)
-
-    @Slot(object)
-    def _on_job_failed(self, job: object) -> None:
-        self.ctx.notifier.job_failed(getattr(job, "name", "job"), getattr(job, "error", None) or "failed")
+        if self.ctx.tray is not None:
+            self.ctx.tray.set_status(text)
 
     @Slot(str, str)
     def _on_add_failed(self, path: str, reason: str) -> None:
@@ -365,10 +365,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
     ctx = desktop.ctx
     qapp.setWindowIcon(ctx.icon)
     ctx.window.quitRequested.connect(qapp.quit)
-    if problems:
-        ctx.window.show_warning(
-            f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
-        )
+    ctx.window.show_settings_problem(paths.settings_file, problems)
     desktop.show(minimized=minimized)
     try:
         return int(qapp.exec())

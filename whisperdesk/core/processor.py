@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 JobProgressFn = Callable[[int, float, float], None]  # (job id, seconds done, seconds total)
 PROGRESS_STORE_INTERVAL = 0.5  # seconds between progress writes to the database
 DONE_SUBFOLDER = "done"  # where after-processing "move" puts sources, inside their watched folder
+OVERWRITE_KEY = "overwrite"  # in a job's settings: the user chose to replace files in the transcripts' way
 
 # Errors that are the engine's, not the file's: every job would fail the same way, so none is failed.
 ENGINE_ERRORS: tuple[type[Exception], ...] = (ModelError, ConfigError)
@@ -142,7 +143,8 @@ class JobProcessor:
                     "file disappeared while it was being transcribed (moved, renamed or deleted); "
                     "no transcript was written; add it again from where it is now",
                 )
-            written = write_outputs(transcript, job.source, output, ledger=self._ledger)
+            overwrite = bool((job.settings or {}).get(OVERWRITE_KEY))
+            written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
         except Cancelled:
             if shutdown is not None and shutdown.is_set():
                 log.info("job %d interrupted by shutdown; it stays queued: %s", job.id, job.source)

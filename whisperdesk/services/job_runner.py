@@ -22,6 +22,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import copy
 import logging
 import sqlite3
 import threading
@@ -48,7 +49,7 @@ from whisperdesk.core.jobstore import (
     JobStore,
     JobStoreError,
 )
-from whisperdesk.core.processor import ENGINE_ERRORS, JobProcessor, job_settings
+from whisperdesk.core.processor import ENGINE_ERRORS, OVERWRITE_KEY, JobProcessor, job_settings
 from whisperdesk.core.queue_stats import QueueSummary, recent_speed, summarize
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.throttle import Throttle
@@ -66,6 +67,11 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
     JobStoreError,
     sqlite3.Error,
 )  # a locked or damaged database  # queueSummary's fraction when there is nothing to show a bar for
+
+
+PAUSE_NONE = ""
+PAUSE_AFTER_CURRENT = "after_current"  # running jobs finish; nothing new starts
+PAUSE_NOW = "now"  # running jobs stop at once and go back to the head of the queue
 
 
 def workers_for(batch_size: int) -> int:
@@ -104,19 +110,33 @@ class _CancelRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[int, threading.Event] = {}
+        self._releases: dict[int, threading.Event] = {}  # set: the job goes back to the queue when it stops
         self.shutdown = threading.Event()
 
-    def register(self, job_id: int) -> threading.Event:
-        event = threading.Event()
+    def register(self, job_id: int) -> tuple[threading.Event, threading.Event]:
+        """The job's cancel flag and its release flag (quitting or "pause now": back to the queue)."""
+        event, release = threading.Event(), threading.Event()
         with self._lock:
             self._events[job_id] = event
+            self._releases[job_id] = release
             if self.shutdown.is_set():
+                release.set()
                 event.set()
-        return event
+        return event, release
 
     def unregister(self, job_id: int) -> None:
         with self._lock:
             self._events.pop(job_id, None)
+            self._releases.pop(job_id, None)
+
+    def release_all(self) -> int:
+        """Stop every running job and put it back in the queue ("pause now"); returns how many."""
+        with self._lock:
+            pairs = [(self._releases[i], e) for i, e in self._events.items()]
+        for release, event in pairs:
+            release.set()
+            event.set()
+        return len(pairs)
 
     def cancel(self, job_id: int) -> bool:
         with self._lock:
@@ -125,12 +145,6 @@ class _CancelRegistry:
             return False
         event.set()
         return True
-
-    def cancel_all(self) -> None:
-        with self._lock:
-            events = list(self._events.values())
-        for event in events:
-            event.set()
 
     def __contains__(self, job_id: object) -> bool:
         with self._lock:
@@ -177,13 +191,13 @@ class _JobTask(QRunnable):
         if job is None:
             self._signals.idle.emit()
             return
-        cancel = self._registry.register(job.id)
+        cancel, release = self._registry.register(job.id)
         self._signals.claimed.emit(job)
         final: Job | None = None
         model_error = crash = ""
         try:
             final = self._processor.process(
-                job, cancel=cancel, progress=_ProgressRelay(self._signals), shutdown=self._registry.shutdown
+                job, cancel=cancel, progress=_ProgressRelay(self._signals), shutdown=release
             )
         except ENGINE_ERRORS as exc:  # the model or its configuration: every job would fail the same way
             model_error = str(exc) or type(exc).__name__
@@ -272,6 +286,7 @@ class JobRunner(QObject):
     jobRequeued = Signal(object)  # Job put back in the queue (quitting, model error)
     queueDrained = Signal(int, int)  # jobs done, jobs failed or canceled in the run that just ended
     pausedChanged = Signal(bool)
+    pauseModeChanged = Signal(str)  # PAUSE_NONE, PAUSE_AFTER_CURRENT or PAUSE_NOW
     busyChanged = Signal(bool)  # True while at least one job runs
     modelError = Signal(str)  # the queue paused itself: the model cannot be used
     queueSummary = Signal(str, float)  # status-bar text, overall fraction 0..1 (NO_FRACTION: hide the bar)
@@ -327,6 +342,7 @@ class JobRunner(QObject):
         self._run_over = True
         self._ran = False  # a job ended since the queue last drained
         self._paused = False
+        self._pause_mode = PAUSE_NONE
         self._started = False
         self._closing = False
         self._busy = False
@@ -401,13 +417,32 @@ class JobRunner(QObject):
     def resume(self) -> None:
         self.set_paused(False)
 
+    @Slot()
+    def pause_now(self) -> None:
+        """Pause and stop running jobs at once; they go back to the head of the queue (no attempt counted)."""
+        self.set_paused(True)
+        self._set_pause_mode(PAUSE_NOW)
+        stopped = self._registry.release_all()
+        log.info("queue paused now; %d running job(s) go back to the queue", stopped)
+
+    @property
+    def pause_mode(self) -> str:
+        return self._pause_mode
+
+    def _set_pause_mode(self, mode: str) -> None:
+        if mode != self._pause_mode:
+            self._pause_mode = mode
+            self.pauseModeChanged.emit(mode)
+
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:
+        """Pause after the running jobs (True) or resume (False)."""
         if paused == self._paused:
             return
         self._paused = paused
         log.info("queue %s", "paused" if paused else "resumed")
         self.pausedChanged.emit(paused)
+        self._set_pause_mode(PAUSE_AFTER_CURRENT if paused else PAUSE_NONE)
         self._fill()
         self._request_summary()
         if not paused:
@@ -455,6 +490,38 @@ class JobRunner(QObject):
                 return self._refuse(
                     f"job {job_id} ({job.name}) is {job.state}; only finished jobs can be retried"
                 )
+        except (WhisperDeskError, sqlite3.Error) as exc:
+            return self._refuse(getattr(exc, "reason", None) or str(exc))
+        self._fill()
+        return True
+
+    @Slot(int)
+    def retry_overwriting(self, job_id: int) -> bool:
+        """Run a job again, replacing files in the way of its transcripts (the user chose "Overwrite")."""
+        return self._retry_with(job_id, overwrite=True)
+
+    @Slot(int, str)
+    def retry_in_folder(self, job_id: int, folder: str) -> bool:
+        """Run a job again writing its transcripts to ``folder`` (the user chose another folder)."""
+        return self._retry_with(job_id, output_dir=folder)
+
+    def _retry_with(self, job_id: int, *, overwrite: bool = False, output_dir: str | None = None) -> bool:
+        """A new job for the same file with changed output options; it replaces the finished one."""
+        job = self._get(job_id)
+        if job is None:
+            return self._refuse(f"job {job_id} no longer exists")
+        if job.state not in (DONE, FAILED, CANCELED):
+            return self._refuse(f"{job.name} is {job.state}; only finished jobs can be run again")
+        options = copy.deepcopy(job.settings) if job.settings else job_settings(self._settings())
+        if output_dir is not None:
+            options.setdefault("output", {})["output_dir"] = output_dir
+        if overwrite:
+            options[OVERWRITE_KEY] = True
+        try:
+            result = self._store.rerun(job_id, options)
+            if not result.created:
+                return self._refuse(f"{job.name} was not queued again: {result.reason}")
+            self._store.remove(job_id)
         except (WhisperDeskError, sqlite3.Error) as exc:
             return self._refuse(getattr(exc, "reason", None) or str(exc))
         self._fill()
@@ -510,7 +577,7 @@ class JobRunner(QObject):
             self._summary_throttle.cancel()
             self._unsubscribe()
             self._registry.shutdown.set()
-            self._registry.cancel_all()
+            self._registry.release_all()
         finished = self._pool.waitForDone(timeout_ms)
         for throttle in self._throttles.values():
             throttle.cancel()
@@ -684,8 +751,9 @@ class JobRunner(QObject):
         summary = self._summary
         done = summary.done if summary else 0
         failed = summary.failed if summary else 0
-        log.info("queue drained: %d done, %d failed or canceled", done, failed)
-        self.queueDrained.emit(done, failed)
+        canceled = summary.canceled if summary else 0
+        log.info("queue drained: %d done, %d failed, %d canceled", done, failed, canceled)
+        self.queueDrained.emit(done, failed + canceled)
 
     def _set_busy(self) -> None:
         busy = bool(self._running)

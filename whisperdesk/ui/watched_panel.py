@@ -52,6 +52,7 @@ MODE_LABELS = {
     "disabled": "Disabled",
 }
 COLUMNS = ("Folder", "Status", "Subfolders", "Output folder", "After processing")
+DETAIL_COLUMNS = (2, 3, 4)  # hidden in the narrow side panel
 
 
 def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
@@ -104,8 +105,11 @@ class WatchedFoldersPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in DETAIL_COLUMNS:  # shown in the form below for the selected folder, and as a tooltip
+            self.table.setColumnHidden(column, True)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the end of a path names the folder
+        # Middle: "/home/ann/…/Recorder sync" keeps where the folder is and its name; the tooltip is whole.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.itemSelectionChanged.connect(self._on_selection)
 
         self.add_button = QPushButton("Add folder…", self)
@@ -217,7 +221,11 @@ class WatchedFoldersPanel(QWidget):
 
     def _fill_row(self, row: int, folder: WatchedFolder) -> None:
         path_item = QTableWidgetItem(folder.path)
-        path_item.setToolTip(folder.path)
+        path_item.setToolTip(
+            f"{folder.path}\nSubfolders: {'yes' if folder.recursive else 'no'}"
+            f"\nTranscripts go to: {folder.output_dir or 'the default output folder'}"
+            f"\nAfter transcribing: {POLICY_SHORT.get(folder.after_processing, 'leave')}"
+        )
         self.table.setItem(row, 0, path_item)
         self._fill_status(row, folder)
         self.table.setItem(row, 2, QTableWidgetItem("yes" if folder.recursive else "no"))
@@ -251,6 +259,7 @@ class WatchedFoldersPanel(QWidget):
             self.recursive_box.setChecked(folder.recursive)
             self.polling_box.setChecked(folder.polling)
             self.output_edit.setText(folder.output_dir or "")
+            self.output_edit.setToolTip(folder.output_dir or "")
             index = self.policy_box.findData(folder.after_processing)
             self.policy_box.setCurrentIndex(max(0, index))
         finally:

@@ -1,0 +1,79 @@
+"""How a job's outcome reads in the window, the tray and notifications: one wording for all of them.
+
+The core words its errors for every front end, and some of that advice is for the command line ("pass
+--overwrite"). The window has buttons for those choices instead, so this module drops command-line advice
+from what the window shows and says which window action helps. It also recognises the output problems the
+user can fix from the window (a foreign file in the way, a folder that cannot be written): the job record
+only keeps the message, so the phrases below are the core's own wording, checked by tests that produce
+the real errors through :func:`whisperdesk.core.outputs.write_outputs`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from whisperdesk.core.jobstore import FAILED, Job
+
+
+class OutputProblem(Enum):
+    NONE = "none"
+    IN_THE_WAY = "in_the_way"  # a file WhisperDesk did not write (or one the user edited) is in the way
+    UNWRITABLE = "unwritable"  # the folder cannot be created or written (permissions, read-only, full)
+
+
+# Phrases of core/outputs.py's messages, per problem (see the module docstring for why text).
+_IN_THE_WAY = (
+    "already exists and was not written by whisperdesk",
+    "holds the transcript of another recording",
+    "was changed after whisperdesk wrote it",
+)
+_UNWRITABLE = (
+    "cannot create the output folder",
+    "cannot write ",
+    "is a folder;",
+    "is the recording itself",
+)
+_CLI_ADVICE = ("--overwrite", "overwrite=true")
+
+OVERWRITE_LABEL = "Overwrite"
+CHOOSE_FOLDER_LABEL = "Choose another folder…"
+
+
+def output_problem(job: Job) -> OutputProblem:
+    """Which output problem made ``job`` fail, if any."""
+    if job.state != FAILED or not job.error:
+        return OutputProblem.NONE
+    text = job.error.lower()
+    if any(phrase in text for phrase in _IN_THE_WAY):
+        return OutputProblem.IN_THE_WAY
+    if any(phrase in text for phrase in _UNWRITABLE):
+        return OutputProblem.UNWRITABLE
+    return OutputProblem.NONE
+
+
+def window_error(job: Job) -> str:
+    """The job's error as the window shows it: no command-line advice, the window's actions named.
+
+    The first line is the summary the table shows; later lines (details) are kept as they are."""
+    if not job.error:
+        return ""
+    first, *rest = job.error.splitlines() or [""]
+    parts = [p.strip() for p in first.split(";")]
+    kept = [p for p in parts if p and not any(a in p.lower() for a in _CLI_ADVICE)]
+    kept = list(dict.fromkeys(kept))  # several files in the way repeat the same advice
+    problem = output_problem(job)
+    if problem is OutputProblem.IN_THE_WAY:
+        kept.append(f'use "{OVERWRITE_LABEL}" to replace it or "{CHOOSE_FOLDER_LABEL}" to write elsewhere')
+    elif problem is OutputProblem.UNWRITABLE:
+        kept = [p for p in kept if "choose another output folder" not in p.lower()]
+        kept.append(f'use "{CHOOSE_FOLDER_LABEL}" to write the transcripts elsewhere')
+    return "\n".join(["; ".join(kept), *rest])
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def count_phrase(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 transcript``, ``3 transcripts``."""
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
