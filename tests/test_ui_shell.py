@@ -31,6 +31,7 @@ from whisperdesk.core.engine import (
     default_loader,
     supported_compute_types,
 )
+from whisperdesk.core.jobstore import DONE, FAILED
 from whisperdesk.core.logging_setup import teardown_handlers
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import (
@@ -41,7 +42,6 @@ from whisperdesk.core.settings import (
     UiOptions,
     load_settings,
 )
-from whisperdesk.core.jobstore import DONE, FAILED
 from whisperdesk.services.engine_bridge import ModelState
 from whisperdesk.services.notifier import Outcome
 from whisperdesk.ui.log_view import LogView

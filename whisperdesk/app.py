@@ -168,6 +168,7 @@ class AppContext(QObject):
             return
         self._closed = True
         self.notifier.close()  # what finished in the last moment is still told
+        self.window.save_layout()
         for hook in reversed(self._shutdown_hooks):
             try:
                 hook()

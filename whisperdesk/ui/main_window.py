@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._layout_file = layout_file
         self._pause_mode = ""
+        self._paused = False
         self._jobs_running = False
         self.resize(*self.default_size())
         self.setDockNestingEnabled(True)
@@ -351,7 +352,8 @@ class MainWindow(QMainWindow):
         blocked = self.pause_action.blockSignals(True)
         self.pause_action.setChecked(paused)
         self.pause_action.blockSignals(blocked)
-        self._show_pause_actions(paused)
+        self._paused = paused
+        self._update_pause_actions()
         if not paused:
             self.set_pause_mode("")
         elif not self._pause_mode:
@@ -373,12 +375,16 @@ class MainWindow(QMainWindow):
         text = pause_text(self._pause_mode, self._jobs_running)
         self._pause_label.setText(text)
         self._pause_label.setVisible(bool(text))
+        self._update_pause_actions()
 
-    def _show_pause_actions(self, paused: bool) -> None:
+    def _update_pause_actions(self) -> None:
+        """Pause now stays offered while paused after the current job and that job still runs."""
+        paused = self._paused
         self.pause_action.setText(RESUME_LABEL if paused else PAUSE_AFTER_LABEL)
         self.pause_action.setIconText("Resume" if paused else "Pause")
-        self.pause_now_action.setEnabled(not paused)
-        self.pause_now_action.setVisible(not paused)
+        now_helps = not paused or (self._pause_mode != PAUSE_NOW and self._jobs_running)
+        self.pause_now_action.setEnabled(now_helps)
+        self.pause_now_action.setVisible(now_helps)
 
     # --- layout between runs --------------------------------------------------------------------------
     @staticmethod
@@ -544,7 +550,8 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_pause_toggled(self, paused: bool) -> None:
-        self._show_pause_actions(paused)
+        self._paused = paused
+        self._update_pause_actions()
         self.pauseRequested.emit(paused)
 
     @Slot()

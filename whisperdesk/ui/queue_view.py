@@ -15,7 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPersistentModelIndex, QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import (
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -115,7 +125,7 @@ class JobQueueView(QWidget):
         parent: QWidget | None = None,
         *,
         open_url: UrlOpener = QDesktopServices.openUrl,
-        choose_folder: ChooseDirFn = ask_directory,
+        choose_folder: ChooseDirFn | None = None,
     ) -> None:
         super().__init__(parent)
         self._model = model
@@ -141,10 +151,11 @@ class JobQueueView(QWidget):
         for column, width in COLUMN_WIDTHS.items():
             header.resizeSection(int(column), width)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep a file name's start and extension
+        self._scroll_to: QPersistentModelIndex | None = None
         model.rowsInserted.connect(self._on_rows_inserted)
 
         self.open_action = self._action("Open transcript", self.open_transcript, "Return")
-        self.folder_action = self._action("Open containing folder", self.open_folder)
+        self.folder_action = self._action("Show in folder", self.open_folder)
         self.retry_action = self._action("Retry", self.retry_selected, "Ctrl+R")
         self.cancel_action = self._action("Cancel", self.cancel_selected)
         self.remove_action = self._action("Remove", self.remove_selected, QKeySequence.StandardKey.Delete)
@@ -272,7 +283,8 @@ class JobQueueView(QWidget):
         if not jobs:
             return
         names = jobs[0].name if len(jobs) == 1 else f"{len(jobs)} recordings"
-        folder = self._choose_folder(self, f"Folder for the transcripts of {names}")
+        choose = self._choose_folder or ask_directory
+        folder = choose(self, f"Folder for the transcripts of {names}")
         if not folder:
             return
         for job in jobs:
@@ -292,8 +304,17 @@ class JobQueueView(QWidget):
 
     @Slot(QModelIndex, int, int)
     def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
-        """New work shows where the user can see it (rows are added at the end, usually out of view)."""
-        self.table.scrollTo(self._model.index(last, 0), QAbstractItemView.ScrollHint.EnsureVisible)
+        """New work shows where the user can see it (rows are added at the end, usually out of view).
+
+        Scrolled once the table has laid out the new rows: its scroll range does not include them yet."""
+        self._scroll_to = QPersistentModelIndex(self._model.index(last, 0))
+        QTimer.singleShot(0, self, self._on_scroll_to_new_row)
+
+    @Slot()
+    def _on_scroll_to_new_row(self) -> None:
+        if self._scroll_to is not None and self._scroll_to.isValid():
+            self.table.scrollTo(QModelIndex(self._scroll_to), QAbstractItemView.ScrollHint.EnsureVisible)
+        self._scroll_to = None
 
     @Slot()
     def remove_selected(self) -> None:

@@ -126,13 +126,18 @@ class WatchedFoldersPanel(QWidget):
 
         self.enabled_box = QCheckBox("Watch this folder", self)
         self.recursive_box = QCheckBox("Include subfolders", self)
-        self.polling_box = QCheckBox("Poll for changes (network shares, removable drives)", self)
+        self.polling_box = QCheckBox("Poll for changes", self)
+        self.polling_box.setToolTip(
+            "For network shares and removable drives, where the system does not report new files"
+        )
         self.output_edit = QLineEdit(self)
         self.output_edit.setReadOnly(True)
         self.output_edit.setPlaceholderText("as in Settings (beside the recording unless set there)")
         self.output_button = QPushButton("Choose…", self)
         self.output_clear = QPushButton("Use default", self)
         self.policy_box = QComboBox(self)
+        self.policy_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.policy_box.setMinimumContentsLength(14)  # the panel stays narrow; the open list shows it all
         for key, label in POLICIES:
             self.policy_box.addItem(label, key)
         self.enabled_box.toggled.connect(self._on_enabled)
@@ -148,6 +153,7 @@ class WatchedFoldersPanel(QWidget):
         self.details = QWidget(self)
         form = QFormLayout(self.details)
         form.setContentsMargins(0, 0, 0, 0)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above fields when narrow
         form.addRow(self.enabled_box)
         form.addRow(self.recursive_box)
         form.addRow(self.polling_box)
