@@ -150,7 +150,11 @@ def test_a_foreign_file_in_the_way_offers_overwrite_and_another_folder(
     failed = only_job(desktop.store)
     qtbot.waitUntil(lambda: state_text(desktop.model, failed.id) == "Failed", timeout=WAIT_MS)
     error = desktop.model.index(desktop.model.row_of(failed.id) or 0, int(Column.ERROR)).data()
-    assert "talk.txt" in error and "--overwrite" not in error and "Overwrite" in error
+    assert error == "talk.txt is in the way: Overwrite or Choose another folder…"
+    tooltip = desktop.model.index(desktop.model.row_of(failed.id) or 0, int(Column.ERROR)).data(
+        Qt.ItemDataRole.ToolTipRole
+    )
+    assert str(out / "talk.txt") in tooltip and "--overwrite" not in tooltip
 
     assert view.select_job(failed.id)
     assert view.buttons["Overwrite"].isVisibleTo(view) and view.buttons["Choose another folder…"].isVisibleTo(
@@ -233,7 +237,7 @@ def test_size_docks_and_columns_survive_a_restart(
     window = first.ctx.window
     first.show()
     qtbot.waitExposed(window)
-    window.resize(790, 560)  # inside the offscreen screen (800×800): Qt fits restored geometry to it
+    window.resize(790, 640)  # inside the offscreen screen (800×800): Qt fits restored geometry to it
     docks = {d.windowTitle(): d for d in window.findChildren(QDockWidget)}
     qtbot.waitUntil(lambda: window.width() == 790)
     default_dock = docks["Watched folders"].width()
@@ -251,7 +255,7 @@ def test_size_docks_and_columns_survive_a_restart(
     second.show()
     qtbot.waitExposed(window)
     docks = {d.windowTitle(): d for d in window.findChildren(QDockWidget)}
-    qtbot.waitUntil(lambda: (window.width(), window.height()) == (790, 560))
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == (790, 640))
     assert docks["Watched folders"].width() == dock_width
     assert second.view.table.horizontalHeader().sectionSize(int(Column.FILE)) == 333
 

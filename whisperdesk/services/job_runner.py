@@ -52,6 +52,7 @@ from whisperdesk.core.jobstore import (
 from whisperdesk.core.processor import ENGINE_ERRORS, OVERWRITE_KEY, JobProcessor, job_settings
 from whisperdesk.core.queue_stats import QueueSummary, recent_speed, summarize
 from whisperdesk.core.settings import Settings
+from whisperdesk.services.job_text import window_error
 from whisperdesk.services.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -716,7 +717,7 @@ class JobRunner(QObject):
             self._recent.append(job)
             self.jobFinished.emit(job)
         elif job.state == FAILED:
-            log.warning("%s failed: %s", job.source, job.error)  # shown in the window's log view
+            log.warning("%s failed: %s", job.source, window_error(job))  # shown in the window's log view
             self.jobFailed.emit(job)
         elif job.state == CANCELED:
             self.jobCanceled.emit(job)

@@ -11,6 +11,7 @@ the real errors through :func:`whisperdesk.core.outputs.write_outputs`.
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 
 from whisperdesk.core.jobstore import FAILED, Job
 
@@ -68,6 +69,25 @@ def window_error(job: Job) -> str:
         kept = [p for p in kept if "choose another output folder" not in p.lower()]
         kept.append(f'use "{CHOOSE_FOLDER_LABEL}" to write the transcripts elsewhere')
     return "\n".join(["; ".join(kept), *rest])
+
+
+def error_summary(job: Job) -> str:
+    """One short line for the table's error column; :func:`window_error` is the whole story (tooltip).
+
+    Output problems name the file in the way, not its full path, so the column shows what matters."""
+    problem = output_problem(job)
+    if problem is OutputProblem.IN_THE_WAY:
+        first = (job.error or "").splitlines()[0]
+        names = []
+        for part in first.split(";"):
+            for phrase in (" already exists", " holds the transcript", " was changed after"):
+                if phrase in part:
+                    names.append(Path(part.split(phrase)[0].strip()).name)
+        shown = ", ".join(dict.fromkeys(names)) or "a file"
+        return f"{shown} is in the way: {OVERWRITE_LABEL} or {CHOOSE_FOLDER_LABEL}"
+    if problem is OutputProblem.UNWRITABLE:
+        return f"the transcripts cannot be written there: {CHOOSE_FOLDER_LABEL}"
+    return first_line(window_error(job))
 
 
 def first_line(text: str) -> str:

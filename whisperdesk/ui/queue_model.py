@@ -47,7 +47,7 @@ from whisperdesk.core.jobstore import (
     JobStoreError,
 )
 from whisperdesk.core.queue_stats import format_seconds, job_timing
-from whisperdesk.services.job_text import first_line, window_error
+from whisperdesk.services.job_text import error_summary, window_error
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.LANGUAGE:
             return job.language or ""
         if column == Column.ERROR:
-            return first_line(window_error(job))
+            return error_summary(job)
         live = self._live.get(job.id) if job.state == RUNNING else None
         timing = job_timing(job, self._clock(), *(live or (None, None)))
         if column == Column.ELAPSED:

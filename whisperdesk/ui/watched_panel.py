@@ -38,9 +38,9 @@ from whisperdesk.services.settings_controller import SettingsController
 ConfirmFn = Callable[[QWidget, str, str], bool]
 ChooseDirFn = Callable[[QWidget, str], str]
 
-POLICIES: tuple[tuple[str, str], ...] = (
-    ("leave", "Leave the recording where it is"),
-    ("move", 'Move the recording to a "done" subfolder'),
+POLICIES: tuple[tuple[str, str], ...] = (  # short: the panel is a narrow side dock
+    ("leave", "Leave it where it is"),
+    ("move", 'Move it to a "done" subfolder'),
     ("delete", "Delete the recording"),
 )
 POLICY_SHORT = {"leave": "leave", "move": "move to done/", "delete": "delete"}
@@ -146,8 +146,8 @@ class WatchedFoldersPanel(QWidget):
         self.output_button.clicked.connect(self.choose_output)
         self.output_clear.clicked.connect(self.clear_output)
         self.policy_box.currentIndexChanged.connect(self._on_policy)
-        output_row = QHBoxLayout()
-        output_row.addWidget(self.output_edit, 1)
+        output_row = QHBoxLayout()  # under the folder field: the path gets the panel's whole width
+        output_row.addStretch(1)
         output_row.addWidget(self.output_button)
         output_row.addWidget(self.output_clear)
         self.details = QWidget(self)
@@ -157,7 +157,8 @@ class WatchedFoldersPanel(QWidget):
         form.addRow(self.enabled_box)
         form.addRow(self.recursive_box)
         form.addRow(self.polling_box)
-        form.addRow("Transcripts go to", output_row)
+        form.addRow("Transcripts go to", self.output_edit)
+        form.addRow(output_row)
         form.addRow("After transcribing", self.policy_box)
         self.message = QLabel(self)
         self.message.setWordWrap(True)
