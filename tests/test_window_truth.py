@@ -8,6 +8,7 @@ The random-weight model is used: nothing here depends on what is recognised.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,9 +56,14 @@ def make_desktop(
         return desktop
 
     yield make
-    for desktop in made:
+    while made:
+        desktop = made.pop()
         desktop.ctx.window.hide()
         desktop.shutdown()
+        del desktop
+    # Collect the app's reference cycles now, not at a random later allocation: a collection that runs
+    # while another test (or no_leaks) walks QApplication.allWidgets() would delete widgets under it.
+    gc.collect()
 
 
 def recording(folder: Path, name: str, seconds: float = 3.0, seed: int = 0) -> Path:

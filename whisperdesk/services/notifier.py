@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, Job
@@ -198,6 +198,7 @@ class Notifier(QObject):
         self._timer = QTimer(self)
         self._timer.setObjectName("Notifier.coalesce")
         self._timer.setSingleShot(True)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer may fire before the due time
         self._timer.timeout.connect(self._on_timer)
         self.last_route: str | None = None  # "tray" | "banner": where the latest notification went
 

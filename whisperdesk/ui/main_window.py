@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from whisperdesk.core.audio import SUPPORTED_EXTENSIONS
 from whisperdesk.core.intake import IntakeResult, describe_rejections, expand_paths
 from whisperdesk.services.engine_bridge import ModelState
+from whisperdesk.services.job_runner import PAUSE_AFTER_CURRENT, PAUSE_NOW
 from whisperdesk.ui.notifications import NotificationBanner
 from whisperdesk.ui.window_state import load_layout, save_layout
 
@@ -49,8 +50,6 @@ ConfirmFn = Callable[[QWidget, str, str], bool]
 DEFAULT_SIZE = (1280, 720)
 SIDE_PANEL_WIDTH = 330  # the docks on the right; the queue keeps the rest
 LOG_HEIGHT = 120
-PAUSE_AFTER_CURRENT = "after_current"  # the runner's pause modes (JobRunner.pauseModeChanged)
-PAUSE_NOW = "now"
 PAUSE_AFTER_LABEL = "Pause after the current job"
 PAUSE_NOW_LABEL = "Pause now (running job goes back to the queue)"
 RESUME_LABEL = "Resume queue"
