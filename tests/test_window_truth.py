@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QStyleOptionViewItem
 from pytestqt.qtbot import QtBot
 
 from whisperdesk.app import Desktop
@@ -161,6 +161,12 @@ def test_a_foreign_file_in_the_way_offers_overwrite_and_another_folder(
         Qt.ItemDataRole.ToolTipRole
     )
     assert str(out / "talk.txt") in tooltip and "--overwrite" not in tooltip
+    delegate = view.table.itemDelegateForColumn(int(Column.ERROR))
+    option = QStyleOptionViewItem()
+    delegate.initStyleOption(
+        option, desktop.model.index(desktop.model.row_of(failed.id) or 0, int(Column.ERROR))
+    )
+    assert option.textElideMode == Qt.TextElideMode.ElideRight  # "talk.txt is in the way" stays readable
 
     assert view.select_job(failed.id)
     assert view.buttons["Overwrite"].isVisibleTo(view) and view.buttons["Choose another folder…"].isVisibleTo(

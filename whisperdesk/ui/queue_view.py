@@ -92,6 +92,17 @@ class ProgressDelegate(QStyledItemDelegate):
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 
 
+class ElideRightDelegate(QStyledItemDelegate):
+    """For the error column: its start says what is wrong, so the end is what gets cut (the tooltip
+    has it all); file names elsewhere elide in the middle to keep their start and extension."""
+
+    def initStyleOption(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight  # type: ignore[attr-defined]
+
+
 def transcript_of(job: Job) -> Path | None:
     """The transcript to open: the first existing output in txt, srt, vtt, json order."""
     existing = [p for p in job.outputs if p.exists()]
@@ -135,6 +146,7 @@ class JobQueueView(QWidget):
         self.table.setObjectName("jobTable")
         self.table.setModel(model)
         self.table.setItemDelegateForColumn(int(Column.PROGRESS), ProgressDelegate(self.table))
+        self.table.setItemDelegateForColumn(int(Column.ERROR), ElideRightDelegate(self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
