@@ -57,7 +57,7 @@ def test_dropped_recordings_are_transcribed_with_live_progress(
     notices: list[tuple[str, str]] = []
     desktop.ctx.notifier.notified.connect(lambda title, text: notices.append((title, text)))
     summaries: list[str] = []
-    desktop.runner.queueSummary.connect(lambda text, f: summaries.append(text))
+    desktop.summary.queueSummary.connect(lambda text, f: summaries.append(text))
 
     assert drop_on(desktop.ctx.window, files) == (True, True, True)
 

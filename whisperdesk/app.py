@@ -106,8 +106,6 @@ class AppContext(QObject):
         if self.tray is not None:
             self.tray.toggleWindowRequested.connect(w.toggle_visible)
             self.tray.quitRequested.connect(w.request_quit)
-            self.tray.pauseRequested.connect(w.set_paused)  # keep both pause toggles in step
-            w.pauseRequested.connect(self.tray.set_paused)
 
     # --- extension points for the queue, runner and GPU pieces -------------------------------------------
     def on_shutdown(self, hook: Callable[[], None]) -> None:
@@ -228,6 +226,8 @@ class Desktop(QObject):
         from whisperdesk.core.processor import JobProcessor
         from whisperdesk.services.gpu_poller import GpuPoller
         from whisperdesk.services.job_runner import JobRunner
+        from whisperdesk.services.queue_summary import QueueSummaryFeed
+        from whisperdesk.services.store_feed import StoreFeed
         from whisperdesk.services.watcher_bridge import WatcherBridge
         from whisperdesk.ui.gpu_panel import GpuPanel
         from whisperdesk.ui.queue_model import JobTableModel
@@ -235,14 +235,16 @@ class Desktop(QObject):
         from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 
         self.store = JobStore(paths.jobs_db)
-        self.model = JobTableModel(self.store, self)
+        self.feed = StoreFeed(self.store, self)  # the one listener and poller of the job store
+        self.model = JobTableModel(self.store, self, feed=self.feed)
         self.view = JobQueueView(self.model)
         self.ctx = build_app(
             paths, settings, engine=engine, use_tray=use_tray, confirm=confirm, queue_view=self.view
         )
         ctx, window = self.ctx, self.ctx.window
         self.processor = JobProcessor(self.store, ctx.engine, OutputLedger.default(paths), self._settings)
-        self.runner = JobRunner(self.store, self.processor, self._settings, self)
+        self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
+        self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
             settings,
@@ -266,18 +268,20 @@ class Desktop(QObject):
     def _wire(self) -> None:
         ctx, window, runner, model, view = self.ctx, self.ctx.window, self.runner, self.model, self.view
         runner.jobProgress.connect(model.on_job_progress)
-        runner.durationProbed.connect(model.set_probed_duration)
-        runner.pausedChanged.connect(window.set_paused)
+        self.summary.durationProbed.connect(model.set_probed_duration)
+        self.summary.queueSummary.connect(self._on_queue_summary)
         runner.modelError.connect(window.show_error)
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
-        runner.queueSummary.connect(self._on_queue_summary)
+        runner.jobsAdded.connect(self.watcher.on_enqueued)
         runner.jobFinished.connect(self._on_job_finished)
         runner.jobFailed.connect(self._on_job_failed)
-        runner.queueDrained.connect(ctx.notifier.queue_drained)
-        window.pauseRequested.connect(runner.set_paused)
+        runner.queueDrained.connect(self._on_queue_drained)
         window.filesAdded.connect(runner.add_files)
         window.benchmarkRequested.connect(self._on_benchmark_requested)
+        # Pause: the runner alone holds the state; the window and the tray ask it and show its answer.
+        window.pauseRequested.connect(runner.set_paused)
+        runner.pausedChanged.connect(window.set_paused)
         if ctx.tray is not None:
             ctx.tray.pauseRequested.connect(runner.set_paused)
             runner.pausedChanged.connect(ctx.tray.set_paused)
@@ -301,6 +305,12 @@ class Desktop(QObject):
         spent = getattr(job, "processing_time", None) or 0.0
         detail = f"{duration:.0f} s of audio in {spent:.0f} s" if duration else "transcript written"
         self.ctx.notifier.job_finished(getattr(job, "name", "job"), detail)
+
+    @Slot(int, int, int)
+    def _on_queue_drained(self, done: int, failed: int, canceled: int) -> None:
+        """Canceled jobs were the user's choice: they are not announced as failures."""
+        log.info("queue finished: %d done, %d failed, %d canceled", done, failed, canceled)
+        self.ctx.notifier.queue_drained(done, failed)
 
     @Slot(object)
     def _on_job_failed(self, job: object) -> None:
@@ -338,7 +348,9 @@ class Desktop(QObject):
         self.poller.stop()
         self.watcher.shutdown()
         self.runner.shutdown()
+        self.summary.shutdown()
         self.model.close()
+        self.feed.close()
         close = getattr(self.ctx.engine, "close", None)
         if callable(close):
             close()
