@@ -14,26 +14,21 @@ import threading
 from pathlib import Path
 
 _umask_lock = threading.Lock()
-_umask: int | None = None
+_fallback_umask: int | None = None
 
 
 def current_umask() -> int:
     """The process umask, read without changing it where the OS allows (changing it races other threads)."""
-    global _umask
-    with _umask_lock:
-        if _umask is None:
-            _umask = _read_umask()
-        return _umask
-
-
-def _read_umask() -> int:
     with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
             if line.startswith("Umask:"):
                 return int(line.split()[1], 8)
-    old = os.umask(0o022)  # where /proc is missing: once, early (settings load writes first)
-    os.umask(old)
-    return old
+    global _fallback_umask
+    with _umask_lock:
+        if _fallback_umask is None:  # no /proc: set and restore once, early (settings load writes first)
+            _fallback_umask = os.umask(0o022)
+            os.umask(_fallback_umask)
+        return _fallback_umask
 
 
 def _mode_for(path: Path) -> int:
