@@ -294,6 +294,16 @@ class Desktop(QObject):
         self.watched_panel.rescanRequested.connect(self.watcher.rescan)
         self.watched_panel.problem.connect(window.show_warning)
 
+    @Slot(list)
+    def open_files(self, files: list[str]) -> None:
+        """Files named on the command line or handed over by a second start: queue them, show the window."""
+        window = self.ctx.window
+        if files:
+            window.add_paths(files)
+        window.show()
+        window.raise_()
+        window.activateWindow()
+
     # --- adapters between signal shapes ----------------------------------------------------------------
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
@@ -360,10 +370,17 @@ class Desktop(QObject):
         self.ctx.shutdown()
 
 
-def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
-    """Start the desktop app; returns the process exit status."""
+def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] = ()) -> int:
+    """Start the desktop app, or hand ``files`` to the one already running on this data folder.
+
+    Returns the process exit status.
+    """
+    import os
+
+    from whisperdesk.core.instance import window_lock
     from whisperdesk.core.logging_setup import setup_logging
     from whisperdesk.core.settings import load_settings
+    from whisperdesk.services.single_instance import InstanceServer
 
     qapp = QApplication.instance() or QApplication(list(argv))
     assert isinstance(qapp, QApplication)
@@ -371,18 +388,55 @@ def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
     qapp.setDesktopFileName("whisperdesk")
     qapp.setQuitOnLastWindowClosed(False)  # the window may close to the tray; quitting is explicit
     paths = AppPaths.default().ensure()
-    setup_logging(paths.log_dir)
-    settings, problems = load_settings(paths.settings_file)
-    desktop = Desktop(paths, settings)
-    ctx = desktop.ctx
-    qapp.setWindowIcon(ctx.icon)
-    ctx.window.quitRequested.connect(qapp.quit)
-    if problems:
-        ctx.window.show_warning(
-            f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
-        )
-    desktop.show(minimized=minimized)
+    wanted = [os.path.abspath(f) for f in files]
+    lock = window_lock(paths.data_dir)
+    if not lock.acquire():
+        return _hand_over(paths, wanted)
     try:
-        return int(qapp.exec())
+        setup_logging(paths.log_dir)
+        settings, problems = load_settings(paths.settings_file)
+        desktop = Desktop(paths, settings)
+        server = InstanceServer(paths.data_dir, desktop)
+        server.filesReceived.connect(desktop.open_files)
+        server.listen()
+        ctx = desktop.ctx
+        qapp.setWindowIcon(ctx.icon)
+        ctx.window.quitRequested.connect(qapp.quit)
+        if problems:
+            ctx.window.show_warning(
+                f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
+            )
+        desktop.show(minimized=minimized and not wanted)
+        if wanted:
+            desktop.open_files(wanted)
+        try:
+            return int(qapp.exec())
+        finally:
+            server.close()
+            desktop.shutdown()
     finally:
-        desktop.shutdown()
+        lock.release()
+
+
+HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
+
+
+def _hand_over(paths: AppPaths, files: list[str]) -> int:
+    """A window already runs on this data folder: give it the files (or just show it) and exit."""
+    import sys
+    import time
+
+    from whisperdesk.services.single_instance import hand_over
+
+    for _ in range(HAND_OVER_TRIES):
+        if hand_over(paths.data_dir, files, timeout_ms=2000):
+            if files:
+                print(f"whisperdesk: {len(files)} file(s) handed to the running window", file=sys.stderr)
+            return 0
+        time.sleep(0.2)
+    print(
+        f"whisperdesk: error: a WhisperDesk window is running on {paths.data_dir} but does not answer; "
+        "close it (or end the process) and start WhisperDesk again",
+        file=sys.stderr,
+    )
+    return 1

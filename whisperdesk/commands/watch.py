@@ -27,6 +27,7 @@ from whisperdesk.commands.options import (
     settings_from_args,
 )
 from whisperdesk.core.errors import ConfigError, ModelError
+from whisperdesk.core.instance import window_running
 from whisperdesk.core.jobstore import CANCELED, FAILED, QUEUED, Job, JobStore, JobStoreError
 from whisperdesk.core.logging_setup import setup_logging, teardown_handlers
 from whisperdesk.core.paths import AppPaths
@@ -45,7 +46,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = """\
 exit status: 0 when every job succeeded (or the run was stopped with SIGTERM), 1 when a job failed or the
-model could not be loaded, 2 for invalid options, 130 after Ctrl-C. Stopping (Ctrl-C, SIGTERM) puts the job
+model could not be loaded, 2 for invalid options or when the window runs on the same data folder, 130
+after Ctrl-C. Stopping (Ctrl-C, SIGTERM) puts the job
 in progress back in the queue; `whisperdesk jobs` shows the queue, `whisperdesk jobs retry` re-queues
 failed jobs.
 """
@@ -195,6 +197,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, paths: AppPaths) -> int:
+    if window_running(paths.data_dir):
+        # Two queue runners on one data folder would be safe (claims are atomic) but confusing: two
+        # processes watching, two sets of notifications, settings from two places.
+        print(
+            f"whisperdesk: error: the WhisperDesk window is running on this data folder ({paths.data_dir}) "
+            "and already runs the queue; add the folders under Watched folders in the window, or quit "
+            "the window and run this again",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     saved, _problems = load_settings(paths.settings_file)
     try:
         settings = settings_from_args(saved, args)
