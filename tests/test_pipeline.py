@@ -23,8 +23,9 @@ from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
 from whisperdesk.core.queue.enqueue import enqueue
 from whisperdesk.core.queue.loop import QueueLoop
+from whisperdesk.core.queue.retry import CHOOSE_FOLDER, OVERWRITE, fix_actions, retry_settings
 from whisperdesk.core.queue_stats import summarize
-from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings, WatchedFolder
 from whisperdesk.devtools.synth_audio import noise, tone, write_audio
 from whisperdesk.services.job_runner import JobRunner
 
@@ -274,3 +275,28 @@ def test_canceled_is_counted_apart_from_failed(
     assert (summary.done, summary.failed, summary.canceled) == (0, 0, 1)
     assert summary.text() == "Queue: finished, 0 done, 1 canceled"
     assert store.require(job.id).state == CANCELED
+
+
+def test_retry_settings_follow_where_the_job_came_from(store: JobStore, box: Box, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    cli_out = tmp_path / "cli-out"
+    job = enqueue(
+        store,
+        recording(inbox / "a.wav"),
+        job_settings(box.value, output_dir=cli_out),
+        origin="watched",
+        watch_folder=str(inbox),
+    ).job
+    assert job is not None
+    # `watch INBOX --output-dir CLI-OUT`: the folder came from the command line, not the settings.
+    assert retry_settings(job, box.value)["output"]["output_dir"] == str(cli_out)
+    watched = box.value.replace(watched=(WatchedFolder(str(inbox), output_dir=str(tmp_path / "now")),))
+    assert retry_settings(job, watched)["output"]["output_dir"] == str(tmp_path / "now")
+    assert "overwrite" not in retry_settings(job, watched)
+    assert retry_settings(job, watched, overwrite=True)["overwrite"] is True
+    claimed = store.claim_next()
+    assert claimed is not None
+    assert fix_actions(store.mark_failed(job.id, "in the way", kind=OUTPUT_EXISTS)) == (
+        OVERWRITE,
+        CHOOSE_FOLDER,
+    )

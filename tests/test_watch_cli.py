@@ -23,7 +23,7 @@ from whisperdesk.core.fingerprint import Fingerprint
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import job_settings
-from whisperdesk.core.settings import Settings
+from whisperdesk.core.settings import OutputOptions, Settings, save_settings
 from whisperdesk.devtools.synth_audio import make_truncated, noise, tone, write_audio
 
 FAST = ["--beam-size", "1", "--no-vad", "--temperature", "0", "--max-new-tokens", "16", "--device", "cpu"]
@@ -377,3 +377,19 @@ def test_jobs_retry_remove_and_clear(
     assert main(["jobs", "list", "--all"]) == 0
     assert str(done.source) in capsys.readouterr().out
     assert db.list([CANCELED]) == []
+
+
+def test_jobs_retry_can_overwrite_or_write_elsewhere_with_the_current_settings(
+    some_jobs: dict[str, Job], db: JobStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canceled = some_jobs["canceled"]
+    save_settings(AppPaths.default().settings_file, Settings(output=OutputOptions(formats=("srt",))))
+    target = tmp_path / "elsewhere"
+    assert main(["jobs", "retry", str(canceled.id), "--overwrite", "--output-dir", str(target)]) == 0
+    again = db.require(canceled.id)
+    assert again.state == QUEUED
+    assert again.settings["overwrite"] is True
+    assert again.settings["output"]["output_dir"] == str(target)
+    assert again.settings["output"]["formats"] == ["srt"]  # the settings as they are now
+    assert main(["jobs", "retry", "--failed", "--overwrite"]) == 2
+    assert "need job ids" in capsys.readouterr().err
