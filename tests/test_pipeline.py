@@ -32,6 +32,7 @@ from whisperdesk.services.job_runner import JobRunner
 FAST = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=16)
 WAIT = 60.0  # an upper bound for a few seconds of audio on a slow machine; never asserted as a timing
 FRONT_ENDS = ("watch", "window")
+LONG = 1200.0  # seconds: the random-weight model decodes fast; a cancel must land while the job still runs
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -300,3 +301,44 @@ def test_retry_settings_follow_where_the_job_came_from(store: JobStore, box: Box
         OVERWRITE,
         CHOOSE_FOLDER,
     )
+
+
+@pytest.mark.parametrize("batch_size", [2, 4])
+def test_cancel_reaches_the_batching_scheduler_in_both_front_ends(
+    qtbot: QtBot, store: JobStore, box: Box, whisper_model_dir: Path, tmp_path: Path, batch_size: int
+) -> None:
+    config = ModelConfig(
+        model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=batch_size
+    )
+    batched = Engine(config, tmp_path / "models")
+    box.value = box.value.replace(model=config)
+    processor = JobProcessor(store, batched, OutputLedger(tmp_path / "ledger.json"), box)
+    try:
+        headless = queue(store, box, recording(tmp_path / "one.wav", LONG, seed=5))
+        loop = QueueLoop(store, processor, workers=2, poll_seconds=0.02)
+        loop.start()
+        try:
+            _wait(lambda: store.require(headless.id).progress > 0, "the headless job to make progress")
+            loop.cancel(headless.id)
+            _wait(lambda: store.require(headless.id).finished, "the headless job to stop")
+        finally:
+            loop.stop()
+        assert store.require(headless.id).state == CANCELED
+        assert loop.stats.canceled and not loop.stats.failed
+
+        windowed = queue(store, box, recording(tmp_path / "two.wav", LONG, seed=6))
+        runner = JobRunner(store, processor, box)
+        canceling: list[int] = []
+        runner.jobCanceling.connect(canceling.append)
+        runner.start()
+        try:
+            qtbot.waitUntil(lambda: store.require(windowed.id).progress > 0, timeout=int(WAIT * 1000))
+            assert runner.cancel(windowed.id) and canceling == [windowed.id]
+            qtbot.waitUntil(lambda: store.require(windowed.id).finished, timeout=int(WAIT * 1000))
+            assert store.require(windowed.id).state == CANCELED
+        finally:
+            assert runner.shutdown(int(WAIT * 1000))
+            runner.deleteLater()
+        assert not list(tmp_path.glob("*.txt"))
+    finally:
+        batched.scheduler.close()
