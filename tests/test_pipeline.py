@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from whisperdesk.core.clock import FakeClock
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.errors import OUTPUT_EXISTS, OUTPUT_UNWRITABLE
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
@@ -25,9 +26,17 @@ from whisperdesk.core.queue.enqueue import enqueue
 from whisperdesk.core.queue.loop import QueueLoop
 from whisperdesk.core.queue.retry import CHOOSE_FOLDER, OVERWRITE, fix_actions, retry_settings
 from whisperdesk.core.queue_stats import summarize
-from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings, WatchedFolder
+from whisperdesk.core.settings import (
+    DecodeOptions,
+    ModelConfig,
+    OutputOptions,
+    Settings,
+    UiOptions,
+    WatchedFolder,
+)
 from whisperdesk.devtools.synth_audio import noise, tone, write_audio
 from whisperdesk.services.job_runner import JobRunner
+from whisperdesk.services.watcher_bridge import WatcherBridge
 
 FAST = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=16)
 WAIT = 60.0  # an upper bound for a few seconds of audio on a slow machine; never asserted as a timing
@@ -342,3 +351,28 @@ def test_cancel_reaches_the_batching_scheduler_in_both_front_ends(
         assert not list(tmp_path.glob("*.txt"))
     finally:
         batched.scheduler.close()
+
+
+def test_an_unreadable_watched_file_is_tried_again_at_the_next_scan_in_the_window(
+    qtbot: QtBot, store: JobStore, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The same policy as ``watch``'s: the watcher forgets a file the queue could not read yet."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bad = Path(os.fsdecode(os.path.join(os.fsencode(inbox), b"caf\xe9.wav")))  # not valid UTF-8
+    os.rename(recording(tmp_path / "cafe.wav"), os.fsencode(bad))
+    settings = Settings(watched=(WatchedFolder(str(inbox)),), ui=UiOptions(settle_seconds=1.0))
+    bridge = WatcherBridge(store, settings, clock=clock)
+    try:
+        bridge.start()
+        bridge.tick()
+        clock.advance(1.5)
+        assert [c.path for c in bridge.tick()] == [bad]
+        assert store.list() == []  # could not be queued: no job...
+        bridge.rescan()
+        bridge.tick()
+        clock.advance(1.5)
+        assert [c.path for c in bridge.tick()] == [bad]  # ...and handed on again, not forgotten forever
+    finally:
+        bridge.shutdown()
+        bridge.deleteLater()
