@@ -156,6 +156,8 @@ def _as_dict(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 4),
         "source": str(job.source),
         "error": job.error,
+        "error_kind": job.error_kind,
+        "copy_of": job.copy_of,
         "attempts": job.attempts,
         "outputs": [str(p) for p in job.outputs],
         "duration": job.duration,
