@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,14 @@ from test_ui_shell import drop_on
 from whisperdesk.app import Desktop
 from whisperdesk.core.jobstore import DONE
 from whisperdesk.core.paths import AppPaths
-from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+from whisperdesk.core.settings import (
+    DecodeOptions,
+    ModelConfig,
+    OutputOptions,
+    Settings,
+    UiOptions,
+    WatchedFolder,
+)
 from whisperdesk.devtools.synth_audio import noise, tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -150,3 +158,33 @@ def test_files_handed_over_are_queued_and_the_window_comes_forward(
     assert desktop.window.banner.showing and "notes.docx" in desktop.window.banner.text  # named, not queued
     qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 1, timeout=60_000)
     assert [j.source for j in desktop.store.list()] == [recording]
+
+
+def test_a_renamed_copy_in_a_watched_folder_gets_its_own_copied_transcripts(
+    isolated_home: Path, whisper_model_dir: Path, qtbot: QtBot, tmp_path: Path
+) -> None:
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    paths = AppPaths.under(isolated_home).ensure()
+    settings = Settings(
+        model=ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1),
+        decode=DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=16),
+        output=OutputOptions(formats=("txt", "json"), output_dir=str(out)),
+        watched=(WatchedFolder(str(inbox)),),
+        ui=UiOptions(settle_seconds=0.2),
+    )
+    app = Desktop(paths, settings, use_tray=False, confirm=lambda *a: True)
+    try:
+        app.show()
+        (original,) = _recordings(inbox, 1, seconds=3.0)
+        qtbot.waitUntil(lambda: app.store.counts().get(DONE, 0) == 1, timeout=60_000)
+        shutil.copyfile(original, inbox / "renamed copy.wav")
+        qtbot.waitUntil(lambda: app.store.counts().get(DONE, 0) == 2, timeout=60_000)
+        first, copy = app.store.list()
+        assert copy.source == inbox / "renamed copy.wav" and copy.copy_of == first.id
+        assert copy.processing_time == 0.0  # copied: no second transcription
+        assert app.model.rowCount() == 2  # its own row
+        assert (out / "renamed copy.txt").read_bytes() == (out / f"{original.stem}.txt").read_bytes()
+    finally:
+        app.window.hide()
+        app.shutdown()
