@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
+from test_watch_cli import wait_for
 
 from whisperdesk.core.clock import FakeClock
 from whisperdesk.core.engine import Engine
@@ -99,7 +100,7 @@ class Front:
             loop = QueueLoop(self.store, self.processor(engine), poll_seconds=0.02)
             loop.start()
             try:
-                _wait(lambda: loop.stopped or self._settled(), "the loop to run the queue")
+                wait_for(lambda: loop.stopped or self._settled(), "the loop to run the queue")
             finally:
                 loop.stop()
             return
@@ -134,14 +135,6 @@ def front(
     made = Front(request.param, store, box, tmp_path, qtbot)
     yield made
     made.close()
-
-
-def _wait(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def queue(store: JobStore, box: Box, path: Path, **kw: object) -> Job:
@@ -327,9 +320,9 @@ def test_cancel_reaches_the_batching_scheduler_in_both_front_ends(
         loop = QueueLoop(store, processor, workers=2, poll_seconds=0.02)
         loop.start()
         try:
-            _wait(lambda: store.require(headless.id).progress > 0, "the headless job to make progress")
+            wait_for(lambda: store.require(headless.id).progress > 0, "the headless job to make progress")
             loop.cancel(headless.id)
-            _wait(lambda: store.require(headless.id).finished, "the headless job to stop")
+            wait_for(lambda: store.require(headless.id).finished, "the headless job to stop")
         finally:
             loop.stop()
         assert store.require(headless.id).state == CANCELED

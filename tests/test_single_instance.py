@@ -7,12 +7,12 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
+from test_watch_cli import wait_for
 
 from whisperdesk.cli import main
 from whisperdesk.core.engine import Engine
@@ -24,14 +24,6 @@ from whisperdesk.devtools.synth_audio import noise, write_audio
 from whisperdesk.services.settings_controller import SettingsController
 
 WAIT = 120.0  # starting Python, Qt and the app twice on a slow machine; never asserted as a timing
-
-
-def _wait(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -65,7 +57,7 @@ def test_a_second_start_hands_its_files_to_the_running_window(paths: AppPaths, t
     recording = write_audio(tmp_path / "in" / "memo.wav", noise(1.0, amplitude=0.2, seed=1))
     window = _start("gui")
     try:
-        _wait(lambda: window.poll() is not None or window_running(paths.data_dir), "the first window")
+        wait_for(lambda: window.poll() is not None or window_running(paths.data_dir), "the first window")
         assert window.poll() is None, window.communicate()
         second = subprocess.run(
             [sys.executable, "-m", "whisperdesk", str(recording)],  # how "Open with" calls it
@@ -77,7 +69,7 @@ def test_a_second_start_hands_its_files_to_the_running_window(paths: AppPaths, t
         assert second.returncode == 0, second.stderr
         assert "handed to the running window" in second.stderr
         with JobStore(paths.jobs_db) as store:
-            _wait(lambda: bool(store.find(recording)), "the window to queue the file")
+            wait_for(lambda: bool(store.find(recording)), "the window to queue the file")
             assert len(store.list()) == 1
         assert window.poll() is None  # the first window is still the one running
     finally:
