@@ -43,6 +43,12 @@ JobProgressFn = Callable[[int, float, float], None]  # (job id, seconds done, se
 PROGRESS_STORE_INTERVAL = 0.5  # seconds between progress writes to the database
 DONE_SUBFOLDER = "done"  # where after-processing "move" puts sources, inside their watched folder
 
+# What a job that hit a bug says (in the window too): plain words, no exception text.
+UNEXPECTED_REASON = (
+    "something went wrong inside WhisperDesk while transcribing this file; the log has the details. "
+    "Retry may work; if it fails again, please report it"
+)
+
 # Errors that are the engine's, not the file's: every job would fail the same way, so none is failed.
 ENGINE_ERRORS: tuple[type[Exception], ...] = (ModelError, ConfigError)
 
@@ -169,9 +175,9 @@ class JobProcessor:
             reason = getattr(exc, "reason", None) or str(exc)
             log.info("job %d failed: %s: %s", job.id, job.source, reason)
             return self._finish(job, "fail", reason, getattr(exc, "kind", None))
-        except Exception as exc:  # a bug must fail one job, never the app
+        except Exception:  # a bug must fail one job, never the app; the log keeps the details
             log.exception("job %d failed unexpectedly: %s", job.id, job.source)
-            return self._finish(job, "fail", f"unexpected error: {type(exc).__name__}: {exc}")
+            return self._finish(job, "fail", UNEXPECTED_REASON)
         return self._record_done(
             job, written, transcript.duration, transcript.language, transcript.processing_time, after
         )

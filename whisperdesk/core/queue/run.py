@@ -16,15 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from whisperdesk.core.jobstore import RUNNING, Job, JobStore
-from whisperdesk.core.processor import ENGINE_ERRORS, JobProcessor, JobProgressFn
+from whisperdesk.core.processor import ENGINE_ERRORS, UNEXPECTED_REASON, JobProcessor, JobProgressFn
 from whisperdesk.core.queue.cancel import CancelRegistry
 
 log = logging.getLogger(__name__)
-
-UNEXPECTED_REASON = (
-    "something went wrong inside WhisperDesk while transcribing this file; the log has the details. "
-    "Retry may work; if it fails again, please report it"
-)
 
 
 @dataclass(frozen=True)
