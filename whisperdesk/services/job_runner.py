@@ -414,9 +414,13 @@ class JobRunner(QObject):
         elif job is not None:
             self._announce(job)
         self._set_busy()
-        if not self._closing:
+        if self._closing:
+            return
+        if outcome.kind != "idle":
+            # After an empty claim, wait for the feed: what is queued may be a copy waiting for its twin,
+            # and claiming again at once would spin until the twin is done.
             self._fill()
-            self._check_drained()
+        self._check_drained()
 
     def _end(self, job_id: int) -> None:
         throttle = self._throttles.pop(job_id, None)

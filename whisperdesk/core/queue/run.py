@@ -52,7 +52,11 @@ def run_next(
         job = store.claim_next()
     except Exception as exc:  # a locked or damaged database: every claim would fail the same way
         log.exception("could not take the next job from the queue")
-        return RunOutcome("pause", None, f"the job list cannot be read: {exc}", exc)
+        message = (
+            f"the job list {store.path} cannot be read or written; check that the disk is not full and no "
+            "other program holds it, then resume the queue"
+        )
+        return RunOutcome("pause", None, message, exc)
     if job is None:
         return IDLE
     flags = registry.register(job.id)
