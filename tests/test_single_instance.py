@@ -19,7 +19,14 @@ from whisperdesk.core.engine import Engine
 from whisperdesk.core.instance import FileLock, window_lock, window_running
 from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.paths import AppPaths
-from whisperdesk.core.settings import ModelConfig, Settings, UiOptions, load_settings, save_settings
+from whisperdesk.core.settings import (
+    ModelConfig,
+    Settings,
+    UiOptions,
+    WatchedFolder,
+    load_settings,
+    save_settings,
+)
 from whisperdesk.devtools.synth_audio import noise, write_audio
 from whisperdesk.services.settings_controller import SettingsController
 
@@ -134,3 +141,14 @@ def test_a_blocking_lock_waits_for_nothing_once_released(tmp_path: Path) -> None
         assert lock.held and not other.acquire()
     assert not lock.held and other.acquire()
     other.release()
+
+
+def test_watched_folders_added_in_two_processes_are_both_kept(
+    two_controllers: tuple[SettingsController, SettingsController, Path], tmp_path: Path
+) -> None:
+    one, two, file = two_controllers
+    assert one.apply(one.settings.replace(watched=(WatchedFolder(str(tmp_path / "a")),)))
+    assert two.apply(two.settings.replace(watched=(WatchedFolder(str(tmp_path / "b")),)))
+    assert [f.path for f in load_settings(file)[0].watched] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert two.apply(two.settings.replace(watched=(WatchedFolder(str(tmp_path / "a")),)))  # b removed
+    assert [f.path for f in load_settings(file)[0].watched] == [str(tmp_path / "a")]

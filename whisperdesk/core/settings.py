@@ -369,6 +369,24 @@ def _merge(base: dict[str, Any], mine: dict[str, Any], theirs: dict[str, Any]) -
         old = base.get(key)
         if isinstance(value, dict) and isinstance(old, dict) and isinstance(theirs.get(key), dict):
             merged[key] = _merge(old, value, theirs[key])
+        elif key == "watched" and all(isinstance(x, list) for x in (value, old, theirs.get(key))):
+            merged[key] = _merge_folders(old, value, theirs[key])
         elif value != old or key not in theirs:
             merged[key] = value
     return merged
+
+
+def _merge_folders(base: list[Any], mine: list[Any], theirs: list[Any]) -> list[Any]:
+    """Watched folders by path: a folder one side added, removed or changed stays so, whoever saved last."""
+
+    def by_path(items: list[Any]) -> dict[str, Any]:
+        return {str(i.get("path")): i for i in items if isinstance(i, dict)}
+
+    old, new, other = by_path(base), by_path(mine), by_path(theirs)
+    result = dict(other)
+    for path in old.keys() - new.keys():
+        result.pop(path, None)  # removed here
+    for path, folder in new.items():
+        if folder != old.get(path):
+            result[path] = folder  # added or changed here
+    return list(result.values())
