@@ -12,18 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from whisperdesk.core.batching.decode import GenerateCall, default_generate
+from whisperdesk.core.batching.layout import ModelHandle
+from whisperdesk.core.batching.scheduler import BatchInfo, BatchScheduler, is_out_of_memory
+from whisperdesk.core.batching.windows import plan_windows
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.errors import AudioError, Cancelled, ConfigError
-from whisperdesk.core.scheduler import (
-    BatchInfo,
-    BatchScheduler,
-    GenerateCall,
-    ModelHandle,
-    default_generate,
-    is_out_of_memory,
-)
 from whisperdesk.core.settings import DecodeOptions, ModelConfig
-from whisperdesk.core.windows import plan_windows
 from whisperdesk.devtools.synth_audio import make_not_audio, noise, silence, speech_like, tone, write_audio
 
 FAST = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=8)
@@ -94,7 +89,7 @@ def test_vad_drops_silence_and_maps_windows_back_to_file_time(tmp_path: Path) ->
     spoken = speech_like("Please call me back about the budget meeting tomorrow morning.", tmp_path / "s.wav")
     if spoken is None:
         pytest.skip("espeak-ng is not installed (the CI installs it)")
-    from whisperdesk.core.scheduler import default_decode
+    from whisperdesk.core.batching.scheduler import default_decode
 
     speech = default_decode(spoken)
     audio = np.concatenate([silence(8.0), speech, silence(8.0)])
@@ -356,7 +351,7 @@ def test_a_file_failing_inside_a_shared_batch_does_not_stall_the_others(
         futures = [scheduler.submit(handle, f"f{i}", FAST, audio=_audio(35.0, i)) for i in range(3)]
         broken.add(futures[1].job_id)
         _wait_until(lambda: scheduler.queued_windows() == 6, "the windows to be prefetched")
-    with caplog.at_level(logging.WARNING, logger="whisperdesk.core.scheduler"):
+    with caplog.at_level(logging.WARNING, logger="whisperdesk.core.batching.scheduler"):
         with pytest.raises(ValueError, match="rejected"):
             futures[1].result(timeout=120)
         assert futures[0].result(timeout=120).extra["windows"] == 2
@@ -397,7 +392,7 @@ def test_out_of_memory_halves_the_batch_then_moves_the_job_to_the_cpu(
         futures = [scheduler.submit(gpu, f"f{i}", FAST, audio=_audio(20.0, i)) for i in range(4)]
         hog.add(futures[2].job_id)
         _wait_until(lambda: scheduler.queued_windows() == 4, "the windows to be prefetched")
-    with caplog.at_level(logging.WARNING, logger="whisperdesk.core.scheduler"):
+    with caplog.at_level(logging.WARNING, logger="whisperdesk.core.batching.scheduler"):
         results = [f.result(timeout=120) for f in futures]
     assert sizes[:3] == [4, 2, 1]  # halved, down to one window
     assert max(sizes[3:]) == 1  # and it stays small after an out-of-memory error
