@@ -340,6 +340,16 @@ def test_word_timestamps_and_temperature_fallback(
         assert words == " ".join(s.text for s in transcript.segments).split()
 
 
+def test_the_scheduler_reads_time_from_its_injected_clock(
+    micro_model: Any, make_scheduler: Callable[..., BatchScheduler], clock: Any
+) -> None:
+    """Processing time, batch timings and the partial-batch wait all come from the clock it is given."""
+    scheduler = make_scheduler(clock=clock, on_batch=lambda info: clock.advance(7.5))
+    transcript = scheduler.submit(_handle(micro_model), "memo", FAST, audio=_audio(12.0)).result(timeout=60)
+    assert transcript.processing_time == 7.5  # one batch, during which the clock moved 7.5 s
+    assert [(b.encode_seconds, b.generate_seconds) for b in scheduler.history] == [(0.0, 0.0)]
+
+
 # --- faults ---------------------------------------------------------------------------------------------
 def test_an_unreadable_file_fails_alone(
     micro_model: Any, make_scheduler: Callable[..., BatchScheduler], tmp_path: Path

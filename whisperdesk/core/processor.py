@@ -136,7 +136,11 @@ class JobProcessor:
                     "add it again from where it is now",
                 )
             transcript = self._engine.transcribe(
-                job.source, decode, progress=store_progress, cancel=cancel, on_language=store_progress.language
+                job.source,
+                decode,
+                progress=store_progress,
+                cancel=cancel,
+                on_language=store_progress.language,
             )
             if not job.source.exists():
                 raise FileDisappearedError(
