@@ -154,7 +154,13 @@ class JobProcessor:
             copied = self._copy_twin(job, output, overwrite)
             if copied is not None:
                 return self._record_done(job, *copied, after)
-            transcript = self._engine.transcribe(job.source, decode, progress=store_progress, cancel=cancel)
+            transcript = self._engine.transcribe(
+                job.source,
+                decode,
+                progress=store_progress,
+                cancel=cancel,
+                on_language=store_progress.language,
+            )
             if not job.source.exists():
                 raise FileDisappearedError(
                     job.source,
@@ -361,6 +367,7 @@ class _StoreProgress:
         self._forward = forward
         self._last = 0.0
         self._duration_saved = False
+        self._fraction = 0.0
 
     def __call__(self, done: float, total: float) -> None:
         if self._forward is not None:
@@ -377,3 +384,10 @@ class _StoreProgress:
         if self._store.mark_progress(self._job_id, fraction, duration=duration) is None:
             self._cancel.set()
         self._duration_saved = True
+        self._fraction = fraction
+
+    def language(self, code: str, probability: float) -> None:
+        """Record the language on the job row as soon as the engine knows it (seconds after the start), not
+        only when the job ends."""
+        if self._store.mark_progress(self._job_id, self._fraction, language=code) is None:
+            self._cancel.set()
