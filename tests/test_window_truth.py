@@ -58,7 +58,7 @@ def make_desktop(
     yield make
     while made:
         desktop = made.pop()
-        desktop.ctx.window.hide()
+        desktop.window.hide()
         desktop.shutdown()
         del desktop
     # Collect the app's reference cycles now, not at a random later allocation: a collection that runs
@@ -96,7 +96,7 @@ def test_cancel_shows_canceling_at_once_and_is_counted_as_canceled(
 ) -> None:
     desktop = make_desktop()
     notices: list[tuple[str, str]] = []
-    desktop.ctx.notifier.notified.connect(lambda title, text: notices.append((title, text)))
+    desktop.notifier.notified.connect(lambda title, text: notices.append((title, text)))
     job = start_long_job(desktop, qtbot, tmp_path)
     view = desktop.view
     assert view.select_job(job.id) and view.cancel_action.isEnabled()
@@ -109,8 +109,8 @@ def test_cancel_shows_canceling_at_once_and_is_counted_as_canceled(
     assert desktop.store.get(job.id).state == CANCELED  # type: ignore[union-attr]
     qtbot.waitUntil(lambda: bool(notices), timeout=WAIT_MS)
     assert notices == [("Queue finished", "1 canceled")]
-    qtbot.waitUntil(lambda: "canceled" in desktop.ctx.window.queue_status_text, timeout=WAIT_MS)
-    assert desktop.ctx.window.queue_status_text == "Queue: finished, 0 done, 1 canceled"
+    qtbot.waitUntil(lambda: "canceled" in desktop.window.queue_status_text, timeout=WAIT_MS)
+    assert desktop.window.queue_status_text == "Queue: finished, 0 done, 1 canceled"
 
 
 # --- pause -------------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ def test_pause_after_current_then_now_says_which_and_requeues_the_running_job(
     make_desktop: Callable[..., Desktop], qtbot: QtBot, tmp_path: Path
 ) -> None:
     desktop = make_desktop()
-    window = desktop.ctx.window
+    window = desktop.window
     job = start_long_job(desktop, qtbot, tmp_path)
     assert window.pause_status_text == ""
 
@@ -179,7 +179,7 @@ def test_a_foreign_file_in_the_way_offers_overwrite_and_another_folder(
     view.overwrite_action.trigger()
     qtbot.waitUntil(lambda: [j.state for j in desktop.store.list()] == [DONE], timeout=WAIT_MS)
     assert (out / "talk.txt").read_text() != "my own notes\n"  # replaced, as the user chose
-    assert desktop.model.row_of(failed.id) is None  # the new run took the failed row's place
+    assert desktop.store.get(failed.id).state == DONE  # type: ignore[union-attr]  # the same row, run again
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -229,7 +229,7 @@ def visible_columns(view: JobQueueView) -> list[str]:
 
 def test_every_key_column_fits_at_1280x720(make_desktop: Callable[..., Desktop], qtbot: QtBot) -> None:
     desktop = make_desktop()
-    window = desktop.ctx.window
+    window = desktop.window
     window.resize(1280, 720)
     desktop.show()
     qtbot.waitExposed(window)
@@ -246,7 +246,7 @@ def test_size_docks_and_columns_survive_a_restart(
     make_desktop: Callable[..., Desktop], paths: AppPaths, qtbot: QtBot
 ) -> None:
     first = make_desktop()
-    window = first.ctx.window
+    window = first.window
     first.show()
     qtbot.waitExposed(window)
     window.resize(790, 640)  # inside the offscreen screen (800×800): Qt fits restored geometry to it
@@ -257,13 +257,13 @@ def test_size_docks_and_columns_survive_a_restart(
     first.view.table.horizontalHeader().resizeSection(int(Column.FILE), 333)
     qtbot.waitUntil(lambda: docks["Watched folders"].width() != default_dock)
     dock_width = docks["Watched folders"].width()
-    first.ctx.window.hide()
+    first.window.hide()
     first.shutdown()
     saved = json.loads(paths.window_state_file.read_text())
     assert set(saved["layout"]) == {"geometry", "docks", "queue_columns"}
 
     second = make_desktop()
-    window = second.ctx.window
+    window = second.window
     second.show()
     qtbot.waitExposed(window)
     docks = {d.windowTitle(): d for d in window.findChildren(QDockWidget)}
@@ -277,7 +277,7 @@ def test_a_damaged_layout_file_means_the_default_layout(
 ) -> None:
     paths.window_state_file.write_text("{not json")
     desktop = make_desktop()
-    assert not desktop.ctx.window.restore_layout()
+    assert not desktop.window.restore_layout()
     assert (
         desktop.view.table.horizontalHeader().sectionSize(int(Column.FILE))
         == queue_view.COLUMN_WIDTHS[Column.FILE]
@@ -311,7 +311,7 @@ def test_long_paths_elide_in_the_middle_with_the_full_path_as_tooltip(
     deep.mkdir(parents=True)
     desktop = make_desktop(watched=(WatchedFolder(path=str(deep)),))
     desktop.show()
-    qtbot.waitExposed(desktop.ctx.window)
+    qtbot.waitExposed(desktop.window)
     panel = desktop.watched_panel
     assert panel.table.textElideMode() == Qt.TextElideMode.ElideMiddle
     item = panel.table.item(0, 0)

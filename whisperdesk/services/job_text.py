@@ -3,9 +3,8 @@
 The core words its errors for every front end, and some of that advice is for the command line ("pass
 --overwrite"). The window has buttons for those choices instead, so this module drops command-line advice
 from what the window shows and says which window action helps. It also recognises the output problems the
-user can fix from the window (a foreign file in the way, a folder that cannot be written): the job record
-only keeps the message, so the phrases below are the core's own wording, checked by tests that produce
-the real errors through :func:`whisperdesk.core.outputs.write_outputs`.
+user can fix from the window (a foreign file in the way, a folder that cannot be written) by the ``error_kind`` the
+processor records with the failure.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
+from whisperdesk.core.errors import DISK_FULL, OUTPUT_EXISTS, OUTPUT_UNWRITABLE
 from whisperdesk.core.jobstore import FAILED, Job
 
 
@@ -22,34 +22,20 @@ class OutputProblem(Enum):
     UNWRITABLE = "unwritable"  # the folder cannot be created or written (permissions, read-only, full)
 
 
-# Phrases of core/outputs.py's messages, per problem (see the module docstring for why text).
-_IN_THE_WAY = (
-    "already exists and was not written by whisperdesk",
-    "holds the transcript of another recording",
-    "was changed after whisperdesk wrote it",
-)
-_UNWRITABLE = (
-    "cannot create the output folder",
-    "cannot write ",
-    "is a folder;",
-    "is the recording itself",
-)
+_PROBLEMS = {OUTPUT_EXISTS: OutputProblem.IN_THE_WAY, OUTPUT_UNWRITABLE: OutputProblem.UNWRITABLE}
+_PROBLEMS[DISK_FULL] = OutputProblem.UNWRITABLE  # another folder (on another disk) is the window's answer
 _CLI_ADVICE = ("--overwrite", "overwrite=true")
+_CORE_ADVICE = ("move or rename it", "choose another output folder")  # replaced by the window's actions
 
 OVERWRITE_LABEL = "Overwrite"
 CHOOSE_FOLDER_LABEL = "Choose another folder…"
 
 
 def output_problem(job: Job) -> OutputProblem:
-    """Which output problem made ``job`` fail, if any."""
-    if job.state != FAILED or not job.error:
+    """Which output problem made ``job`` fail, if any (from the kind the processor recorded)."""
+    if job.state != FAILED:
         return OutputProblem.NONE
-    text = job.error.lower()
-    if any(phrase in text for phrase in _IN_THE_WAY):
-        return OutputProblem.IN_THE_WAY
-    if any(phrase in text for phrase in _UNWRITABLE):
-        return OutputProblem.UNWRITABLE
-    return OutputProblem.NONE
+    return _PROBLEMS.get(job.error_kind or "", OutputProblem.NONE)
 
 
 def window_error(job: Job) -> str:
@@ -63,10 +49,11 @@ def window_error(job: Job) -> str:
     kept = [p for p in parts if p and not any(a in p.lower() for a in _CLI_ADVICE)]
     kept = list(dict.fromkeys(kept))  # several files in the way repeat the same advice
     problem = output_problem(job)
+    if problem is not OutputProblem.NONE:
+        kept = [p for p in kept if not any(a in p.lower() for a in _CORE_ADVICE)]
     if problem is OutputProblem.IN_THE_WAY:
         kept.append(f'use "{OVERWRITE_LABEL}" to replace it or "{CHOOSE_FOLDER_LABEL}" to write elsewhere')
     elif problem is OutputProblem.UNWRITABLE:
-        kept = [p for p in kept if "choose another output folder" not in p.lower()]
         kept.append(f'use "{CHOOSE_FOLDER_LABEL}" to write the transcripts elsewhere')
     return "\n".join(["; ".join(kept), *rest])
 

@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
 from whisperdesk.core.audio import SUPPORTED_EXTENSIONS
 from whisperdesk.core.intake import IntakeResult, describe_rejections, expand_paths
 from whisperdesk.services.engine_bridge import ModelState
-from whisperdesk.services.job_runner import PAUSE_AFTER_CURRENT, PAUSE_NOW
 from whisperdesk.ui.notifications import NotificationBanner
 from whisperdesk.ui.window_state import load_layout, save_layout
 
@@ -50,6 +49,8 @@ ConfirmFn = Callable[[QWidget, str, str], bool]
 DEFAULT_SIZE = (1280, 720)
 SIDE_PANEL_WIDTH = 330  # the docks on the right; the queue keeps the rest
 LOG_HEIGHT = 120
+PAUSE_AFTER_CURRENT = "after_current"  # which pause the user asked for (the runner only knows paused)
+PAUSE_NOW = "now"
 PAUSE_AFTER_LABEL = "Pause after the current job"
 PAUSE_NOW_LABEL = "Pause now (running job goes back to the queue)"
 RESUME_LABEL = "Resume queue"
@@ -194,7 +195,7 @@ class MainWindow(QMainWindow):
         self.pause_action.setShortcut(QKeySequence("Ctrl+P"))
         self.pause_action.setToolTip("Finish the running job, then start no new one")
         self.pause_action.toggled.connect(self._on_pause_toggled)
-        self.pause_now_action = self._action(PAUSE_NOW_LABEL, self._on_pause_now, "Ctrl+Shift+P")
+        self.pause_now_action = self._action(PAUSE_NOW_LABEL, self.request_pause_now, "Ctrl+Shift+P")
         self.pause_now_action.setToolTip(
             "Stop now; the running job starts again from the beginning on resume"
         )
@@ -360,9 +361,15 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def set_pause_mode(self, mode: str) -> None:
-        """Connect to ``JobRunner.pauseModeChanged``: "" (running), "after_current" or "now"."""
+        """ "" (running), PAUSE_AFTER_CURRENT or PAUSE_NOW: which pause the status bar describes."""
         self._pause_mode = mode
         self._update_pause_label()
+
+    @Slot()
+    def request_pause_now(self) -> None:
+        """Ask for "pause now" (from the menu, the toolbar or the tray) and say so in the status bar."""
+        self.set_pause_mode(PAUSE_NOW)
+        self.pauseNowRequested.emit()
 
     @Slot(bool)
     def set_jobs_running(self, running: bool) -> None:
@@ -550,10 +557,5 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _on_pause_toggled(self, paused: bool) -> None:
         self._paused = paused
-        self._update_pause_actions()
+        self.set_pause_mode(PAUSE_AFTER_CURRENT if paused else "")
         self.pauseRequested.emit(paused)
-
-    @Slot()
-    def _on_pause_now(self) -> None:
-        self.pause_now_action.setEnabled(False)  # until the runner says it resumed
-        self.pauseNowRequested.emit()
