@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import threading
 import time
@@ -116,34 +115,15 @@ def cpu_fallback_compute_type(compute_type: str) -> str:
 
 
 def resolve_model_path(model: str, models_dir: Path, *, local_files_only: bool = False) -> str:
-    """Return a local folder for ``model``: the folder itself, or the cached/downloaded named model."""
-    if is_local_model_dir(model):
-        return str(Path(model).expanduser())
-    path = Path(model).expanduser()
-    if os.sep in model or model.startswith(".") or path.exists():
-        raise ModelUnavailableError(
-            f"model folder {model} is not a CTranslate2 Whisper model (no model.bin in it); point to a "
-            "converted faster-whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.*)"
-        )
-    names = known_model_names()
-    if model not in names and "/" not in model:
-        raise ModelUnavailableError(
-            f"unknown model {model!r}; use one of {', '.join(names)}, a Hugging Face repo id, or a local "
-            "model folder"
-        )
-    from faster_whisper.utils import download_model
+    """Return a local folder for ``model``: the built-in model, a local folder, or a downloaded named model.
 
-    models_dir.mkdir(parents=True, exist_ok=True)
-    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    try:
-        return str(download_model(model, cache_dir=str(models_dir), local_files_only=offline))
-    except Exception as exc:  # huggingface_hub raises many types (connection, offline, not found)
-        why = "offline mode is on" if offline else f"download failed ({type(exc).__name__}: {exc})"
-        raise ModelUnavailableError(
-            f"model {model!r} is not in the model cache ({models_dir}) and cannot be downloaded: {why}. "
-            "Connect to the internet once to download it, or use a local model folder, e.g. "
-            "`whisperdesk transcribe --model /path/to/faster-whisper-small FILE`"
-        ) from exc
+    A named model that is not on disk is downloaded only when downloads are allowed (the CLI); the window
+    passes ``local_files_only`` and offers its model manager instead, so no job blocks on a silent download.
+    Every message says what to do in words; the log keeps the technical detail.
+    """
+    from whisperdesk.core.models import resolve
+
+    return str(resolve.resolve(model, models_dir, local_files_only=local_files_only))
 
 
 def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice) -> Any:
