@@ -44,6 +44,7 @@ class EngineEvent:
     config: ModelConfig
     message: str = ""
     seconds: float = 0.0
+    error: Exception | None = None  # for "load_failed": what went wrong, so the window can explain it
 
 
 @dataclass(frozen=True)
@@ -256,12 +257,13 @@ class Engine:
             self._loaded = None  # drop the old model first so two never sit in (GPU) memory together
             model = self._loader(config, path, device)
         except (ModelUnavailableError, ConfigError) as exc:
-            self._emit(EngineEvent("load_failed", config, str(exc)))
+            self._emit(EngineEvent("load_failed", config, str(exc), error=exc))
             raise
         except Exception as exc:
             message = f"could not load model {config.model}: {exc}"
-            self._emit(EngineEvent("load_failed", config, message))
-            raise ModelLoadError(message) from exc
+            error = ModelLoadError(message)
+            self._emit(EngineEvent("load_failed", config, message, error=error))
+            raise error from exc
         self._loaded = _Loaded(config, device, model, path)
         self.load_count += 1
         seconds = time.monotonic() - started

@@ -61,7 +61,7 @@ def installed_source() -> BuiltinSource | None:
         if not locations:
             return None
         dirs.append(Path(locations[0]) / "data")
-    parts = tuple(d / name for d, name in zip(dirs, _PART_NAMES))
+    parts = tuple(d / name for d, name in zip(dirs, _PART_NAMES, strict=True))
     return BuiltinSource(parts, tuple(dirs[1] / name for name in _SMALL_FILES))
 
 

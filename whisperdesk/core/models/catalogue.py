@@ -39,7 +39,7 @@ _FACTS: tuple[tuple[str, int, str], ...] = (
     ("medium.en", 1530, "very good accuracy; slow on a CPU"),
     ("distil-medium.en", 790, "fast on a GPU, very good accuracy"),
     ("large-v3-turbo", 1620, "near-best accuracy, fast on a GPU"),
-    ("distil-large-v3", 1520, "fast on a GPU, very good accuracy"),
+    ("distil-large-v3", 1520, "fast on a GPU, very good accuracy"),  # distil-whisper: English only
     ("large-v3", 3090, "best accuracy; needs a GPU"),
     ("large-v2", 3090, "best accuracy; needs a GPU"),
     ("large-v1", 3090, "older large model; needs a GPU"),
@@ -52,7 +52,7 @@ def catalogue() -> tuple[CatalogueEntry, ...]:
     """The built-in model first, then every downloadable named model faster-whisper knows."""
     known = set(repo_ids())
     named = tuple(
-        CatalogueEntry(name, name, mb * MB, name.endswith(".en"), hint)
+        CatalogueEntry(name, name, mb * MB, name.endswith(".en") or name.startswith("distil-"), hint)
         for name, mb, hint in _FACTS
         if name in known
     )

@@ -190,7 +190,7 @@ def _explain(exc: Exception, name: str, hub: str) -> DownloadError:
     """Turn what the network, the hub or the disk raised into a sentence a person can act on."""
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
-    log.warning("download of %s from %s failed: %s: %s", name, hub, type(exc).__name__, exc)
+    log.info("download of %s from %s failed: %s: %s", name, hub, type(exc).__name__, exc)
     resume = "Try again later; the download continues where it stopped."
     if isinstance(exc, OfflineModeIsEnabled):
         return DownloadError("WhisperDesk is set to work offline, so models cannot be downloaded.")

@@ -90,9 +90,17 @@ def _hf_cache_snapshot(repo_id: str, models_dir: Path) -> Path | None:
 def installed_path(name: str, models_dir: Path, repo_id: str | None = None) -> Path | None:
     """The folder of a complete, verified download of ``name``, or None."""
     folder = model_folder(name, models_dir)
-    if (folder / MANIFEST).is_file() and not local_folder_problems(folder):
+    manifest = read_manifest(folder)
+    if manifest is not None and _sizes_match(folder, manifest) and not local_folder_problems(folder):
         return folder
     return _hf_cache_snapshot(repo_id, models_dir) if repo_id else None
+
+
+def _sizes_match(folder: Path, manifest: Manifest) -> bool:
+    """The cheap check before every load: a truncated file shows by its size (``verify`` hashes)."""
+    return all(
+        (folder / f.name).is_file() and (folder / f.name).stat().st_size == f.size for f in manifest.files
+    )
 
 
 def partial_bytes(name: str, models_dir: Path) -> int:
