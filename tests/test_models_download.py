@@ -139,7 +139,7 @@ def test_a_corrupt_file_from_the_server_is_detected_and_never_installed(
     hub: LoopbackHub, models_dir: Path
 ) -> None:
     hub.faults.corrupt = {"model.bin"}
-    with pytest.raises(DownloadError, match="model.bin of tiny.en is damaged"):
+    with pytest.raises(DownloadError, match=r"model\.bin of tiny\.en is damaged"):
         download_model(NAME, models_dir)
     assert installed_path(NAME, models_dir) is None
     assert not (staging_folder(NAME, models_dir) / "model.bin.part").exists()  # bad bytes are not resumed

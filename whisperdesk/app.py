@@ -20,10 +20,12 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
 
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
 from whisperdesk.services.log_bridge import LogBridge
+from whisperdesk.services.model_downloads import ModelDownloads
 from whisperdesk.services.notifier import Notifier
 from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.ui.log_view import LogView
@@ -65,6 +67,8 @@ class AppContext(QObject):
         self.pool = QThreadPool(self)  # the app's own pool: waited for at shutdown, never the global one
         self.pool.setObjectName("whisperdesk-pool")
         self.bridge = EngineBridge(engine, self.pool, self)
+        self.downloads = ModelDownloads(paths.models_dir, self.pool, self)
+        self._recommendation: Recommendation | None = None  # what suits this machine, probed when needed
         self.controller = SettingsController(settings, paths.settings_file, engine, self)
         self.log_bridge = LogBridge(parent=self)
         self.log_view = LogView()
@@ -98,6 +102,9 @@ class AppContext(QObject):
         controller.settingsChanged.connect(self.notifier.apply_settings)
         controller.applyFailed.connect(w.show_error)
         w.modelFolderChosen.connect(controller.use_local_model)
+        w.modelRetryRequested.connect(bridge.preload)
+        w.builtinModelRequested.connect(controller.use_builtin_model)
+        w.modelManagerRequested.connect(self.open_model_manager)
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
         self.notifier.bannerRequested.connect(w.banner.show_notice)
@@ -140,6 +147,27 @@ class AppContext(QObject):
         finally:
             dialog.deleteLater()
 
+    def recommendation(self) -> Recommendation:
+        if self._recommendation is None:
+            self._recommendation = for_this_machine()
+        return self._recommendation
+
+    @Slot()
+    def open_model_manager(self) -> None:
+        from whisperdesk.ui.model_manager import ModelManagerDialog
+
+        current = self.controller.settings.model.model
+        dialog = ModelManagerDialog(self.downloads, current, self.recommendation(), parent=self.window)
+        dialog.modelChosen.connect(self.controller.use_model)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def offer_better_model(self) -> None:
+        """First start with no saved choice: say in one line why this model, and offer the better one."""
+        rec = self.recommendation()
+        if rec.offer:
+            self.window.offer_model("Using the built-in model", rec.reason)
+
     @Slot(object)
     def _on_model_state(self, state: ModelState) -> None:
         """Started in the tray, the window's banner is unseen: say in the tray that the model is missing."""
@@ -170,6 +198,7 @@ class AppContext(QObject):
             except Exception:
                 log.exception("shutdown step failed")
         self.bridge.shutdown()
+        self.downloads.shutdown()  # a running download stops at its next chunk and resumes next time
         if not self.pool.waitForDone(SHUTDOWN_WAIT_MS):
             log.warning("background work still running after %d s at shutdown", SHUTDOWN_WAIT_MS // 1000)
         self.log_bridge.uninstall()
@@ -192,7 +221,7 @@ def build_app(
     """Build the app around one engine (created from ``settings`` unless given). A QApplication must exist."""
     if QApplication.instance() is None:
         raise RuntimeError("build_app needs a QApplication; create one first (run_gui does)")
-    engine = engine or Engine(settings.model, paths.models_dir)
+    engine = engine or Engine(settings.model, paths.models_dir, local_files_only=True)  # downloads: Models…
     return AppContext(
         paths,
         settings,
@@ -264,11 +293,15 @@ class Desktop(QObject):
         return self.ctx.controller.settings
 
     def _wire(self) -> None:
+        from whisperdesk.services.model_queue_guard import ModelQueueGuard
+
         ctx, window, runner, model, view = self.ctx, self.ctx.window, self.runner, self.model, self.view
         runner.jobProgress.connect(model.on_job_progress)
         runner.durationProbed.connect(model.set_probed_duration)
         runner.pausedChanged.connect(window.set_paused)
-        runner.modelError.connect(window.show_error)
+        self.model_guard = ModelQueueGuard(
+            runner, ctx.bridge, self
+        )  # the model banner explains, not raw text
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
         runner.queueSummary.connect(self._on_queue_summary)
@@ -360,6 +393,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
     qapp.setQuitOnLastWindowClosed(False)  # the window may close to the tray; quitting is explicit
     paths = AppPaths.default().ensure()
     setup_logging(paths.log_dir)
+    first_start = not paths.settings_file.exists()
     settings, problems = load_settings(paths.settings_file)
     desktop = Desktop(paths, settings)
     ctx = desktop.ctx
@@ -370,6 +404,8 @@ def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
             f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
         )
     desktop.show(minimized=minimized)
+    if first_start:
+        ctx.offer_better_model()
     try:
         return int(qapp.exec())
     finally:

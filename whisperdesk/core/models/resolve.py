@@ -46,6 +46,10 @@ def resolve(model: str, models_dir: Path, *, local_files_only: bool = False) -> 
 
 def _local_folder(model: str) -> Path:
     folder = Path(model).expanduser()
+    if not folder.is_dir():
+        raise ModelUnavailableError(
+            f"The model folder {folder} does not exist (moved or deleted?). {_WAYS_OUT}"
+        )
     problems = local_folder_problems(folder)
     if problems:
         raise ModelUnavailableError(
