@@ -44,7 +44,9 @@ class EngineEvent:
     config: ModelConfig
     message: str = ""
     seconds: float = 0.0
-    error: Exception | None = None  # for "load_failed": what went wrong, so the window can explain it
+    # for "load_failed": the error's class (never the instance: its traceback would keep worker frames and
+    # Qt objects alive until a garbage collection on another thread), so the window can explain it
+    error_type: type[Exception] | None = None
 
 
 @dataclass(frozen=True)
@@ -257,13 +259,12 @@ class Engine:
             self._loaded = None  # drop the old model first so two never sit in (GPU) memory together
             model = self._loader(config, path, device)
         except (ModelUnavailableError, ConfigError) as exc:
-            self._emit(EngineEvent("load_failed", config, str(exc), error=exc))
+            self._emit(EngineEvent("load_failed", config, str(exc), error_type=type(exc)))
             raise
         except Exception as exc:
             message = f"could not load model {config.model}: {exc}"
-            error = ModelLoadError(message)
-            self._emit(EngineEvent("load_failed", config, message, error=error))
-            raise error from exc
+            self._emit(EngineEvent("load_failed", config, message, error_type=ModelLoadError))
+            raise ModelLoadError(message) from exc
         self._loaded = _Loaded(config, device, model, path)
         self.load_count += 1
         seconds = time.monotonic() - started

@@ -112,7 +112,7 @@ class EngineBridge(QObject):
     def report_load_error(self, exc: object) -> None:
         """For workers that hit a model error outside the preload (e.g. the first job of the queue)."""
         if isinstance(exc, Exception):
-            self._set_state(self._error_state(self._engine.config.model, exc))
+            self._set_state(self._error_state(self._engine.config.model, type(exc), str(exc)))
 
     def shutdown(self) -> None:
         """Stop listening; the app waits for its pool afterwards."""
@@ -120,11 +120,11 @@ class EngineBridge(QObject):
         self._again = False
 
     @staticmethod
-    def _error_state(model: str, error: object) -> ModelState:
+    def _error_state(model: str, error_type: type[BaseException] | None, message: str) -> ModelState:
         """Plain words for the window; the library's own text goes to the log only."""
-        log.warning("model %s cannot be used: %s", model, error)
-        needs_model = isinstance(error, ModelUnavailableError)
-        return ModelState("error", model, plain_message(error, model), needs_model=needs_model)
+        log.warning("model %s cannot be used: %s", model, message)
+        needs_model = error_type is not None and issubclass(error_type, ModelUnavailableError)
+        return ModelState("error", model, plain_message(error_type, message, model), needs_model=needs_model)
 
     def _set_state(self, state: ModelState) -> None:
         self._state = state
@@ -138,7 +138,7 @@ class EngineBridge(QObject):
         elif event.kind == "loaded":
             self._set_state(ModelState("ready", model, event.message))
         elif event.kind == "load_failed":
-            self._set_state(self._error_state(model, event.error or event.message))
+            self._set_state(self._error_state(model, event.error_type, event.message))
         elif event.kind == "fallback":
             self.fallbackOccurred.emit(event.message)
         else:

@@ -20,10 +20,14 @@ def model_label(model: str) -> str:
     return path.name if path.is_dir() else model
 
 
-def plain_message(error: object, model: str) -> str:
-    """One sentence about ``error`` for the window; ``model`` is the settings value being loaded."""
-    if isinstance(error, WhisperDeskError) and not isinstance(error, ModelLoadError):
-        return str(error)
+def plain_message(error_type: type[BaseException] | None, message: str, model: str) -> str:
+    """One sentence for the window about an error of ``error_type`` whose own text is ``message``."""
+    if (
+        error_type is not None
+        and issubclass(error_type, WhisperDeskError)
+        and error_type is not ModelLoadError
+    ):
+        return message
     return (
         f"The model {model_label(model)} could not be loaded: its files may be damaged, or it is not a "
         "faster-whisper model. The log (View → Log) has the details."

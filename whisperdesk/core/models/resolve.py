@@ -6,9 +6,17 @@ import logging
 from pathlib import Path
 
 from whisperdesk.core.errors import ModelUnavailableError
-from whisperdesk.core.models.builtin import ensure_builtin, is_builtin
+from whisperdesk.core.models.builtin import (
+    BUILTIN_LABEL,
+    BUILTIN_SHA256,
+    builtin_dir,
+    ensure_builtin,
+    installed_source,
+    is_builtin,
+)
 from whisperdesk.core.models.catalogue import repo_id_for
 from whisperdesk.core.models.download import DownloadError, download_model, offline
+from whisperdesk.core.models.integrity import sha256_of
 from whisperdesk.core.models.store import installed_path, local_folder_problems
 
 log = logging.getLogger(__name__)
@@ -63,3 +71,24 @@ def _local_folder(model: str) -> Path:
 def _lower(exc: Exception) -> str:
     text = str(exc)
     return text[:1].lower() + text[1:]
+
+
+def availability(model: str, models_dir: Path) -> tuple[bool, str]:
+    """Whether ``model`` can be loaded right now without a download, and what it is; writes nothing."""
+    if is_builtin(model):
+        copy = builtin_dir(models_dir) / "model.bin"
+        if copy.is_file() and sha256_of(copy) == BUILTIN_SHA256:
+            return True, f"{BUILTIN_LABEL}: available ({copy.parent})"
+        source = installed_source()
+        if source is not None and not source.missing():
+            damaged = " (the cached copy is damaged; it is rebuilt at first use)" if copy.is_file() else ""
+            return True, f"{BUILTIN_LABEL}: available, prepared at first use{damaged}"
+        return (
+            False,
+            f"{BUILTIN_LABEL}: NOT available: its installed files are missing; reinstall WhisperDesk",
+        )
+    try:
+        path = resolve(model, models_dir, local_files_only=True)
+    except ModelUnavailableError as exc:
+        return False, f"{model}: NOT available: {exc}"
+    return True, f"{model}: available ({path})"
