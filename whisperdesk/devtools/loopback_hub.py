@@ -9,9 +9,11 @@ that drops after some bytes (the server gone mid-download).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,8 +51,11 @@ class LoopbackHub:
         self.api_calls = 0
         self._meta = {repo: self._describe(folder) for repo, folder in self.repos.items()}
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
+        self._server.daemon_threads = False
+        self._server.block_on_close = True  # stop() returns only when every handler thread has ended
         self._thread: threading.Thread | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
 
     @property
     def port(self) -> int:
@@ -69,7 +74,12 @@ class LoopbackHub:
         return self
 
     def stop(self) -> None:
+        """Stop serving and end every connection (clients keep idle HTTP/1.1 connections open)."""
         self._server.shutdown()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(10)
@@ -108,6 +118,17 @@ class LoopbackHub:
 
             def log_message(self, format: str, *args: object) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with hub._lock:
+                    hub._sockets.add(self.connection)
+
+            def finish(self) -> None:
+                with hub._lock:
+                    hub._sockets.discard(self.connection)
+                with contextlib.suppress(OSError):
+                    super().finish()
 
             def do_GET(self) -> None:
                 hub._route(self, send_body=True)
@@ -186,6 +207,6 @@ class LoopbackHub:
                 sent += len(piece)
                 if self.faults.bytes_per_second:
                     time.sleep(len(piece) / self.faults.bytes_per_second)
-        except (BrokenPipeError, ConnectionResetError):  # the client went away (canceled or killed)
+        except OSError:  # the client went away (canceled or killed), or stop() ended the connection
             req.close_connection = True
         return sent

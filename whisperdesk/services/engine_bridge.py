@@ -135,8 +135,8 @@ class EngineBridge(QObject):
         model = event.config.model
         if event.kind == "loading":
             self._set_state(ModelState("loading", model, event.message))
-        elif event.kind == "loaded":
-            self._set_state(ModelState("ready", model, event.message))
+        elif event.kind == "loaded":  # "builtin on cpu (int8)" reads "Built-in (base, …) on cpu (int8)"
+            self._set_state(ModelState("ready", model, event.message.replace(model, model_label(model), 1)))
         elif event.kind == "load_failed":
             self._set_state(self._error_state(model, event.error_type, event.message))
         elif event.kind == "fallback":

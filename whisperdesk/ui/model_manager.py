@@ -95,6 +95,9 @@ class ModelManagerDialog(QDialog):
         downloads.downloadCancelled.connect(self._on_cancelled)
         downloads.verified.connect(self._on_verified)
         self.refresh()
+        offer = recommendation.offer if recommendation else None
+        if is_builtin(current_model) and offer:  # a new user opened it to fetch the better model
+            self.select(offer)
         if downloads.last_progress is not None and downloads.active:
             self._on_progress(downloads.last_progress)
 
@@ -212,7 +215,8 @@ class ModelManagerDialog(QDialog):
         self.download_button.setEnabled(row is not None and not builtin and not installed and not busy)
         self.download_button.setText("Resume download" if row is not None and row.partial else "Download")
         self.cancel_button.setEnabled(busy)
-        self.delete_button.setEnabled(row is not None and not builtin and (installed or row.partial > 0))
+        deletable = row is not None and not builtin and not row.in_use and (installed or row.partial > 0)
+        self.delete_button.setEnabled(deletable)
         self.verify_button.setEnabled(installed)
         self.use_button.setEnabled(installed and not (row is not None and row.in_use))
 
