@@ -48,9 +48,9 @@ def _current_model() -> str:
 
 
 def _list(args: argparse.Namespace, models_dir) -> int:  # type: ignore[no-untyped-def]
-    from whisperdesk.core.models.download import format_size
     from whisperdesk.core.models.overview import rows
     from whisperdesk.core.models.recommend import for_this_machine
+    from whisperdesk.core.units import format_size
 
     recommendation = for_this_machine()
     table = rows(models_dir, _current_model(), recommendation)
@@ -74,7 +74,7 @@ class _Printer:
         self._last_step = -1
 
     def __call__(self, progress) -> None:  # type: ignore[no-untyped-def]
-        from whisperdesk.core.models.download import format_size
+        from whisperdesk.core.units import format_size
 
         eta = progress.eta_seconds
         line = (

@@ -25,6 +25,7 @@ from typing import Any
 
 from whisperdesk.core.gpu import GpuSample, GpuSampler
 from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.units import format_bytes
 
 PROBE_TIMEOUT_S = 60.0
 
@@ -506,15 +507,6 @@ def _configured_model(paths: AppPaths) -> dict[str, Any]:
 def _no_nvidia_gpu(report: DoctorReport) -> bool:
     """Nothing to run CUDA on: its libraries are then optional, not "missing (needed)"."""
     return report.cuda_device_count == 0 and not report.gpus
-
-
-def format_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def _gpu_line(gpu: GpuSample) -> str:

@@ -29,10 +29,11 @@ from PySide6.QtWidgets import (
 
 from whisperdesk.core.models.builtin import is_builtin
 from whisperdesk.core.models.catalogue import repo_id_for
-from whisperdesk.core.models.download import DownloadProgress, format_size
+from whisperdesk.core.models.download import DownloadProgress
 from whisperdesk.core.models.overview import ModelRow, rows
 from whisperdesk.core.models.recommend import Recommendation
 from whisperdesk.core.models.store import local_folder_problems, remove_model
+from whisperdesk.core.units import format_size
 from whisperdesk.services.model_downloads import ModelDownloads
 
 COLUMNS = ("Model", "Size", "Languages", "Speed / quality", "This computer", "Status")

@@ -31,6 +31,7 @@ from whisperdesk.core.models.store import (
     staging_folder,
     write_manifest,
 )
+from whisperdesk.core.units import format_size
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,6 @@ def endpoint() -> str:
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true")
-
-
-def format_size(count: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1000
-    raise AssertionError("unreachable")
 
 
 def _wanted(name: str) -> bool:

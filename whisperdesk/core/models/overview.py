@@ -7,9 +7,9 @@ from pathlib import Path
 
 from whisperdesk.core.models.builtin import BUILTIN, installed_source, is_builtin
 from whisperdesk.core.models.catalogue import CatalogueEntry, catalogue, repo_id_for
-from whisperdesk.core.models.download import format_size
 from whisperdesk.core.models.recommend import Recommendation
 from whisperdesk.core.models.store import installed_path, partial_bytes
+from whisperdesk.core.units import format_size
 
 
 @dataclass(frozen=True)
