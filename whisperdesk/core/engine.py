@@ -61,12 +61,6 @@ def is_local_model_dir(model: str) -> bool:
     return path.is_dir() and (path / "model.bin").is_file()
 
 
-def known_model_names() -> list[str]:
-    from faster_whisper.utils import available_models
-
-    return list(available_models())
-
-
 def cuda_device_count() -> int:
     import ctranslate2
 

@@ -45,7 +45,11 @@ def resolve(model: str, models_dir: Path, *, local_files_only: bool = False) -> 
     if found is not None:
         return found
     if local_files_only or offline():
-        raise ModelUnavailableError(f"The model {model} is not downloaded yet. {_WAYS_OUT}")
+        raise ModelUnavailableError(
+            f"The model {model} is not downloaded yet. Use the built-in model, download it (in the window: "
+            f"Tools → Models…; on the command line: whisperdesk models download {model}), or choose a model "
+            "folder you already have."
+        )
     try:
         return download_model(model, models_dir)
     except DownloadError as exc:
