@@ -63,7 +63,7 @@ class SettingsWarning(UserWarning):
 class ModelConfig:
     """What decides which model object is loaded; changing any field reloads the shared model."""
 
-    model: str = "small"
+    model: str = "builtin"  # the built-in model: works offline from the first start
     device: str = "auto"
     compute_type: str = "int8"
     batch_size: int = 8
