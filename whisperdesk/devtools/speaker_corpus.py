@@ -16,14 +16,15 @@ import numpy as np
 import soundfile as sf
 
 SAMPLE_RATE = 16000
-WORDS = tuple(
+_TEXT = (
     "the meeting starts at nine and we will review the budget for next quarter before lunch "
     "please send me the report when you have a moment because the numbers changed again yesterday "
     "our team finished the design and the customer liked it but they want a cheaper version "
     "I think we should wait until Friday then decide who travels to the office in Berlin "
     "that sounds reasonable although the schedule is tight and the printer is broken again "
     "could you call the supplier about the delivery of the new chairs and the coffee machine"
-).split(" ")
+)
+WORDS = tuple(_TEXT.split())
 
 
 @dataclass(frozen=True)
