@@ -75,7 +75,7 @@ def _split(seg: Segment, timeline: _Timeline) -> list[Segment]:
     for i, (run, name) in enumerate(zip(runs, names, strict=True)):
         start = seg.start if i == 0 else run[0].start
         end = seg.end if i == len(runs) - 1 else run[-1].end
-        text = "".join(w.text for w in run).strip()
+        text = "".join(w.text for w in run)  # keeps Whisper's leading space, like unsplit segments
         pieces.append(Segment(start, max(start, end), text, tuple(run), name))
     return pieces
 

@@ -13,7 +13,7 @@ import numpy as np
 from whisperdesk.core.speakers.count import SpeakerCount
 
 PRUNE_FRACTION = 0.012  # keep each row's strongest 1.2 % of affinities…
-PRUNE_MIN_KEEP = 6  # …but never fewer than this many neighbours
+PRUNE_MIN_KEEP = 15  # …but never fewer than this many neighbours (fewer split short files)
 MERGE_SIMILARITY = 0.8  # clusters whose centroids are this alike are one speaker (auto/range only)
 MIN_CLUSTER = 3  # a cluster of fewer windows is folded into its nearest neighbour (auto/range only)
 CHUNK = 2000  # windows per clustering chunk (≈20 min of speech)
