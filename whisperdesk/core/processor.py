@@ -29,6 +29,10 @@ from whisperdesk.core.errors import (
 from whisperdesk.core.jobstore import CANCELED, Job, JobStateError, JobStore, JobStoreError
 from whisperdesk.core.outputs import OutputLedger, write_outputs
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
+from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
+from whisperdesk.core.speakers.job import transcribe_with_speakers
+from whisperdesk.core.speakers.saved import save_job_transcript
+from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,11 @@ ENGINE_ERRORS: tuple[type[Exception], ...] = (ModelError, ConfigError)
 
 
 def job_settings(
-    settings: Settings, *, output_dir: str | Path | None = None, after_processing: str = "leave"
+    settings: Settings,
+    *,
+    output_dir: str | Path | None = None,
+    after_processing: str = "leave",
+    speakers: str | None = None,
 ) -> dict[str, Any]:
     """What a job records at queue time: its decoding and output options and what to do with the source.
 
@@ -55,11 +63,14 @@ def job_settings(
     output = settings.output
     if output_dir is not None:
         output = dataclasses.replace(output, output_dir=os.fspath(output_dir))
-    return {
+    record = {
         "decode": dataclasses.asdict(settings.decode),
         "output": dataclasses.asdict(output),
         "after_processing": after_processing,
     }
+    if speakers is not None:
+        record["speakers"] = str(parse_speaker_count(speakers))  # raises InvalidSpeakerCount if unreadable
+    return record
 
 
 def _section(cls: type, raw: Any) -> Any:
@@ -135,7 +146,7 @@ class JobProcessor:
                     "file disappeared before it could be transcribed (moved, renamed or deleted); "
                     "add it again from where it is now",
                 )
-            transcript = self._engine.transcribe(job.source, decode, progress=store_progress, cancel=cancel)
+            transcript = self._transcribe(job, decode, store_progress, cancel)
             if not job.source.exists():
                 raise FileDisappearedError(
                     job.source,
@@ -172,6 +183,25 @@ class JobProcessor:
             return self._store.get(job.id) or job
         self._after_processing(done, after)
         return done
+
+    def _transcribe(
+        self, job: Job, decode: DecodeOptions, progress: _StoreProgress, cancel: threading.Event
+    ) -> Transcript:
+        """Speaker labels, when the job asked for them, run beside the engine (core/speakers/job.py)."""
+        speakers = (job.settings or {}).get("speakers")
+        if not speakers:
+            return self._engine.transcribe(job.source, decode, progress=progress, cancel=cancel)
+        try:
+            count = parse_speaker_count(str(speakers))
+        except InvalidSpeakerCount as exc:
+            raise WhisperDeskError(
+                f"the job's speaker setting is invalid ({exc}); remove the job and add the file again"
+            ) from None
+        transcript = transcribe_with_speakers(
+            self._engine, job.source, decode, count, progress=progress, cancel=cancel
+        )
+        save_job_transcript(job.id, transcript)
+        return transcript
 
     def _finish(self, job: Job, action: str, reason: str = "") -> Job:
         """Record how a job ended; a job canceled or removed elsewhere meanwhile is left as it is."""

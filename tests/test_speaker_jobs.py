@@ -1,0 +1,102 @@
+"""Speaker labels through the job pipeline: job option, watched-folder option, renaming with outputs rewritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from whisperdesk.core.engine import Engine
+from whisperdesk.core.jobstore import DONE, Job, JobStore
+from whisperdesk.core.outputs import OutputLedger
+from whisperdesk.core.processor import JobProcessor, job_settings
+from whisperdesk.core.settings import (
+    DecodeOptions,
+    InvalidSetting,
+    ModelConfig,
+    OutputOptions,
+    Settings,
+    WatchedFolder,
+)
+from whisperdesk.core.speakers.count import InvalidSpeakerCount
+from whisperdesk.core.speakers.saved import job_speakers, job_transcript_path, rename_job_speakers
+from whisperdesk.devtools.speaker_corpus import DISTINCT, conversation, espeak_available
+
+pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+OUTPUT = OutputOptions(formats=("txt", "srt", "json"))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_en_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    eng = Engine(ModelConfig(model=str(tiny_en_model), device="cpu"), tmp_path_factory.mktemp("models"))
+    eng.load()
+    return eng
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> OutputLedger:
+    return OutputLedger(tmp_path / "data" / "ledger.json")
+
+
+def _run(store: JobStore, engine: Engine, ledger: OutputLedger, source: Path, speakers: str | None) -> Job:
+    settings = Settings(decode=DecodeOptions(beam_size=1), output=OUTPUT)
+    store.add(
+        source, job_settings(settings, speakers=speakers), origin="watched", watch_folder=str(source.parent)
+    )
+    job = store.claim_next()
+    assert job is not None
+    return JobProcessor(store, engine, ledger, lambda: settings).process(job)
+
+
+@pytest.fixture
+def meeting(tmp_path: Path) -> Path:
+    source = tmp_path / "meeting.wav"
+    sf.write(source, conversation(DISTINCT[:2], 25, seed=6).audio, 16000)
+    return source
+
+
+def test_job_with_speakers_labels_outputs_and_renaming_rewrites_them(
+    store: JobStore, engine: Engine, ledger: OutputLedger, meeting: Path
+) -> None:
+    done = _run(store, engine, ledger, meeting, "auto")
+    assert done.state == DONE, done.error
+    assert job_speakers(done.id) == ["Speaker 1", "Speaker 2"]
+    txt = meeting.with_suffix(".txt")
+    assert txt.read_text(encoding="utf-8").startswith("Speaker 1: ")
+    srt = meeting.with_suffix(".srt")
+    srt.write_text(srt.read_text(encoding="utf-8") + "\nmy own note\n", encoding="utf-8")  # the user edits it
+
+    result = rename_job_speakers(done, {"Speaker 1": "Ada", "Speaker 2": "Grace"}, ledger, OUTPUT)
+
+    assert set(result.rewritten) == {txt, meeting.with_suffix(".json")}
+    assert result.kept == (srt,)
+    assert "my own note" in srt.read_text(encoding="utf-8")
+    assert txt.read_text(encoding="utf-8").startswith("Ada: ")
+    assert "\n\nGrace: " in txt.read_text(encoding="utf-8")
+    data = json.loads(meeting.with_suffix(".json").read_text(encoding="utf-8"))
+    assert {s["speaker"] for s in data["segments"]} == {"Ada", "Grace"}
+    assert job_speakers(done.id) == ["Ada", "Grace"]
+    again = rename_job_speakers(done, {"Grace": "Grace H."}, ledger, OUTPUT)  # our rewrite is ours again
+    assert txt in again.rewritten
+
+
+def test_job_without_speakers_keeps_plain_outputs(
+    store: JobStore, engine: Engine, ledger: OutputLedger, meeting: Path
+) -> None:
+    done = _run(store, engine, ledger, meeting, None)
+    assert done.state == DONE, done.error
+    assert "Speaker" not in meeting.with_suffix(".txt").read_text(encoding="utf-8")
+    assert job_speakers(done.id) == []
+    assert not job_transcript_path(done.id).exists()
+
+
+def test_speaker_options_are_checked_where_they_are_set() -> None:
+    assert job_settings(Settings(), speakers="2-3")["speakers"] == "2-3"
+    assert "speakers" not in job_settings(Settings())
+    with pytest.raises(InvalidSpeakerCount):
+        job_settings(Settings(), speakers="many")
+    WatchedFolder(path="/rec", speakers="auto").validate()
+    with pytest.raises(InvalidSetting, match="speakers"):
+        WatchedFolder(path="/rec", speakers="many").validate()
