@@ -228,6 +228,7 @@ class Desktop(QObject):
         from whisperdesk.core.processor import JobProcessor
         from whisperdesk.services.gpu_poller import GpuPoller
         from whisperdesk.services.job_runner import JobRunner
+        from whisperdesk.services.speaker_renamer import SpeakerRenamer
         from whisperdesk.services.watcher_bridge import WatcherBridge
         from whisperdesk.ui.gpu_panel import GpuPanel
         from whisperdesk.ui.queue_model import JobTableModel
@@ -243,6 +244,7 @@ class Desktop(QObject):
         ctx, window = self.ctx, self.ctx.window
         self.processor = JobProcessor(self.store, ctx.engine, OutputLedger.default(paths), self._settings)
         self.runner = JobRunner(self.store, self.processor, self._settings, self)
+        self.renamer = SpeakerRenamer(self.store, OutputLedger.default(paths), self._settings, self)
         self.watcher = WatcherBridge(
             self.store,
             settings,
@@ -277,6 +279,10 @@ class Desktop(QObject):
         runner.queueDrained.connect(ctx.notifier.queue_drained)
         window.pauseRequested.connect(runner.set_paused)
         window.filesAdded.connect(runner.add_files)
+        window.filesAddedWithSpeakers.connect(self._on_files_with_speakers)
+        view.speakersRenamed.connect(self.renamer.rename)
+        self.renamer.renamed.connect(self._on_speakers_renamed)
+        self.renamer.failed.connect(window.show_warning)
         window.benchmarkRequested.connect(self._on_benchmark_requested)
         if ctx.tray is not None:
             ctx.tray.pauseRequested.connect(runner.set_paused)
@@ -291,6 +297,17 @@ class Desktop(QObject):
         self.watched_panel.problem.connect(window.show_warning)
 
     # --- adapters between signal shapes ----------------------------------------------------------------
+    @Slot(list)
+    def _on_files_with_speakers(self, paths: list[object]) -> None:
+        from whisperdesk.core.processor import job_settings
+
+        self.runner.add_paths(paths, job_settings(self._settings(), speakers="auto"))
+
+    @Slot(int, str)
+    def _on_speakers_renamed(self, job_id: int, summary: str) -> None:
+        self.model.refresh_speakers(job_id)
+        log.info("%s", summary)
+
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
         self.ctx.window.set_queue_summary(text, None if fraction < 0 else fraction)
@@ -338,6 +355,7 @@ class Desktop(QObject):
         self.poller.stop()
         self.watcher.shutdown()
         self.runner.shutdown()
+        self.renamer.wait()
         self.model.close()
         close = getattr(self.ctx.engine, "close", None)
         if callable(close):

@@ -47,6 +47,7 @@ from whisperdesk.core.jobstore import (
     JobStoreError,
 )
 from whisperdesk.core.queue_stats import format_seconds, job_timing
+from whisperdesk.core.speakers.saved import job_speakers
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class Column(IntEnum):
     ETA = 5
     SPEED = 6
     LANGUAGE = 7
-    ERROR = 8
+    SPEAKERS = 8
+    ERROR = 9
 
 
 HEADERS: dict[Column, str] = {
@@ -76,6 +78,7 @@ HEADERS: dict[Column, str] = {
     Column.ETA: "ETA",
     Column.SPEED: "Speed",
     Column.LANGUAGE: "Language",
+    Column.SPEAKERS: "Speakers",
     Column.ERROR: "Error",
 }
 STATE_LABELS = {QUEUED: "Queued", RUNNING: "Running", DONE: "Done", FAILED: "Failed", CANCELED: "Canceled"}
@@ -109,6 +112,7 @@ class JobTableModel(QAbstractTableModel):
         self._gone: set[int] = set()  # removed or archived ids; never shown again
         self._live: dict[int, tuple[float, float]] = {}  # running job -> (audio seconds done, total)
         self._probed: dict[int, float] = {}
+        self._speaker_cache: dict[int, tuple[int, list[str]]] = {}  # job id -> (job version, names)
         self._relay.connect(self._on_store_event, Qt.ConnectionType.QueuedConnection)
         self._unsubscribe = store.add_listener(self._listener)
         self._closed = False
@@ -309,6 +313,8 @@ class JobTableModel(QAbstractTableModel):
             return format_seconds(self.duration_of(job))
         if column == Column.LANGUAGE:
             return job.language or ""
+        if column == Column.SPEAKERS:
+            return self._speakers_text(job)
         if column == Column.ERROR:
             return (job.error or "").splitlines()[0] if job.error else ""
         live = self._live.get(job.id) if job.state == RUNNING else None
@@ -319,9 +325,33 @@ class JobTableModel(QAbstractTableModel):
             return format_seconds(timing.eta)
         return f"{timing.speed:.1f}×" if timing.speed else ""
 
+    def speaker_names(self, job: Job) -> list[str]:
+        """The done job's speaker names (empty without speaker labels), read once per job version."""
+        cached = self._speaker_cache.get(job.id)
+        if cached is None or cached[0] != job.version:
+            names = job_speakers(job.id) if job.state == DONE and (job.settings or {}).get("speakers") else []
+            cached = self._speaker_cache[job.id] = (job.version, names)
+        return cached[1]
+
+    @Slot(int)
+    def refresh_speakers(self, job_id: int) -> None:
+        """After a rename: read the job's speaker names again."""
+        self._speaker_cache.pop(job_id, None)
+        if job_id in self._ids:
+            self._changed(self._ids.index(job_id), Column.SPEAKERS, Column.SPEAKERS)
+
+    def _speakers_text(self, job: Job) -> str:
+        requested = (job.settings or {}).get("speakers")
+        if not requested:
+            return ""
+        names = self.speaker_names(job)
+        return str(len(names)) if names else ("" if job.state == DONE else str(requested))
+
     def _tooltip(self, job: Job, column: Column) -> str | None:
         if column == Column.FILE:
             return str(job.source)
+        if column == Column.SPEAKERS and self.speaker_names(job):
+            return ", ".join(self.speaker_names(job))
         if column in (Column.ERROR, Column.STATE) and job.error:
             return job.error
         if column == Column.SPEED:

@@ -31,10 +31,16 @@ def job_transcript_path(job_id: int, paths: AppPaths | None = None) -> Path:
     return (paths or AppPaths.default()).data_dir / "speakers" / f"job-{job_id}.json"
 
 
+def _names_path(job_id: int, paths: AppPaths | None) -> Path:
+    return job_transcript_path(job_id, paths).with_suffix(".names.json")
+
+
 def save_job_transcript(job_id: int, transcript: Transcript, paths: AppPaths | None = None) -> Path:
+    """Keep the transcript, plus its speaker names in a tiny file the queue window can read cheaply."""
     path = job_transcript_path(job_id, paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, render_json(transcript))
+    atomic_write_text(_names_path(job_id, paths), json.dumps(transcript.speakers, ensure_ascii=False))
     return path
 
 
@@ -78,14 +84,15 @@ def _segment(item: Mapping[str, Any]) -> Segment:
 
 def job_speakers(job_id: int, paths: AppPaths | None = None) -> list[str]:
     """The job's speaker names in order of first appearance; empty when it has no speaker labels."""
-    path = job_transcript_path(job_id, paths)
-    if not path.is_file():
-        return []
+    path = _names_path(job_id, paths)
     try:
-        return load_transcript(path).speakers
-    except WhisperDeskError as exc:
-        log.warning("%s", exc)
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return []
+    except (OSError, ValueError) as exc:
+        log.warning("%s: speaker names cannot be read (%s)", path, exc)
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 @dataclass(frozen=True)
