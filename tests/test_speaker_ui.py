@@ -9,16 +9,21 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from whisperdesk.core.clock import FakeClock
+from whisperdesk.core.engine import Engine
 from whisperdesk.core.jobstore import Job, JobStore
 from whisperdesk.core.outputs import OutputLedger, write_outputs
 from whisperdesk.core.processor import job_settings
-from whisperdesk.core.settings import OutputOptions, Settings
+from whisperdesk.core.settings import ModelConfig, OutputOptions, Settings, WatchedFolder, load_settings
 from whisperdesk.core.speakers.saved import save_job_transcript
 from whisperdesk.core.transcript import Segment, Transcript
 from whisperdesk.devtools.synth_audio import noise, write_audio
+from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.services.speaker_renamer import SpeakerRenamer
+from whisperdesk.services.watcher_bridge import WatcherBridge
 from whisperdesk.ui.queue_model import Column, JobTableModel
 from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
+from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 
 OUTPUT = OutputOptions(formats=("txt", "vtt"))
 
@@ -100,3 +105,33 @@ def test_dialog_returns_only_changed_names(qtbot: QtBot) -> None:
     dialog.edits["Speaker 1"].setText("  Ada   Lovelace ")
     dialog.edits["Speaker 2"].setText("")
     assert dialog.changes() == {"Speaker 1": "Ada Lovelace"}
+
+
+def test_watched_folder_speaker_option_is_saved_and_reaches_its_jobs(
+    qtbot: QtBot, store: JobStore, clock: FakeClock, tmp_path: Path, isolated_home: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    engine = Engine(ModelConfig(model="tiny", device="cpu"), isolated_home / "models", local_files_only=True)
+    controller = SettingsController(
+        Settings(watched=(WatchedFolder(path=str(inbox)),)), tmp_path / "s.json", engine
+    )
+    panel = WatchedFoldersPanel(controller)
+    qtbot.addWidget(panel)
+    panel.table.selectRow(0)
+    panel.speakers_box.click()
+    assert load_settings(controller.settings_file)[0].watched[0].speakers == "auto"
+
+    bridge = WatcherBridge(store, controller.settings, clock=clock)  # type: ignore[arg-type]
+    try:
+        bridge.start()
+        write_audio(inbox / "interview.wav", noise(1.0, amplitude=0.3, seed=3))
+        bridge.tick()
+        clock.advance(controller.settings.ui.settle_seconds + 0.1)
+        bridge.tick()
+        assert [j.settings.get("speakers") for j in store.list()] == ["auto"]
+    finally:
+        bridge.shutdown()
+        bridge.deleteLater()
+    panel.speakers_box.click()
+    assert load_settings(controller.settings_file)[0].watched[0].speakers is None
