@@ -30,9 +30,8 @@ OUTPUT = OutputOptions(formats=("txt", "srt", "json"))
 
 @pytest.fixture(scope="module")
 def engine(tiny_en_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    eng = Engine(ModelConfig(model=str(tiny_en_model), device="cpu"), tmp_path_factory.mktemp("models"))
-    eng.load()
-    return eng
+    """Loaded on the first job (the engine loads lazily), shared by this module's jobs."""
+    return Engine(ModelConfig(model=str(tiny_en_model), device="cpu"), tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import threading
 import time
 
 import numpy as np
@@ -17,8 +18,25 @@ from whisperdesk.devtools.der import der
 from whisperdesk.devtools.speaker_corpus import DISTINCT, SAMPLE_RATE, conversation
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory while diarizing (the process's lifetime peak would include the synthesis)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        process = psutil.Process()
+        while not self.stop.wait(0.1):
+            self.peak = max(self.peak, process.memory_info().rss)
 
 
 def main() -> int:
@@ -35,18 +53,23 @@ def main() -> int:
     for i in range(1, args.repeat):
         turns += [(s + i * length, e + i * length, k) for s, e, k in conv.turns]
     audio = np.tile(audio, args.repeat)
+    del conv
     print(f"synthesised {len(audio) / SAMPLE_RATE / 60:.1f} min in {time.perf_counter() - started:.0f} s")
-    rss_before = peak_rss_mb()
-    started = time.perf_counter()
+    sampler = RssSampler()
+    sampler.start()
+    started, cpu = time.perf_counter(), cpu_seconds()
     hyp = diarize(audio, DiarizeOptions(threads=args.threads))
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    sampler.stop.set()
+    sampler.join()
     duration = len(audio) / SAMPLE_RATE
     found = len({t.speaker for t in hyp})
     score = der(turns, [(t.start, t.end, t.speaker) for t in hyp])
     print(
         f"{duration / 60:.1f} min, {args.speakers} speakers: found {found}, DER {score * 100:.2f} %, "
-        f"{took:.0f} s ({took / duration:.3f}x realtime, {args.threads} thread), "
-        f"peak RSS {peak_rss_mb():.0f} MB (after synthesis {rss_before:.0f} MB)"
+        f"wall {took:.0f} s ({took / duration:.3f}x realtime), CPU {cpu:.0f} s ({cpu / duration:.3f}x), "
+        f"{args.threads} thread(s); peak RSS while diarizing {sampler.peak / 2**20:.0f} MB "
+        f"(audio alone {audio.nbytes / 2**20:.0f} MB)"
     )
     return 0
 
