@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
 from whisperdesk.core.engine import Engine
-from whisperdesk.core.jobstore import DONE, Job, JobStore
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, Job, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
 from whisperdesk.core.settings import (
@@ -20,6 +22,7 @@ from whisperdesk.core.settings import (
     Settings,
     WatchedFolder,
 )
+from whisperdesk.core.speakers import model as model_module
 from whisperdesk.core.speakers.count import InvalidSpeakerCount
 from whisperdesk.core.speakers.saved import job_speakers, job_transcript_path, rename_job_speakers
 from whisperdesk.devtools.speaker_corpus import DISTINCT, conversation, espeak_available
@@ -29,9 +32,12 @@ OUTPUT = OutputOptions(formats=("txt", "srt", "json"))
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_en_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """Loaded on the first job (the engine loads lazily), shared by this module's jobs."""
-    return Engine(ModelConfig(model=str(tiny_en_model), device="cpu"), tmp_path_factory.mktemp("models"))
+def engine(tiny_en_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """Loaded on the first job (the engine loads lazily), shared by this module's jobs. Closed at the end:
+    a canceled job's batch may still be decoding, and exiting under it aborts the interpreter."""
+    eng = Engine(ModelConfig(model=str(tiny_en_model), device="cpu"), tmp_path_factory.mktemp("models"))
+    yield eng
+    eng.close()
 
 
 @pytest.fixture
@@ -99,3 +105,42 @@ def test_speaker_options_are_checked_where_they_are_set() -> None:
     WatchedFolder(path="/rec", speakers="auto").validate()
     with pytest.raises(InvalidSetting, match="speakers"):
         WatchedFolder(path="/rec", speakers="many").validate()
+
+
+def test_canceling_a_speaker_job_stops_both_threads(
+    store: JobStore, engine: Engine, ledger: OutputLedger, meeting: Path
+) -> None:
+    settings = Settings(decode=DecodeOptions(beam_size=1), output=OUTPUT)
+    store.add(meeting, job_settings(settings, speakers="auto"), origin="dropped")
+    job = store.claim_next()
+    assert job is not None
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def progress(_job_id: int, done: float, total: float) -> None:
+        seen.append(done / total)
+        if done > 0.1 * total:
+            cancel.set()
+
+    ended = JobProcessor(store, engine, ledger, lambda: settings).process(
+        job, cancel=cancel, progress=progress
+    )
+    assert ended.state == CANCELED
+    assert not meeting.with_suffix(".txt").exists()
+    assert not job_transcript_path(job.id).exists()
+    assert seen and seen == sorted(seen)
+    assert not [t for t in threading.enumerate() if t.name == "whisperdesk-speakers"]
+
+
+def test_damaged_speaker_model_fails_the_job_with_advice(
+    store: JobStore, engine: Engine, ledger: OutputLedger, meeting: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model_module, "MODEL_SHA256", "0" * 64)
+    model_module.shared_embedder.cache_clear()
+    try:
+        failed = _run(store, engine, ledger, meeting, "auto")
+    finally:
+        model_module.shared_embedder.cache_clear()
+    assert failed.state == FAILED
+    assert "speaker-label model" in (failed.error or "") and "Reinstall WhisperDesk" in (failed.error or "")
+    assert not meeting.with_suffix(".txt").exists()

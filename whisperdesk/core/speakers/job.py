@@ -21,6 +21,7 @@ from whisperdesk.core.settings import DecodeOptions
 from whisperdesk.core.speakers.assign import assign_speakers
 from whisperdesk.core.speakers.count import SpeakerCount
 from whisperdesk.core.speakers.diarize import DiarizeOptions, Turn, diarize
+from whisperdesk.core.speakers.model import shared_embedder
 from whisperdesk.core.transcript import Transcript
 
 ProgressFn = Callable[[float, float], None]
@@ -68,7 +69,9 @@ def transcribe_with_speakers(
         from whisperdesk.core.audio import decode
 
         audio = decode(Path(source))
-    stop = cancel if cancel is not None else threading.Event()
+    diarize_options = DiarizeOptions(count=count, threads=threads or default_threads())
+    shared_embedder(diarize_options.threads)  # a missing or damaged model fails the job before any work
+    stop = _Either(cancel)
     combined = _Combined(progress)
     result: dict[str, Any] = {}
     worker = threading.Thread(
@@ -76,7 +79,7 @@ def transcribe_with_speakers(
         args=(
             result,
             audio,
-            DiarizeOptions(count=count, threads=threads or default_threads()),
+            diarize_options,
             combined,
             stop,
         ),
@@ -86,9 +89,11 @@ def transcribe_with_speakers(
     worker.start()
     try:
         words_on = dataclasses.replace(options, word_timestamps=True)
-        transcript = engine.transcribe(source, words_on, progress=combined.part(0), cancel=stop, audio=audio)
+        transcript = engine.transcribe(
+            source, words_on, progress=combined.part(0), cancel=cancel, audio=audio
+        )
     except BaseException:
-        stop.set()  # the diarizing thread stops at its next block
+        stop.set()  # the diarizing thread stops at its next block; the caller's event is left alone
         raise
     finally:
         worker.join()
@@ -96,6 +101,17 @@ def transcribe_with_speakers(
         raise result["error"]
     turns: list[Turn] = result["turns"]
     return assign_speakers(transcript, turns, keep_words=options.word_timestamps)
+
+
+class _Either(threading.Event):
+    """Set by this module when the transcription failed, or by the caller's cancel."""
+
+    def __init__(self, outer: threading.Event | None) -> None:
+        super().__init__()
+        self._outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self._outer is not None and self._outer.is_set())
 
 
 def _diarize_into(

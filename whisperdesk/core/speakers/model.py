@@ -25,8 +25,11 @@ class SpeakerModelError(WhisperDeskError):
     """The speaker model file is missing or damaged; reinstalling WhisperDesk restores it."""
 
 
-def verify_model(path: Path = MODEL_FILE, expected: str = MODEL_SHA256) -> Path:
-    """Return ``path`` if its sha256 is the pinned one; raise SpeakerModelError saying what to do if not."""
+def verify_model(path: Path | None = None, expected: str | None = None) -> Path:
+    """Return ``path`` (default: the shipped file) if its sha256 is the pinned one; raise SpeakerModelError
+    saying what to do if not."""
+    path = path or MODEL_FILE
+    expected = expected or MODEL_SHA256
     try:
         verify_file(path, expected, what="speaker-label model")
     except IntegrityError as exc:
@@ -37,7 +40,7 @@ def verify_model(path: Path = MODEL_FILE, expected: str = MODEL_SHA256) -> Path:
 class SpeakerEmbedder:
     """Turns batches of fbank windows (batch, frames, 80) into L2-normalised 192-d speaker embeddings."""
 
-    def __init__(self, path: Path = MODEL_FILE, *, threads: int = 1) -> None:
+    def __init__(self, path: Path | None = None, *, threads: int = 1) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
