@@ -21,6 +21,7 @@ from whisperdesk.devtools.synth_audio import noise, write_audio
 from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.services.speaker_renamer import SpeakerRenamer
 from whisperdesk.services.watcher_bridge import WatcherBridge
+from whisperdesk.ui.main_window import MainWindow
 from whisperdesk.ui.queue_model import Column, JobTableModel
 from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
 from whisperdesk.ui.watched_panel import WatchedFoldersPanel
@@ -135,3 +136,13 @@ def test_watched_folder_speaker_option_is_saved_and_reaches_its_jobs(
         bridge.deleteLater()
     panel.speakers_box.click()
     assert load_settings(controller.settings_file)[0].watched[0].speakers is None
+
+
+def test_files_added_with_speaker_labels_go_out_on_their_own_signal(qtbot: QtBot, tmp_path: Path) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    recording = write_audio(tmp_path / "interview.wav", noise(0.5, amplitude=0.3, seed=4))
+    assert window.add_speakers_action.text() == "Add files with speaker labels…"
+    with qtbot.assertNotEmitted(window.filesAdded), qtbot.waitSignal(window.filesAddedWithSpeakers) as added:
+        window.add_paths([recording], speakers=True)
+    assert added.args == [[recording]]
