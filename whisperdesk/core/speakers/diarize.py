@@ -81,10 +81,11 @@ def diarize(
         if progress is not None:
             progress(duration * 0.2 + end * 0.75, duration)
     _check(cancel)
-    if not windows.embeddings:
-        return [Turn(s, e, 0) for s, e in regions]
-    labels = cluster(np.concatenate(windows.embeddings), options.count, chunk=options.chunk)
-    turns = _turns(windows, labels, regions)
+    if windows.embeddings:
+        labels = cluster(np.concatenate(windows.embeddings), options.count, chunk=options.chunk)
+        turns = _turns(windows, labels, regions)
+    else:  # only snippets too short to tell voices apart: one speaker
+        turns = [Turn(s, e, 0) for s, e in regions]
     if progress is not None:
         progress(duration, duration)
     return turns
