@@ -391,7 +391,7 @@ def _run_engine_over(
 
 def batching_loader(config: ModelConfig, path: str, device: Any) -> Any:
     """Engine loader for batch_size > 1: the scheduler's model layout (see ``load_for_batching``)."""
-    from whisperdesk.core.scheduler import load_for_batching
+    from whisperdesk.core.batching.layout import load_for_batching
 
     return load_for_batching(path, device.device, device.compute_type, config.cpu_threads)
 
@@ -531,8 +531,8 @@ def _load_timed(config: ModelConfig, request: BenchRequest, *, batching: bool) -
 def _memory_with(
     loaded: tuple[ModelConfig, Any], models_dir: Path, request: BenchRequest, cancel: threading.Event | None
 ) -> MemoryCheck:
+    from whisperdesk.core.batching.scheduler import BatchScheduler
     from whisperdesk.core.engine import Engine
-    from whisperdesk.core.scheduler import BatchScheduler
 
     config, model = loaded
     batch = max([b for b in request.batch_sizes if b > 1] or [8])
@@ -767,15 +767,10 @@ def run_side_by_side(
     CTranslate2 worker with every core; (c) runs ``load_for_batching``'s layout (on CPU two workers of half the
     cores, batches in parallel); (d) is the better of both layouts at its best batch sizes.
     """
+    from whisperdesk.core.batching.decode import GenerateCall, default_generate
+    from whisperdesk.core.batching.layout import cpu_batching_layout, load_for_batching, physical_cores
+    from whisperdesk.core.batching.scheduler import BatchScheduler
     from whisperdesk.core.engine import Engine, resolve_device
-    from whisperdesk.core.scheduler import (
-        BatchScheduler,
-        GenerateCall,
-        cpu_batching_layout,
-        default_generate,
-        load_for_batching,
-        physical_cores,
-    )
 
     files = tuple(request.files)
     if not files:
@@ -976,7 +971,7 @@ def _completeness(transcripts: list[Any], history: Sequence[Any]) -> list[str]:
     problems: list[str] = []
     seen: dict[int, list[int]] = {}
     for info in history:
-        for job_id, index in info.members:
+        for job_id, index in info.first_decodes:
             seen.setdefault(job_id, []).append(index)
     for item in transcripts:
         if item is None:
@@ -1009,8 +1004,8 @@ def _floor(
 ) -> RunResult:
     """Encode and generate (c)'s windows with nothing around them: for each (model, workers, layout) the
     fastest encoder and decoder batch sizes, the windows split evenly over the workers; the best wins."""
-    from whisperdesk.core.scheduler import default_decode
-    from whisperdesk.core.windows import plan_windows, window_features
+    from whisperdesk.core.batching.scheduler import default_decode
+    from whisperdesk.core.batching.windows import plan_windows, window_features
 
     extractor = models[0][0].feature_extractor
     features: dict[tuple[str, int], np.ndarray] = {}

@@ -190,7 +190,9 @@ class JobProcessor:
         """Speaker labels, when the job asked for them, run beside the engine (core/speakers/job.py)."""
         speakers = (job.settings or {}).get("speakers")
         if not speakers:
-            return self._engine.transcribe(job.source, decode, progress=progress, cancel=cancel)
+            return self._engine.transcribe(
+                job.source, decode, progress=progress, cancel=cancel, on_language=progress.language
+            )
         try:
             count = parse_speaker_count(str(speakers))
         except InvalidSpeakerCount as exc:
@@ -198,7 +200,13 @@ class JobProcessor:
                 f"the job's speaker setting is invalid ({exc}); remove the job and add the file again"
             ) from None
         transcript = transcribe_with_speakers(
-            self._engine, job.source, decode, count, progress=progress, cancel=cancel
+            self._engine,
+            job.source,
+            decode,
+            count,
+            progress=progress,
+            cancel=cancel,
+            on_language=progress.language,
         )
         save_job_transcript(job.id, transcript)
         return transcript
@@ -303,6 +311,7 @@ class _StoreProgress:
         self._forward = forward
         self._last = 0.0
         self._duration_saved = False
+        self._fraction = 0.0
 
     def __call__(self, done: float, total: float) -> None:
         if self._forward is not None:
@@ -319,3 +328,10 @@ class _StoreProgress:
         if self._store.mark_progress(self._job_id, fraction, duration=duration) is None:
             self._cancel.set()
         self._duration_saved = True
+        self._fraction = fraction
+
+    def language(self, code: str, probability: float) -> None:
+        """Record the language on the job row as soon as the engine knows it (seconds after the start), not
+        only when the job ends."""
+        if self._store.mark_progress(self._job_id, self._fraction, language=code) is None:
+            self._cancel.set()

@@ -63,6 +63,7 @@ def transcribe_with_speakers(
     cancel: threading.Event | None = None,
     audio: np.ndarray | None = None,
     threads: int | None = None,
+    on_language: Callable[[str, float], None] | None = None,
 ) -> Transcript:
     """``engine.transcribe`` plus speaker labels; raises what the engine raises, or Cancelled."""
     if audio is None:
@@ -90,7 +91,12 @@ def transcribe_with_speakers(
     try:
         words_on = dataclasses.replace(options, word_timestamps=True)
         transcript = engine.transcribe(
-            source, words_on, progress=combined.part(0), cancel=cancel, audio=audio
+            source,
+            words_on,
+            progress=combined.part(0),
+            cancel=cancel,
+            audio=audio,
+            on_language=on_language,
         )
     except BaseException:
         stop.set()  # the diarizing thread stops at its next block; the caller's event is left alone
