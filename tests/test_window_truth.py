@@ -235,7 +235,7 @@ def test_every_key_column_fits_at_1280x720(make_desktop: Callable[..., Desktop],
     qtbot.waitExposed(window)
     view = desktop.view
     assert visible_columns(view) == [
-        "File", "State", "Progress", "Duration", "Elapsed", "ETA", "Speed", "Language", "Error"
+        "File", "State", "Progress", "Duration", "Elapsed", "ETA", "Speed", "Language", "Speakers", "Error"
     ]  # fmt: skip
     assert not view.table.horizontalScrollBar().isVisible()
     assert view.table.horizontalHeader().sectionSize(int(Column.ERROR)) >= 120  # room to read an error

@@ -47,11 +47,12 @@ from PySide6.QtWidgets import (
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job
 from whisperdesk.services.job_text import CHOOSE_FOLDER_LABEL, OVERWRITE_LABEL, OutputProblem, output_problem
 from whisperdesk.ui.queue_model import Column, JobTableModel, ProgressRole
+from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
 
 UrlOpener = Callable[[QUrl], bool]
 ChooseDirFn = Callable[[QWidget, str], str]
 TRANSCRIPT_PREFERENCE = (".txt", ".srt", ".vtt", ".json")
-COLUMN_WIDTHS = {  # sum 680 px: the error column keeps ≥ 150 px in the default window's ~850 px table
+COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the default window's ~930 px table
     Column.FILE: 190,
     Column.STATE: 85,
     Column.PROGRESS: 100,
@@ -60,6 +61,7 @@ COLUMN_WIDTHS = {  # sum 680 px: the error column keeps ≥ 150 px in the defaul
     Column.ETA: 50,
     Column.SPEED: 55,
     Column.LANGUAGE: 70,
+    Column.SPEAKERS: 75,
 }
 
 
@@ -127,8 +129,9 @@ class JobQueueView(QWidget):
     cancelRequested = Signal(int)
     removeRequested = Signal(int)
     openFailed = Signal(str)  # why a transcript or folder could not be opened
-    overwriteRequested = Signal(int)  # run again, replacing the files in the way (runner.retry_overwriting)
+    overwriteRequested = Signal(int)  # run again, replacing the files in the way (runner.retry_overwrite)
     otherFolderChosen = Signal(int, str)  # run again, writing to this folder (runner.retry_in_folder)
+    speakersRenamed = Signal(int, object)  # job id, {old name: new name}
 
     def __init__(
         self,
@@ -175,6 +178,7 @@ class JobQueueView(QWidget):
         self.overwrite_action.setToolTip("Transcribe again and replace the files that are in the way")
         self.other_folder_action = self._action(CHOOSE_FOLDER_LABEL, self.choose_other_folder)
         self.other_folder_action.setToolTip("Transcribe again and write the transcripts to another folder")
+        self.rename_speakers_action = self._action("Rename speakers…", self.rename_speakers)
         self.actions_in_order = (
             self.open_action,
             self.folder_action,
@@ -241,6 +245,7 @@ class JobQueueView(QWidget):
         problems = {output_problem(j) for j in jobs}
         self.overwrite_action.setEnabled(OutputProblem.IN_THE_WAY in problems)
         self.other_folder_action.setEnabled(bool(problems - {OutputProblem.NONE}))
+        self.rename_speakers_action.setEnabled(len(jobs) == 1 and bool(self._model.speaker_names(jobs[0])))
         for action in self.actions_in_order:
             self.buttons[action.text()].setEnabled(action.isEnabled())
         for action in self.output_actions:  # only there when they help, so the bar stays short
@@ -356,9 +361,25 @@ class JobQueueView(QWidget):
             menu.addActions(fixes)
             menu.addSeparator()
         menu.addActions([self.open_action, self.folder_action])
+        if self.rename_speakers_action.isEnabled():
+            menu.addAction(self.rename_speakers_action)
         menu.addSeparator()
         menu.addActions([self.retry_action, self.cancel_action, self.remove_action])
         return menu
+
+    @Slot()
+    def rename_speakers(self) -> None:
+        """Ask for new speaker names; the app's SpeakerRenamer rewrites the transcripts."""
+        jobs = self.selected_jobs()
+        names = self._model.speaker_names(jobs[0]) if len(jobs) == 1 else []
+        if not names:
+            return
+        dialog = SpeakerNamesDialog(jobs[0].name, names, self)
+        accepted = dialog.exec() == SpeakerNamesDialog.DialogCode.Accepted
+        changes = dialog.changes()
+        dialog.deleteLater()
+        if accepted and changes:
+            self.speakersRenamed.emit(jobs[0].id, changes)
 
     @Slot(QModelIndex)
     def _on_double_clicked(self, index: QModelIndex) -> None:
