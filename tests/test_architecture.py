@@ -1,4 +1,5 @@
-"""The core must stay Qt-free so the CLI and headless watcher run without a display."""
+"""Layer rules: the core stays Qt-free so the CLI and headless watcher run without a display, and each
+layer imports only what is below it (import-linter contracts in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,31 @@ def test_importing_core_and_cli_loads_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+REPO = PACKAGE.parent
+
+
+def test_layer_contracts_hold() -> None:
+    """pyproject.toml's import-linter contracts: core imports no Qt, devtools or layer above it; the
+    benchmark no test tooling; widgets run no engine, scheduler, job processing or benchmark themselves."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.is_file(), "import-linter is missing: pip install -e '.[test]'"
+    out = subprocess.run(
+        [str(lint), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 kept, 0 broken" in out.stdout  # every contract ran
+
+
+def test_core_has_no_benchmark_and_the_benchmark_imports_no_devtools() -> None:
+    assert not (PACKAGE / "core" / "bench.py").exists()
+    offenders = [
+        str(p.relative_to(PACKAGE))
+        for p in (PACKAGE / "benchmark").rglob("*.py")
+        if "whisperdesk.devtools" in p.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

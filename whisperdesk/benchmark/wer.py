@@ -1,0 +1,119 @@
+"""Word error rate, so every speed figure is printed beside how many words that speed lost or changed.
+
+Speed alone rewards dropping speech (issue 8 found a batched path 1.8× faster that skipped whole sentences),
+so the benchmark scores each path's text against the corpus's known text. Before comparing, both sides are
+normalised the same way: lower case, punctuation dropped, and spelled numbers up to the thousands written
+as digits, so "forty two" and "42" are the same word — a model's choice of form is not an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1000}
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case words without punctuation, spelled numbers as digits ("Forty-two," → ["42"])."""
+    cleaned = text.lower().replace("-", " ").replace(",", " ")
+    return _numbers_as_digits(_WORD.findall(cleaned))
+
+
+def _numbers_as_digits(words: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        value, used = _read_number(words, i)
+        if used:
+            out.append(str(value))
+            i += used
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
+def _read_number(words: list[str], start: int) -> tuple[int, int]:
+    """The number spelled from ``words[start]`` on, and how many words it took (0: none starts there)."""
+    total = current = 0
+    i = start
+    while i < len(words):
+        word = words[i]
+        if word in _UNITS:
+            current += _UNITS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word in _SCALES and i > start:
+            if _SCALES[word] == 100:
+                current *= 100
+            else:
+                total += current * _SCALES[word]
+                current = 0
+        elif word == "and" and i > start and i + 1 < len(words) and _is_number_word(words[i + 1]):
+            pass
+        else:
+            break
+        i += 1
+    return total + current, i - start
+
+
+def _is_number_word(word: str) -> bool:
+    return word in _UNITS or word in _TENS
+
+
+def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
+    """Word-level Levenshtein distance: substitutions + deletions + insertions."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref_word in enumerate(reference, start=1):
+        current = [i] + [0] * len(hypothesis)
+        for j, hyp_word in enumerate(hypothesis, start=1):
+            current[j] = min(
+                previous[j] + 1,  # deletion
+                current[j - 1] + 1,  # insertion
+                previous[j - 1] + (ref_word != hyp_word),  # substitution or match
+            )
+        previous = current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class WerScore:
+    """Errors over reference words; adds up across files (the corpus WER weights long files by length)."""
+
+    errors: int
+    words: int
+
+    @property
+    def rate(self) -> float:
+        return self.errors / self.words if self.words else 0.0
+
+    def __add__(self, other: WerScore) -> WerScore:
+        return WerScore(self.errors + other.errors, self.words + other.words)
+
+    def __str__(self) -> str:
+        return f"{100 * self.rate:.1f} %"
+
+
+def score(reference: str, hypothesis: str) -> WerScore:
+    ref = normalise(reference)
+    return WerScore(edit_distance(ref, normalise(hypothesis)), len(ref))
+
+
+def corpus_score(pairs: Iterable[tuple[str, str]]) -> WerScore:
+    """One WER over many (reference, hypothesis) pairs."""
+    total = WerScore(0, 0)
+    for reference, hypothesis in pairs:
+        total = total + score(reference, hypothesis)
+    return total
