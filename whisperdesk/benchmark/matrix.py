@@ -154,7 +154,7 @@ def to_json(report: Any) -> str:
             if {"errors", "words"} <= set(out) and len(out) == 2:
                 out["rate"] = out["errors"] / out["words"] if out["words"] else 0.0
             return out
-        if isinstance(data, list):
+        if isinstance(data, (list, tuple)):
             return [with_rates(v) for v in data]
         return data
 

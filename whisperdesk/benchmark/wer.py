@@ -21,7 +21,6 @@ _TENS = {
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
     "ninety": 90,
 }  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1000}
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -46,22 +45,30 @@ def _numbers_as_digits(words: list[str]) -> list[str]:
 
 
 def _read_number(words: list[str], start: int) -> tuple[int, int]:
-    """The number spelled from ``words[start]`` on, and how many words it took (0: none starts there)."""
+    """The number spelled from ``words[start]`` on, and how many words it took (0: none starts there).
+
+    Follows how numbers are spoken, so "one two three" stays three numbers while "one hundred and
+    twenty five" is one: a unit may follow a tens word or a scale, a tens word only a scale.
+    """
     total = current = 0
+    last = ""
     i = start
     while i < len(words):
         word = words[i]
-        if word in _UNITS:
+        if word in _UNITS and (last in ("", "scale") or (last == "tens" and _UNITS[word] < 10)):
             current += _UNITS[word]
-        elif word in _TENS:
+            last = "unit"
+        elif word in _TENS and last in ("", "scale"):
             current += _TENS[word]
-        elif word in _SCALES and i > start:
-            if _SCALES[word] == 100:
-                current *= 100
-            else:
-                total += current * _SCALES[word]
-                current = 0
-        elif word == "and" and i > start and i + 1 < len(words) and _is_number_word(words[i + 1]):
+            last = "tens"
+        elif word == "hundred" and last in ("unit", "tens") and current < 100:
+            current *= 100
+            last = "scale"
+        elif word == "thousand" and last in ("unit", "tens", "scale"):
+            total += current * 1000
+            current = 0
+            last = "scale"
+        elif word == "and" and last == "scale" and i + 1 < len(words) and _is_number_word(words[i + 1]):
             pass
         else:
             break

@@ -117,6 +117,7 @@ def _files(args: argparse.Namespace, paths: AppPaths) -> tuple[list[Path], dict[
 def run(args: argparse.Namespace) -> int:
     from whisperdesk.benchmark import matrix
     from whisperdesk.benchmark.corpus import short_memos
+    from whisperdesk.benchmark.run import run_matrix
 
     paths = AppPaths.default().ensure()
     setup_logging(
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             memory_jobs=max(0, args.memory_jobs),
             memory_files=memos,
         )
-        report = matrix.run_matrix(request, progress=progress)
+        report = run_matrix(request, progress=progress)
     except (WhisperDeskError, ValueError) as exc:
         bar.finish()
         print(f"whisperdesk: error: {exc}", file=sys.stderr)
