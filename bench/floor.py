@@ -72,8 +72,8 @@ def measure_floor(
     files: Sequence[Path],
     options: DecodeOptions,
     *,
-    encode_sizes: Sequence[int] = (1, 2, 4, 8),
-    decode_sizes: Sequence[int] = (8, 16, 32),
+    encode_sizes: Sequence[int] = (1, 4, 8),
+    decode_sizes: Sequence[int] = (8, 32),
 ) -> Floor:
     """For each (model, CTranslate2 workers, layout name) the best batch sizes; the fastest layout wins."""
     from faster_whisper.tokenizer import Tokenizer
