@@ -14,8 +14,8 @@ and prints audio-seconds per wall-second, peak RSS and word error rate for each,
     python -m bench.side_by_side --model tiny.en            # quick: ~4 min of speech
     python -m bench.side_by_side --model base --full        # the full corpus (~20 min, a 8-min lecture)
 
-``--model`` takes tiny.en or base (the pinned real weights, see whisperdesk.devtools.real_models) or a
-CTranslate2 model folder. Results are recorded in BENCHMARKS.md.
+``--model`` takes tiny.en or base (the pinned real weights, see whisperdesk.devtools.real_models), a
+CTranslate2 model folder, or random-SHAPE (random-large-v3 on a GPU: real compute, meaningless WER). Results are recorded in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -99,8 +99,18 @@ def _batched(
 
 
 def _model_path(name: str) -> str:
+    """A model folder; ``tiny.en``/``base`` are the pinned real weights, ``random-SHAPE`` (e.g.
+    ``random-large-v3``, for a GPU's memory and speed) a random-weight model built once: its WER is
+    meaningless, its compute is real."""
     if Path(name).is_dir():
         return name
+    if name.startswith("random-"):
+        from whisperdesk.devtools.random_model import build_random_whisper_model
+
+        folder = AppPaths.default().cache_dir / "bench-models" / name
+        if not (folder / "model.bin").is_file():
+            build_random_whisper_model(folder, shape=name.removeprefix("random-"))
+        return str(folder)
     from whisperdesk.devtools.real_models import fetch
 
     return str(fetch(name))
@@ -246,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="tiny.en", help="tiny.en, base, or a CTranslate2 model folder")
+    parser.add_argument("--model", default="tiny.en", help="tiny.en, base, random-SHAPE or a model folder")
     parser.add_argument("--minutes", type=float, default=QUICK_MINUTES, help="corpus length (default 4)")
     parser.add_argument("--full", action="store_true", help=f"the full corpus ({FULL_MINUTES:g} min)")
     parser.add_argument("--seed", type=int, default=0)
