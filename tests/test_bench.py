@@ -44,6 +44,7 @@ def test_wer_normalises_case_punctuation_and_spelled_numbers() -> None:
         "chairs",
     ]
     assert normalise("It costs 42 dollars") == normalise("it costs forty two dollars.")
+    assert normalise("It costs $42.") == normalise("it costs forty two dollars.")
     assert score("The cat sat.", "the cat sat") == WerScore(0, 3)
 
 

@@ -2,8 +2,9 @@
 
 Speed alone rewards dropping speech (issue 8 found a batched path 1.8× faster that skipped whole sentences),
 so the benchmark scores each path's text against the corpus's known text. Before comparing, both sides are
-normalised the same way: lower case, punctuation dropped, and spelled numbers up to the thousands written
-as digits, so "forty two" and "42" are the same word — a model's choice of form is not an error.
+normalised the same way: lower case, punctuation dropped, spelled numbers up to the thousands written as
+digits and "$40" as "40 dollars", so "forty two" and "42" are the same word — a model's choice of form is
+not an error.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ _TENS = {
     "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
     "ninety": 90,
 }  # fmt: skip
+_DOLLARS = re.compile(r"\$\s?(\d+(?:\.\d+)?)")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
 def normalise(text: str) -> list[str]:
-    """Lower-case words without punctuation, spelled numbers as digits ("Forty-two," → ["42"])."""
-    cleaned = text.lower().replace("-", " ").replace(",", " ")
+    """Lower-case words without punctuation, spelled numbers as digits ("Forty-two," → ["42"]),
+    amounts in words ("$40" → ["40", "dollars"])."""
+    cleaned = _DOLLARS.sub(r"\1 dollars", text.lower()).replace("-", " ").replace(",", " ")
     return _numbers_as_digits(_WORD.findall(cleaned))
 
 
