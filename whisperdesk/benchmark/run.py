@@ -106,6 +106,10 @@ class _Models:
         self._loaded: dict[bool, tuple[Any, float]] = {}
         self.last_engine: Any = None
 
+    @property
+    def compute_type(self) -> str:
+        return self._config.compute_type
+
     def engine(self, batch_size: int) -> tuple[Any, float]:
         """An Engine at ``batch_size`` over the shared model; raises WhisperDeskError if it cannot load."""
         from whisperdesk.core.engine import Engine
@@ -145,7 +149,7 @@ def _warm_up(models: _Models, request: BenchRequest, cancel: threading.Event | N
 
 
 def _row(models: _Models, batch_size: int, request: BenchRequest, cancel: threading.Event | None) -> BenchRow:
-    compute_type = models._config.compute_type
+    compute_type = models.compute_type
     try:
         engine, load_seconds = models.engine(batch_size)
     except WhisperDeskError as exc:
