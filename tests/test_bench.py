@@ -127,7 +127,7 @@ def test_bench_prints_speed_and_wer_per_row_and_a_recommendation(
     assert len(skipped) == 2 and all("skipped: cpu does not support float16" in line for line in skipped)
     assert any(line.startswith("recommended: --compute-type int8 --batch-size ") for line in lines)
     assert "beam 1" in lines[0] and "VAD on" in lines[0]
-    assert "memory: peak RSS" in out and "with 12 (" in out
+    assert "memory: peak RSS" in out and "with 3 short files queued" in out and "with 12 (" in out
     data = json.loads(report.read_text(encoding="utf-8"))
     assert data["rows"][0]["wer"]["words"] > 20 and 0 <= data["rows"][0]["wer"]["rate"] < 0.2
 

@@ -195,23 +195,25 @@ def app_memory_check(
     cancel: threading.Event | None,
 ) -> MemoryCheck:
     """Peak and idle RSS with ``jobs`` distinct short files queued on the app's path, against a short
-    queue of a few batches per job thread. Distinct copies, because the queue runs a file only once."""
+    queue of four jobs per job thread (at most a quarter of ``jobs``): on the app's path only that many jobs
+    are in flight whatever the queue's length, so a higher peak with the long queue is memory that follows
+    the queue. Distinct copies, because the queue runs a file only once."""
     import tempfile
 
     from whisperdesk.benchmark.corpus import short_memos
 
     settings = Settings(model=engine.config, decode=options)
-    per_round = engine.config.batch_size * app_workers(engine.config.batch_size)
+    short = max(1, min(4 * app_workers(engine.config.batch_size), jobs // 4))
     with tempfile.TemporaryDirectory(prefix="whisperdesk-memos-") as tmp:
         memos = list(sources) or [f.path for f in short_memos(Path(tmp))]
-        copies = _distinct_copies(memos, max(jobs, 4 * per_round), Path(tmp) / "copies")
+        copies = _distinct_copies(memos, jobs, Path(tmp) / "copies")
 
         def run(count: int) -> None:
             check_cancel(cancel)
             run_app_path(engine, settings, copies[:count], cancel=cancel)
 
         try:
-            return memory_check(run, jobs, min(4 * per_round, jobs))
+            return memory_check(run, jobs, short)
         finally:
             engine.close()
 
