@@ -1,6 +1,6 @@
 """The raw CTranslate2 floor: encode + generate over the app's windows with nothing around them.
 
-The same windows the app decodes (``whisperdesk.core.windows.plan_windows`` at the same options), log-mel
+The same windows the app decodes (``whisperdesk.core.batching.windows.plan_windows`` at the same options), log-mel
 computed up front and not timed, then only ``encode`` and ``generate`` are timed at each batch size tried,
 the windows dealt evenly over the model's CTranslate2 workers. The best encode plus the best generate is
 the floor: no file decoding, no VAD, no scheduling, no segment building. Prompts are the plain first-window
@@ -36,7 +36,7 @@ class Floor:
 def app_windows(extractor: Any, files: Sequence[Path], options: DecodeOptions) -> tuple[list, float]:
     """[(path, features)] for every window the app would decode, and the seconds of audio."""
     from whisperdesk.core.audio import decode
-    from whisperdesk.core.windows import plan_windows, window_features
+    from whisperdesk.core.batching.windows import plan_windows, window_features
 
     windows = []
     audio = 0.0

@@ -37,7 +37,7 @@ from whisperdesk.benchmark.corpus import CorpusFile, references, synthetic_corpu
 from whisperdesk.benchmark.matrix import options_line
 from whisperdesk.benchmark.memory import Peak, PeakWatch, mb
 from whisperdesk.benchmark.run import score_texts
-from whisperdesk.benchmark.wer import WerScore
+from whisperdesk.benchmark.wer import Score
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
 
@@ -55,7 +55,7 @@ class RunResult:
     wall_seconds: float
     audio_seconds: float
     peak: Peak | None
-    wer: WerScore | None
+    wer: Score | None
     detail: str = ""
 
     @property
@@ -117,8 +117,8 @@ def _model_path(name: str) -> str:
 
 
 def run(args: argparse.Namespace, corpus: list[CorpusFile], say: Callable[[str], None]) -> dict[str, Any]:
+    from whisperdesk.core.batching.layout import cpu_batching_layout, physical_cores
     from whisperdesk.core.engine import Engine, resolve_device
-    from whisperdesk.core.scheduler import cpu_batching_layout, physical_cores
 
     files = tuple(f.path for f in corpus)
     known = references(corpus)

@@ -94,3 +94,19 @@ def base_model() -> Path:
     from whisperdesk.devtools.real_models import fetch
 
     return fetch("base")
+
+
+@pytest.fixture(scope="session")
+def speech_corpus(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """~85 s of espeak-ng English with known sentences, crossing 30-s windows; built once per session."""
+    from whisperdesk.devtools.speech_corpus import build_corpus
+
+    return build_corpus(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def long_speech(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A ~10-minute espeak-ng lecture of distinct sentences; built once per session (~10 s)."""
+    from whisperdesk.devtools.speech_corpus import build_long_file
+
+    return build_long_file(tmp_path_factory.mktemp("long-speech"), minutes=10)

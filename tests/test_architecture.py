@@ -58,26 +58,37 @@ def test_importing_core_and_cli_loads_no_heavy_module() -> None:
 REPO = PACKAGE.parent
 
 
-def test_layer_contracts_hold() -> None:
-    """pyproject.toml's import-linter contracts: core imports no Qt, devtools or layer above it; the
-    benchmark no test tooling; widgets run no engine, scheduler, job processing or benchmark themselves."""
+def _lint_imports(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     lint = Path(sys.executable).with_name("lint-imports")
     assert lint.is_file(), "import-linter is missing: pip install -e '.[test]'"
-    out = subprocess.run(
+    return subprocess.run(
         [str(lint), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
+        env=env,
     )
+
+
+def test_layer_contracts_hold() -> None:
+    """pyproject.toml's import-linter contracts: core imports no Qt, devtools or layer above it; the
+    benchmark no test tooling; widgets run no engine, scheduler, job processing or benchmark themselves."""
+    out = _lint_imports(REPO)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "4 kept, 0 broken" in out.stdout  # every contract ran
 
 
-def test_core_has_no_benchmark_and_the_benchmark_imports_no_devtools() -> None:
-    assert not (PACKAGE / "core" / "bench.py").exists()
-    offenders = [
-        str(p.relative_to(PACKAGE))
-        for p in (PACKAGE / "benchmark").rglob("*.py")
-        if "whisperdesk.devtools" in p.read_text(encoding="utf-8")
-    ]
-    assert offenders == []
+def test_layer_contracts_catch_a_core_module_importing_devtools(tmp_path: Path) -> None:
+    """The contracts are not vacuous: the same package with one forbidden import added fails them."""
+    import os
+    import shutil
+
+    copy = tmp_path / "whisperdesk"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    clock = copy / "core" / "clock.py"
+    clock.write_text(
+        clock.read_text(encoding="utf-8") + "\nimport whisperdesk.devtools.wer\n", encoding="utf-8"
+    )
+    out = _lint_imports(tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode != 0
+    assert "whisperdesk.core.clock -> whisperdesk.devtools.wer" in out.stdout, out.stdout

@@ -14,7 +14,7 @@ from whisperdesk.benchmark.corpus import references, short_memos, synthetic_corp
 from whisperdesk.benchmark.matrix import BenchReport, BenchRow, format_matrix, recommend
 from whisperdesk.benchmark.memory import MemoryCheck
 from whisperdesk.benchmark.run import score_texts
-from whisperdesk.benchmark.wer import WerScore, corpus_score, edit_distance, normalise, score
+from whisperdesk.benchmark.wer import Score, edit_distance, normalise, score, total
 from whisperdesk.cli import main
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
@@ -45,17 +45,17 @@ def test_wer_normalises_case_punctuation_and_spelled_numbers() -> None:
     ]
     assert normalise("It costs 42 dollars") == normalise("it costs forty two dollars.")
     assert normalise("It costs $42.") == normalise("it costs forty two dollars.")
-    assert score("The cat sat.", "the cat sat") == WerScore(0, 3)
+    assert score("The cat sat.", "the cat sat") == Score(0, 3)
 
 
 def test_wer_counts_substitutions_deletions_and_insertions() -> None:
     assert edit_distance(["a", "b", "c"], ["a", "x", "c"]) == 1
     assert edit_distance(["a", "b", "c"], ["a", "c"]) == 1
     assert edit_distance(["a", "b"], ["a", "b", "c", "d"]) == 2
-    total = corpus_score([("one two three four", "one two three four"), ("a b c d e f", "a b")])
-    assert (total.errors, total.words) == (4, 10) and str(total) == "40.0 %"
+    pooled = total([score("one two three four", "one two three four"), score("a b c d e f", "a b")])
+    assert (pooled.errors, pooled.words) == (4, 10) and str(pooled) == "40.0 %" and pooled.rate == 0.4
     missing = score_texts({}, {Path("x.wav"): "some words here"})
-    assert missing == WerScore(3, 3)  # a file without a transcript lost every word
+    assert missing == Score(3, 3)  # a file without a transcript lost every word
 
 
 # --- corpus -------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_matrix_table_lists_failed_rows_with_their_reason_and_wer() -> None:
     rows = (
         BenchRow(
             "int8", 4, "ok", audio_seconds=60, wall_seconds=2, load_seconds=0.5, peak_rss_bytes=1 << 28,
-            workers=4, wer=WerScore(3, 100),
+            workers=4, wer=Score(3, 100),
         ),
         BenchRow("float16", 4, "failed", "model load failed: no CUDA"),
     )  # fmt: skip

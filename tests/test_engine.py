@@ -1,4 +1,5 @@
-"""The engine over a real (random-weight) CTranslate2 model: one model, reconfigure, cancel, errors."""
+"""The engine: one model, reconfigure, cancel, errors (random-weight model); progress, language, VAD timing
+and the job row's language (real tiny.en/base weights)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,6 @@ def test_one_model_serves_every_job(config: ModelConfig, tmp_path: Path, isolate
         assert t.source == str(f)
         assert t.duration == pytest.approx(4.0 + files.index(f), abs=0.05)
         assert t.device == "cpu" and t.compute_type.startswith("int8")  # int8 weights, float32 activations
-        for seg in t.segments:
-            assert 0.0 <= seg.start <= seg.end <= t.duration + 0.05
 
 
 def test_jobs_from_several_threads_share_the_model(
@@ -72,23 +71,37 @@ def test_jobs_from_several_threads_share_the_model(
     assert engine.load_count == 1
 
 
+@pytest.fixture
+def tiny_config(tiny_en_model: Path) -> ModelConfig:
+    return ModelConfig(model=str(tiny_en_model), device="cpu", compute_type="int8", batch_size=1)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
 def test_progress_is_monotonic_and_reaches_duration(
-    config: ModelConfig, long_wav: Path, isolated_home: Path
+    tiny_config: ModelConfig, speech_corpus: Any, isolated_home: Path, batch_size: int
 ) -> None:
-    engine = Engine(config, isolated_home / "models")
+    engine = Engine(dataclasses.replace(tiny_config, batch_size=batch_size), isolated_home / "models")
     seen: list[tuple[float, float]] = []
-    transcript = engine.transcribe(long_wav, FAST, progress=lambda d, t: seen.append((d, t)))
+    options = DecodeOptions(beam_size=1, temperature=(0.0,))
+    try:
+        transcript = engine.transcribe(speech_corpus.path, options, progress=lambda d, t: seen.append((d, t)))
+    finally:
+        engine.close()
     dones = [d for d, _ in seen]
     assert dones == sorted(dones)
     assert seen[0][0] == 0.0
     assert seen[-1] == (transcript.duration, transcript.duration)
-    assert len(seen) >= 3  # updates arrive as segments do, not only at the end
+    assert len(set(dones)) >= 4  # updates arrive while it runs (segments or windows), not only at the end
+    assert transcript.segments
 
 
-def test_cancel_stops_between_segments(config: ModelConfig, long_wav: Path, isolated_home: Path) -> None:
-    engine = Engine(config, isolated_home / "models")
+def test_cancel_stops_between_segments(
+    tiny_config: ModelConfig, speech_corpus: Any, isolated_home: Path
+) -> None:
+    engine = Engine(tiny_config, isolated_home / "models")
     cancel = threading.Event()
     seen: list[float] = []
+    options = DecodeOptions(beam_size=1, temperature=(0.0,))
 
     def progress(done: float, total: float) -> None:
         seen.append(done)
@@ -96,10 +109,10 @@ def test_cancel_stops_between_segments(config: ModelConfig, long_wav: Path, isol
             cancel.set()
 
     with pytest.raises(Cancelled):
-        engine.transcribe(long_wav, FAST, progress=progress, cancel=cancel)
-    assert max(seen) < 75.0  # stopped before the end of the file
+        engine.transcribe(speech_corpus.path, options, progress=progress, cancel=cancel)
+    assert max(seen) < speech_corpus.duration / 2  # stopped early, after the first segment
     # the engine stays usable after a cancel
-    assert engine.transcribe(long_wav, dataclasses.replace(FAST, max_new_tokens=4)).duration > 70
+    assert engine.transcribe(speech_corpus.path, options).segments
 
 
 def test_reconfigure_applies_to_next_job_only(
@@ -224,15 +237,67 @@ def test_cuda_failure_at_first_use_retries_on_cpu(
     assert engine.config.device == "cpu"
 
 
-def test_language_is_detected_with_probability(
-    config: ModelConfig, tmp_path: Path, isolated_home: Path
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_language_is_detected_early_with_probability(
+    base_model: Path, tmp_path: Path, isolated_home: Path, batch_size: int
 ) -> None:
+    from whisperdesk.devtools.speech_corpus import Utterance, render
+
+    german = render(
+        [Utterance("Der Zug zum Flughafen fährt alle zwanzig Minuten ab.", "de+f2", 150, 50)] * 2,
+        tmp_path / "de.wav",
+    )
+    config = ModelConfig(model=str(base_model), device="cpu", compute_type="int8", batch_size=batch_size)
     engine = Engine(config, isolated_home / "models")
-    transcript = engine.transcribe(write_audio(tmp_path / "l.wav", noise(5.0)), FAST)
-    assert isinstance(transcript.language, str) and 2 <= len(transcript.language) <= 5
-    assert transcript.language_probability is not None and 0.0 < transcript.language_probability <= 1.0
-    forced = engine.transcribe(tmp_path / "l.wav", dataclasses.replace(FAST, language="de"))
-    assert forced.language == "de"
+    events: list[str] = []
+    options = DecodeOptions(beam_size=1, temperature=(0.0,))
+    try:
+        transcript = engine.transcribe(
+            german.path,
+            options,
+            progress=lambda d, t: events.append("done" if d >= t else "progress"),
+            on_language=lambda code, p: events.append(f"language {code} {p > 0.5}"),
+        )
+        assert transcript.language == "de"
+        assert transcript.language_probability is not None and 0.5 < transcript.language_probability <= 1.0
+        assert events.count("language de True") == 1
+        assert events.index("language de True") < events.index("done")  # before the job ends
+        forced = engine.transcribe(german.path, dataclasses.replace(options, language="en"))
+        assert forced.language == "en"
+    finally:
+        engine.close()
+
+
+def test_language_reaches_the_job_row_while_the_job_runs(
+    tiny_config: ModelConfig, speech_corpus: Any, isolated_home: Path, store: Any, tmp_path: Path
+) -> None:
+    from whisperdesk.core.jobstore import RUNNING
+    from whisperdesk.core.outputs import OutputLedger
+    from whisperdesk.core.processor import JobProcessor, job_settings
+    from whisperdesk.core.settings import OutputOptions, Settings
+
+    engine = Engine(dataclasses.replace(tiny_config, batch_size=8), isolated_home / "models")
+    settings = Settings(
+        decode=DecodeOptions(beam_size=1, temperature=(0.0,)), output=OutputOptions(formats=("txt",))
+    )
+    store.add(speech_corpus.path, job_settings(settings, output_dir=tmp_path / "out"))
+    job = store.claim_next()
+    assert job is not None
+    rows: list[tuple[str, str | None]] = []
+
+    def progress(job_id: int, done: float, total: float) -> None:
+        row = store.get(job_id)
+        rows.append((row.state, row.language))
+
+    processor = JobProcessor(store, engine, OutputLedger(tmp_path / "ledger.json"), lambda: settings)
+    try:
+        final = processor.process(job, progress=progress)
+    finally:
+        engine.close()
+    assert final.language == "en"
+    running = [language for state, language in rows if state == RUNNING]
+    assert running and running[-1] == "en"
+    assert running.count(None) < len(running) // 2  # known from the first windows on, not only at the end
 
 
 @pytest.fixture
@@ -258,17 +323,24 @@ def speech_with_silence(tmp_path: Path) -> tuple[Path, float, float]:
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_vad_keeps_speech_and_drops_silence(
-    config: ModelConfig, speech_with_silence: tuple[Path, float, float], isolated_home: Path, batch_size: int
+    tiny_config: ModelConfig,
+    speech_with_silence: tuple[Path, float, float],
+    isolated_home: Path,
+    batch_size: int,
 ) -> None:
     path, speech_start, speech_end = speech_with_silence
-    engine = Engine(dataclasses.replace(config, batch_size=batch_size), isolated_home / "models")
+    engine = Engine(dataclasses.replace(tiny_config, batch_size=batch_size), isolated_home / "models")
     options = DecodeOptions(
         beam_size=1, vad=True, vad_min_silence_ms=500, temperature=(0.0,), max_new_tokens=24
     )
-    transcript = engine.transcribe(path, options)
+    try:
+        transcript = engine.transcribe(path, options)
+    finally:
+        engine.close()
     assert transcript.segments, "the VAD found no speech in espeak-ng speech"
     for seg in transcript.segments:
         assert speech_start - 1.0 <= seg.start <= seg.end <= speech_end + 1.0
+    assert "budget" in " ".join(s.text for s in transcript.segments).lower()
 
 
 def test_close_stops_the_batch_scheduler_threads(
@@ -277,10 +349,12 @@ def test_close_stops_the_batch_scheduler_threads(
     before = set(threading.enumerate())
     engine = Engine(dataclasses.replace(config, batch_size=4), isolated_home / "models")
     wav = write_audio(tmp_path / "b.wav", noise(40.0))
-    assert engine.transcribe(wav, FAST).segments
+    assert engine.transcribe(wav, FAST).extra["windows"] == 2
     started = [t for t in threading.enumerate() if t not in before and t.name != "tqdm_monitor"]
     assert started  # the scheduler runs its own threads while batching
     engine.close()
     assert [t for t in started if t.is_alive()] == []
-    assert engine.transcribe(wav, FAST).segments  # usable again: a new scheduler starts on demand
+    assert (
+        engine.transcribe(wav, FAST).extra["windows"] == 2
+    )  # usable again: a new scheduler starts on demand
     engine.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from whisperdesk.benchmark.memory import MemoryCheck, mb, memory_line
-from whisperdesk.benchmark.wer import WerScore
+from whisperdesk.benchmark.wer import Score
 from whisperdesk.core.settings import DecodeOptions
 
 DEFAULT_COMPUTE_TYPES = ("int8", "int8_float16", "float16", "float32")
@@ -53,7 +53,7 @@ class BenchRow:
     files_ok: int = 0
     files_failed: int = 0
     workers: int = 1
-    wer: WerScore | None = None
+    wer: Score | None = None
 
     @property
     def speed(self) -> float:

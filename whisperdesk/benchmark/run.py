@@ -17,7 +17,7 @@ from typing import Any
 from whisperdesk.benchmark.app_path import app_workers, run_app_path
 from whisperdesk.benchmark.matrix import BenchReport, BenchRequest, BenchRow, recommend
 from whisperdesk.benchmark.memory import MemoryCheck, PeakWatch, memory_check
-from whisperdesk.benchmark.wer import WerScore, corpus_score
+from whisperdesk.benchmark.wer import Score, score, total
 from whisperdesk.core.errors import Cancelled, WhisperDeskError
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
 
@@ -31,14 +31,14 @@ def check_cancel(cancel: threading.Event | None) -> None:
         raise Cancelled()
 
 
-def score_texts(texts: Mapping[Path, str], references: Mapping[Path, str]) -> WerScore | None:
+def score_texts(texts: Mapping[Path, str], references: Mapping[Path, str]) -> Score | None:
     """Corpus WER of the files whose text is known; None when none is. A missing transcript counts as
     every reference word deleted."""
     known = {os.path.abspath(p): t for p, t in references.items()}
     if not known:
         return None
     got = {os.path.abspath(p): t for p, t in texts.items()}
-    return corpus_score((ref, got.get(path, "")) for path, ref in known.items())
+    return total(score(ref, got.get(path, "")) for path, ref in known.items())
 
 
 def run_matrix(

@@ -31,6 +31,7 @@ from whisperdesk.core.transcript import Segment, Transcript, Word
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float], None]
+LanguageFn = Callable[[str, float], None]  # (language code, probability), as soon as it is known
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30.0
 
@@ -150,7 +151,7 @@ def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice)
     """Batch size > 1 gets the scheduler's layout (two CTranslate2 workers on CPU: ~20 % faster there, see
     BENCHMARKS.md), so the app runs as fast as the benchmark measured; batch size 1 keeps one worker."""
     if config.batch_size > 1:
-        from whisperdesk.core.scheduler import load_for_batching
+        from whisperdesk.core.batching.layout import load_for_batching
 
         return load_for_batching(model_path, device.device, device.compute_type, config.cpu_threads)
     from faster_whisper import WhisperModel
@@ -337,7 +338,7 @@ class Engine:
         """The one BatchScheduler packing windows of concurrent jobs into shared batches (batch_size > 1)."""
         with self._cond:
             if self._scheduler is None:
-                from whisperdesk.core.scheduler import BatchScheduler
+                from whisperdesk.core.batching.scheduler import BatchScheduler
 
                 self._scheduler = BatchScheduler()
             return self._scheduler
@@ -351,7 +352,7 @@ class Engine:
         cached = self._handle
         if cached is not None and cached[0] is loaded:
             return cached[1]
-        from whisperdesk.core.scheduler import ModelHandle
+        from whisperdesk.core.batching.layout import ModelHandle
 
         def cpu_copy() -> ModelHandle:
             compute_type = cpu_fallback_compute_type(loaded.device.compute_type)
@@ -385,8 +386,13 @@ class Engine:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         audio: Any = None,
+        on_language: LanguageFn | None = None,
     ) -> Transcript:
-        """Transcribe one file; raises AudioError, ModelError or Cancelled. Retries on CPU if CUDA fails."""
+        """Transcribe one file; raises AudioError, ModelError or Cancelled. Retries on CPU if CUDA fails.
+
+        ``on_language(code, probability)`` is called on this thread as soon as the language is known (seconds
+        after the start, long before the transcript), so a job row can show it while the job runs.
+        """
         options.validate()
         if audio is None:
             from whisperdesk.core.audio import decode
@@ -394,7 +400,7 @@ class Engine:
             audio = decode(Path(source))
         loaded = self._acquire()
         try:
-            return self._run(loaded, source, audio, options, progress, cancel)
+            return self._run(loaded, source, audio, options, progress, cancel, on_language)
         except RuntimeError as exc:
             if loaded.device.device != "cuda" or not _CUDA_FAILURE.search(str(exc)):
                 raise
@@ -404,7 +410,7 @@ class Engine:
         self._fall_back_to_cpu(loaded, fallback_error)
         loaded = self._acquire()
         try:
-            return self._run(loaded, source, audio, options, progress, cancel)
+            return self._run(loaded, source, audio, options, progress, cancel, on_language)
         finally:
             self._release()
 
@@ -432,6 +438,7 @@ class Engine:
         options: DecodeOptions,
         progress: ProgressFn | None,
         cancel: threading.Event | None,
+        on_language: LanguageFn | None = None,
     ) -> Transcript:
         started = time.monotonic()
         duration = float(len(audio)) / SAMPLE_RATE
@@ -441,11 +448,19 @@ class Engine:
             progress(0.0, duration)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        if batch_size > 1:  # windows of concurrent jobs share batches (whisperdesk.core.scheduler)
+        if batch_size > 1:  # windows of concurrent jobs share batches (whisperdesk.core.batching.scheduler)
             return self.scheduler.transcribe(
-                self.batch_handle(loaded), source, options, audio=audio, progress=progress, cancel=cancel
+                self.batch_handle(loaded),
+                source,
+                options,
+                audio=audio,
+                progress=progress,
+                on_language=on_language,
+                cancel=cancel,
             )
         segments, info = loaded.model.transcribe(audio, **kwargs)
+        if on_language is not None and info.language:  # known before the first segment is decoded
+            on_language(str(info.language), float(info.language_probability or 0.0))
         collected = _collect(segments, duration, progress, cancel)
         if progress:
             progress(duration, duration)

@@ -135,7 +135,13 @@ class JobProcessor:
                     "file disappeared before it could be transcribed (moved, renamed or deleted); "
                     "add it again from where it is now",
                 )
-            transcript = self._engine.transcribe(job.source, decode, progress=store_progress, cancel=cancel)
+            transcript = self._engine.transcribe(
+                job.source,
+                decode,
+                progress=store_progress,
+                cancel=cancel,
+                on_language=store_progress.language,
+            )
             if not job.source.exists():
                 raise FileDisappearedError(
                     job.source,
@@ -273,6 +279,7 @@ class _StoreProgress:
         self._forward = forward
         self._last = 0.0
         self._duration_saved = False
+        self._fraction = 0.0
 
     def __call__(self, done: float, total: float) -> None:
         if self._forward is not None:
@@ -289,3 +296,10 @@ class _StoreProgress:
         if self._store.mark_progress(self._job_id, fraction, duration=duration) is None:
             self._cancel.set()
         self._duration_saved = True
+        self._fraction = fraction
+
+    def language(self, code: str, probability: float) -> None:
+        """Record the language on the job row as soon as the engine knows it (seconds after the start), not
+        only when the job ends."""
+        if self._store.mark_progress(self._job_id, self._fraction, language=code) is None:
+            self._cancel.set()

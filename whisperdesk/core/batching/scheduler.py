@@ -14,10 +14,16 @@ Why it exists: one CTranslate2 model runs its calls one after another, so a thre
   with progress and cancellation. On CPU a batch is encoded window by window as it fills (the encoder is
   fastest one window at a time there) and the last windows of a queue are split evenly over the workers.
 
-Decoding reuses faster-whisper's own functions (``get_prompt``, ``_split_segments_by_timestamps``,
-``generate_with_fallback``, ``add_word_timestamps``, ``restore_speech_timestamps``); the semantics are those of
-``BatchedInferencePipeline`` (windows decoded independently, no conditioning on the previous window) plus the
-temperature fallback of the sequential path for the windows that need it.
+Decoding (tokens → segments, temperature fallback, the unfinished tail of a window) is in
+:mod:`whisperdesk.core.batching.decode`; the model layout in :mod:`~whisperdesk.core.batching.layout`; the CPU
+stage's window cutting in :mod:`~whisperdesk.core.batching.windows`. When a window's decode stops mid-sentence,
+the stretch from its last complete timestamp is queued again as a follow-up window (ahead of new windows),
+so the scheduler keeps every sentence the sequential path keeps.
+
+Progress: each job's progress moves once per window encoded and once per window finished, in order and never
+backwards; it measures work (encode and decode each get their measured share of a window's time), so the
+ETA a caller derives from it follows the real pace instead of jumping when a whole batch lands. The language
+is reported (``on_language``) as soon as the first window's encoder output gives it.
 
 Faults: a file that fails (decode, or its windows in a batch) fails alone; the rest of its batch is retried
 without it. A CUDA out-of-memory error halves the batch (down to 1), then moves that job to a CPU copy of the
@@ -31,144 +37,31 @@ import contextlib
 import itertools
 import logging
 import math
-import os
 import queue
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from whisperdesk.core.errors import Cancelled, ConfigError, ModelError, UnreadableFileError, WhisperDeskError
+from whisperdesk.core.batching import decode as dec
+from whisperdesk.core.batching.layout import ModelHandle, default_cpu_workers
+from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_windows
+from whisperdesk.core.clock import SYSTEM_CLOCK, Clock
+from whisperdesk.core.errors import Cancelled, ConfigError, ModelError, WhisperDeskError
 from whisperdesk.core.settings import DecodeOptions
-from whisperdesk.core.transcript import Segment, Transcript, Word
-from whisperdesk.core.windows import WindowPlan, iter_features, plan_windows
+from whisperdesk.core.transcript import Segment, Transcript
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float], None]
+LanguageFn = Callable[[str, float], None]  # (language code, probability)
 
-# faster-whisper's defaults for what DecodeOptions does not expose; the sequential path uses the same values.
-BEST_OF = 5
-PATIENCE = 1.0
-LENGTH_PENALTY = 1.0
-REPETITION_PENALTY = 1.0
-NO_REPEAT_NGRAM_SIZE = 0
-COMPRESSION_RATIO_THRESHOLD = 2.4
-LOG_PROB_THRESHOLD = -1.0
-NO_SPEECH_THRESHOLD = 0.6
-MAX_INITIAL_TIMESTAMP = 1.0
-PREPEND_PUNCTUATIONS = "\"'“¿([{-"
-APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
-MAX_LENGTH = 448  # Whisper's decoder context
-
-# Measured on a 2-core CPU with a tiny-shaped model (BENCHMARKS.md): the encoder is fastest one window at a
-# time while beam search wants big batches. GPUs encode the whole batch at once.
-CPU_ENCODE_BATCH = 1
 DEFAULT_MAX_WAIT_S = 2.0  # a partial batch waits this long for more windows while files are still being cut
-MAX_STREAMS = 8  # inference threads at most, one per CTranslate2 worker of the model
-
-
-def physical_cores() -> int:
-    try:
-        import psutil
-
-        return int(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
-    except Exception:  # psutil cannot read the topology in some sandboxes
-        return os.cpu_count() or 1
-
-
-def cpu_batching_layout(cpu_threads: int = 0) -> tuple[int, int]:
-    """(intra_threads, workers) for a CPU model that serves the scheduler: two workers, half the cores each.
-
-    Measured on a 2-core CPU with a tiny-shaped model (BENCHMARKS.md): two single-threaded CTranslate2 workers
-    running two batches at once did encode + beam-5 generate ~20 % faster than one worker with two threads
-    (beam search's many small per-step ops scale poorly across threads), and they leave no OpenMP threads
-    spinning at barriers against the CPU stage. ``cpu_threads`` 0 means the physical core count.
-    """
-    cores = cpu_threads if cpu_threads > 0 else physical_cores()
-    workers = 2 if cores >= 2 else 1
-    return max(1, cores // workers), workers
-
-
-def load_for_batching(model_path: str, device: str, compute_type: str, cpu_threads: int = 0) -> Any:
-    """A ``WhisperModel`` laid out for the scheduler: on CPU ``cpu_batching_layout``; on GPU one worker."""
-    from faster_whisper import WhisperModel
-
-    if device == "cpu":
-        intra, workers = cpu_batching_layout(cpu_threads)
-        return WhisperModel(
-            model_path, device="cpu", compute_type=compute_type, cpu_threads=intra, num_workers=workers
-        )
-    return WhisperModel(
-        model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
-    )
-
-
-def default_cpu_workers() -> int:
-    """Two CPU-stage threads, up to one per two cores (at most four).
-
-    The CPU stage is ~20× cheaper than inference overall, but at the start a long file's VAD would keep the
-    model waiting; a second thread cuts the next files meanwhile. Once the prefetch queue is full both sleep.
-    """
-    return max(2, min(4, (os.cpu_count() or 2) // 2))
-
-
-# --- public types ----------------------------------------------------------------------------------------
-@dataclass(eq=False)
-class ModelHandle:
-    """A loaded ``faster_whisper.WhisperModel`` with what the scheduler needs to know about it.
-
-    ``cpu_fallback`` builds a CPU copy of the same model; it is called at most once, when even a single
-    window runs out of GPU memory.
-    """
-
-    model: Any
-    device: str
-    compute_type: str
-    label: str
-    batch_size: int
-    encode_batch_size: int | None = None  # None: the whole batch on GPU, CPU_ENCODE_BATCH on CPU
-    cpu_fallback: Callable[[], ModelHandle] | None = None
-    _tokenizers: dict[tuple[str, str | None], Any] = field(default_factory=dict, repr=False)
-    _prompt_tokens: dict[str | None, list[int]] = field(default_factory=dict, repr=False)
-
-    @property
-    def encode_batch(self) -> int:
-        if self.encode_batch_size is not None:
-            return max(1, self.encode_batch_size)
-        return self.batch_size if self.device == "cuda" else CPU_ENCODE_BATCH
-
-    @property
-    def multilingual(self) -> bool:
-        return bool(self.model.model.is_multilingual)
-
-    @property
-    def workers(self) -> int:
-        """CTranslate2 workers (``inter_threads``): how many batches this model can run at once."""
-        return max(1, min(MAX_STREAMS, int(getattr(self.model.model, "num_workers", 1) or 1)))
-
-    def tokenizer(self, task: str, language: str | None) -> Any:
-        key = (task, language)
-        tok = self._tokenizers.get(key)
-        if tok is None:
-            from faster_whisper.tokenizer import Tokenizer
-
-            tok = Tokenizer(self.model.hf_tokenizer, self.multilingual, task=task, language=language)
-            self._tokenizers[key] = tok
-        return tok
-
-    def prompt_tokens(self, initial_prompt: str | None) -> list[int]:
-        if initial_prompt not in self._prompt_tokens:
-            tok = self.tokenizer("transcribe", "en" if self.multilingual else None)
-            self._prompt_tokens[initial_prompt] = (
-                tok.encode(" " + initial_prompt.strip()) if initial_prompt and initial_prompt.strip() else []
-            )
-        return self._prompt_tokens[initial_prompt]
+DEFAULT_ENCODE_SHARE = 0.5  # share of a window's work credited at encode time, until a batch measures it
 
 
 @dataclass(frozen=True)
@@ -193,33 +86,26 @@ class BatchInfo:
     sources: tuple[str, ...]  # the source of each member
     encode_seconds: float
     generate_seconds: float
+    parts: tuple[int, ...] = ()  # per member: 0 for a planned window, n for its n-th follow-up (tail)
 
     @property
     def size(self) -> int:
         return len(self.members)
 
     @property
+    def follow_ups(self) -> int:
+        """Members that decode the unfinished tail of a window again."""
+        return sum(1 for part in self.parts if part > 0)
+
+    @property
+    def first_decodes(self) -> tuple[tuple[int, int], ...]:
+        """Members that are planned windows (each decoded once here), without follow-ups."""
+        parts = self.parts or (0,) * len(self.members)
+        return tuple(m for m, part in zip(self.members, parts, strict=True) if part == 0)
+
+    @property
     def job_ids(self) -> tuple[int, ...]:
         return tuple(dict.fromkeys(j for j, _ in self.members))
-
-
-@dataclass(frozen=True)
-class GenerateCall:
-    """Everything one batched ``generate`` gets; the seam tests use to observe or inject faults."""
-
-    model: Any  # faster_whisper.WhisperModel
-    encoder_output: Any  # ctranslate2.StorageView
-    prompts: list[list[int]]
-    kwargs: dict[str, Any]
-    members: tuple[tuple[int, int], ...]
-    device: str
-
-
-GenerateFn = Callable[[GenerateCall], list[Any]]
-
-
-def default_generate(call: GenerateCall) -> list[Any]:
-    return list(call.model.model.generate(call.encoder_output, call.prompts, **call.kwargs))
 
 
 class JobFuture(concurrent.futures.Future):  # type: ignore[type-arg]
@@ -239,22 +125,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def default_decode(path: Path) -> np.ndarray:
-    """WhisperDesk's decoder (clear AudioError messages); faster-whisper's if that module is not built."""
-    try:
-        from whisperdesk.core.audio import decode
-    except ImportError:
-        from faster_whisper.audio import decode_audio
+    """WhisperDesk's decoder: 16-kHz mono float32, with AudioError messages a user can act on."""
+    from whisperdesk.core.audio import decode
 
-        try:
-            return np.asarray(decode_audio(str(path), sampling_rate=16000), dtype=np.float32)
-        except Exception as exc:  # PyAV raises many types; the user needs the file and the reason
-            raise UnreadableFileError(
-                path, f"{path}: cannot decode audio ({type(exc).__name__}: {exc}); check the file plays"
-            ) from exc
     return decode(path)
 
 
-# --- internals -----------------------------------------------------------------------------------------
 class _Job:
     def __init__(
         self,
@@ -264,7 +140,9 @@ class _Job:
         options: DecodeOptions,
         audio: np.ndarray | None,
         progress: ProgressFn | None,
+        on_language: LanguageFn | None,
         cancel: threading.Event | None,
+        started: float,
     ) -> None:
         self.id = job_id
         self.handle = handle
@@ -272,9 +150,10 @@ class _Job:
         self.options = options
         self.audio = audio
         self.progress = progress
+        self.on_language = on_language
         self.cancel = cancel
         self.future = JobFuture(job_id, source)
-        self.started = time.monotonic()
+        self.started = started
         self.done = False
         self.plan: WindowPlan | None = None
         self.total: int | None = None
@@ -282,12 +161,14 @@ class _Job:
         self.segments: dict[int, list[Segment]] = {}
         self.language: str | None = options.language
         self.language_probability: float | None = 1.0 if options.language else None
+        self.language_told = False
         self.last_speech_timestamp = 0.0
         self.notes: list[str] = []
         self.lock = threading.Lock()  # delivery may come from several inference streams
-        self.end_times: dict[int, float] = {}
-        self.reported = 0  # windows 0..reported-1 have been reported in order
         self.first_taken = False  # window 0 is in a batch (its language is being detected)
+        self.work_total = 0.0  # seconds of windows (speech timeline) to encode and decode
+        self.work_done = 0.0
+        self.reported = -1.0
 
     def key(self) -> BatchKey:
         o = self.options
@@ -306,9 +187,37 @@ class _Job:
         except Exception:  # an observer must never break a job
             log.exception("progress callback failed for %s", self.source)
 
+    def credit(self, seconds: float) -> None:
+        """Count ``seconds`` of window work as done and report the file position it corresponds to.
+
+        Called once per window encoded and once per window finished, so progress moves window by window even
+        when a whole batch is decoded in one call; it never goes back.
+        """
+        with self.lock:
+            self.work_done = min(self.work_total, self.work_done + seconds)
+            duration = self.plan.duration if self.plan is not None else 0.0
+            done = duration * self.work_done / self.work_total if self.work_total > 0 else 0.0
+            done = min(done, duration)
+            if done <= self.reported:
+                return
+            self.reported = done
+            self.report(done, duration)
+
+    def tell_language(self, language: str, probability: float) -> None:
+        self.language, self.language_probability = language, probability
+        if self.on_language is None or self.language_told:
+            return
+        self.language_told = True
+        try:
+            self.on_language(language, probability)
+        except Exception:  # an observer must never break a job
+            log.exception("language callback failed for %s", self.source)
+
 
 @dataclass(eq=False)
 class _Window:
+    """A window of a job in the queue; ``part`` > 0 marks a follow-up that decodes an unfinished tail."""
+
     job: _Job
     index: int
     features: np.ndarray
@@ -316,50 +225,11 @@ class _Window:
     duration: float
     end_time: float
     ready_at: float
+    part: int = 0
     encoded: np.ndarray | None = None  # encoder output, when encoded while its batch was being gathered
     encode_seconds: float = 0.0
-
-
-@dataclass
-class _Decoded:
-    tokens: list[int]
-    avg_logprob: float
-    no_speech_prob: float
-    temperature: float
-
-
-class _StorageHolder:
-    """Keeps numpy buffers alive as long as the StorageViews built on them."""
-
-    def __init__(self) -> None:
-        self.arrays: list[np.ndarray] = []
-
-
-def _as_numpy(storage: Any) -> np.ndarray:
-    if str(storage.device) != "cpu":
-        import ctranslate2
-
-        storage = storage.to_device(ctranslate2.Device.cpu)
-    return np.asarray(storage)
-
-
-def _storage(array: np.ndarray, holder: _StorageHolder) -> Any:
-    import ctranslate2
-
-    array = np.ascontiguousarray(array)
-    holder.arrays.append(array)
-    return ctranslate2.StorageView.from_array(array)
-
-
-def _select(encoder_output: Any, indices: Sequence[int], holder: _StorageHolder) -> Any:
-    """Rows ``indices`` of a batch's encoder output (for per-file word alignment and per-window fallback)."""
-    if list(indices) == list(range(int(encoder_output.shape[0]))):
-        return encoder_output
-    return _storage(_as_numpy(encoder_output)[list(indices)], holder)
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return min(max(value, low), high)
+    credited: float = 0.0  # work already counted for this window (at encode time)
+    span: float = 0.0  # the planned window's length; its work to count (follow-ups count none)
 
 
 class BatchScheduler:
@@ -375,10 +245,11 @@ class BatchScheduler:
         cpu_workers: int | None = None,
         prefetch_windows: int = 32,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
-        generate_fn: GenerateFn = default_generate,
+        generate_fn: dec.GenerateFn = dec.default_generate,
         decode_fn: Callable[[Path], np.ndarray] = default_decode,
         on_batch: Callable[[BatchInfo], None] | None = None,
         history: int = 2_000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if prefetch_windows < 1:
             raise ValueError(f"prefetch_windows must be 1 or more, got {prefetch_windows}")
@@ -388,6 +259,7 @@ class BatchScheduler:
         self._prefetch = prefetch_windows
         self._max_wait = max_wait_s
         self._generate = generate_fn
+        self._clock = clock
         self._decode = decode_fn
         self._listeners: list[Callable[[BatchInfo], None]] = [on_batch] if on_batch else []
         self._cond = threading.Condition()
@@ -402,6 +274,9 @@ class BatchScheduler:
         self._busy: dict[int, int] = {}  # model id -> batches in flight
         self._flights: dict[int, list[Any]] = {}  # inference thread -> [model id, windows, started]
         self._pace: dict[int, float] = {}  # model id -> seconds per window on one worker, latest batch
+        self._encode_share: dict[
+            int, float
+        ] = {}  # model id -> encode's share of a window's work, latest batch
         self._ids = itertools.count(1)
         self._batch_numbers = itertools.count(1)
         self._oom_limits: dict[int, int] = {}
@@ -411,13 +286,6 @@ class BatchScheduler:
         self.peak_queued_windows = 0
 
     # --- public API -------------------------------------------------------------------------------------
-    def add_listener(self, listener: Callable[[BatchInfo], None]) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[BatchInfo], None]) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     def submit(
         self,
         handle: ModelHandle,
@@ -426,11 +294,26 @@ class BatchScheduler:
         *,
         audio: np.ndarray | None = None,
         progress: ProgressFn | None = None,
+        on_language: LanguageFn | None = None,
         cancel: threading.Event | None = None,
     ) -> JobFuture:
-        """Queue one file (or its already decoded 16-kHz ``audio``); callbacks run on scheduler threads."""
+        """Queue one file (or its already decoded 16-kHz ``audio``); callbacks run on scheduler threads.
+
+        ``progress(done, total)`` gets audio seconds; ``on_language(code, probability)`` is called once, as
+        soon as the language is known (given, English-only model, or detected from the first window).
+        """
         options.validate()
-        job = _Job(next(self._ids), handle, str(source), options, audio, progress, cancel)
+        job = _Job(
+            next(self._ids),
+            handle,
+            str(source),
+            options,
+            audio,
+            progress,
+            on_language,
+            cancel,
+            self._clock.monotonic(),
+        )
         with self._cond:
             if self._closing:
                 raise RuntimeError("the batch scheduler is closed")
@@ -448,28 +331,33 @@ class BatchScheduler:
         *,
         audio: np.ndarray | None = None,
         progress: ProgressFn | None = None,
+        on_language: LanguageFn | None = None,
         cancel: threading.Event | None = None,
     ) -> Transcript:
-        """Blocking form of ``submit``: waits, calling ``progress`` on this thread; raises what the job raised."""
-        events: queue.SimpleQueue[tuple[float, float] | None] = queue.SimpleQueue()
-        relay = (lambda done, total: events.put((done, total))) if progress else None
-        future = self.submit(handle, source, options, audio=audio, progress=relay, cancel=cancel)
+        """Blocking form of ``submit``: waits, running the callbacks on this thread, in the order they came;
+        raises what the job raised."""
+        events: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        relay = (lambda done, total: events.put((progress, (done, total)))) if progress else None
+        language_relay = (lambda code, p: events.put((on_language, (code, p)))) if on_language else None
+        future = self.submit(
+            handle, source, options, audio=audio, progress=relay, on_language=language_relay, cancel=cancel
+        )
         future.add_done_callback(lambda _f: events.put(None))
         while True:
             try:
                 item = events.get(timeout=0.25)
             except queue.Empty:
                 item = None
-            if item is not None and progress is not None:
-                progress(*item)
+            if item is not None:
+                item[0](*item[1])
             elif future.done():
-                while progress is not None:  # progress events that arrived before completion
+                while True:  # callbacks that arrived before completion
                     try:
                         late = events.get_nowait()
                     except queue.Empty:
                         break
                     if late is not None:
-                        progress(*late)
+                        late[0](*late[1])
                 return future.result()
             if cancel is not None and cancel.is_set():
                 self.wake()
@@ -590,7 +478,7 @@ class BatchScheduler:
     def _prepare(self, job: _Job) -> None:
         if job.canceled():
             raise Cancelled()
-        job.started = time.monotonic()
+        job.started = self._clock.monotonic()
         audio = job.audio if job.audio is not None else self._decode(Path(job.source))
         job.audio = None
         if job.canceled():
@@ -600,13 +488,15 @@ class BatchScheduler:
         del audio
         job.plan = plan
         job.total = len(plan.spans)
-        job.report(0.0, plan.duration)
+        job.work_total = 2 * sum(span.duration for span in plan.spans)  # each window: encode + decode
+        job.credit(0.0)
         if job.total == 0:
             self._finish(job)
             return
         extractor = job.handle.model.feature_extractor
         for span, features in zip(plan.spans, iter_features(extractor, pieces), strict=True):
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
+            window.span = 2 * span.duration
             with self._cond:
                 while len(self._windows) >= self._prefetch and not job.done and not self._closing:
                     if job.canceled():
@@ -616,7 +506,7 @@ class BatchScheduler:
                     return
                 if job.canceled():
                     raise Cancelled()
-                window.ready_at = time.monotonic()
+                window.ready_at = self._clock.monotonic()
                 self._windows.append(window)
                 self.peak_queued_windows = max(self.peak_queued_windows, len(self._windows))
                 self._cond.notify_all()
@@ -626,7 +516,7 @@ class BatchScheduler:
         if not job.handle.multilingual:
             if language not in (None, "en"):
                 log.warning("%s: the model is English-only; transcribing %r as English", job.source, language)
-            job.language, job.language_probability = "en", 1.0
+            job.tell_language("en", 1.0)
             return
         if language is not None:
             from faster_whisper.tokenizer import _LANGUAGE_CODES
@@ -636,6 +526,7 @@ class BatchScheduler:
                     f"{job.source}: language {language!r} is not one Whisper knows; use a code such as "
                     "en, de or fr, or leave it empty to detect the language"
                 )
+            job.tell_language(language, 1.0)
 
     # --- inference stage: choosing a batch -------------------------------------------------------------
     def _sweep_locked(self) -> list[tuple[_Job, BaseException]]:
@@ -662,7 +553,7 @@ class BatchScheduler:
         """
         model_id = id(handle.model)
         pace = self._pace.get(model_id)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         me = threading.get_ident()
         others = 0.0
         for thread, (flight_model, size, started) in self._flights.items():
@@ -709,7 +600,7 @@ class BatchScheduler:
             picked = self._pick_locked(key, limit, set())
         else:
             candidates = [w for w in self._windows if w.job.key() == key][:limit]
-            now = time.monotonic()
+            now = self._clock.monotonic()
             ready = (
                 len(candidates) >= limit
                 or not producers_busy
@@ -720,7 +611,7 @@ class BatchScheduler:
                 return None, max(0.005, min(0.1, head.ready_at + self._max_wait - now))
             picked = self._pick_locked(key, limit, set())
         self._busy[id(handle.model)] = self._busy.get(id(handle.model), 0) + 1
-        self._flights[threading.get_ident()] = [id(handle.model), len(picked), time.monotonic()]
+        self._flights[threading.get_ident()] = [id(handle.model), len(picked), self._clock.monotonic()]
         return picked, None
 
     def _pick_locked(self, key: BatchKey, limit: int, picked_jobs: set[int]) -> list[_Window]:
@@ -753,7 +644,7 @@ class BatchScheduler:
                 self._run_batch(group)
             return
         handle = windows[0].job.handle
-        holder = _StorageHolder()
+        holder = dec.StorageHolder()
         try:
             encoder_output, decoded = self._decode_batch(handle, windows, holder)
         except Exception as exc:
@@ -841,25 +732,36 @@ class BatchScheduler:
             chunk = [w for w in windows[start : start + step] if w.encoded is None]
             if not chunk:
                 continue
-            began = time.monotonic()
+            began = self._clock.monotonic()
             output = handle.model.encode(np.stack([w.features for w in chunk]))
-            rows = _as_numpy(output)
+            rows = dec.as_numpy(output)
             for i, w in enumerate(chunk):
                 w.encoded = rows[i].copy()
-            spent = (time.monotonic() - began) / len(chunk)
+            spent = (self._clock.monotonic() - began) / len(chunk)
             for w in chunk:
                 w.encode_seconds = spent
             self._detect_languages(handle, chunk, output)
+            self._credit_encoded(handle, chunk)
 
-    def _encode(self, handle: ModelHandle, windows: list[_Window], holder: _StorageHolder) -> Any:
+    def _encode(self, handle: ModelHandle, windows: list[_Window], holder: dec.StorageHolder) -> Any:
         if handle.encode_batch >= len(windows) and all(w.encoded is None for w in windows):
-            began = time.monotonic()
+            began = self._clock.monotonic()
             output = handle.model.encode(np.stack([w.features for w in windows]))
             for w in windows:
-                w.encode_seconds = (time.monotonic() - began) / len(windows)
+                w.encode_seconds = (self._clock.monotonic() - began) / len(windows)
+            self._detect_languages(handle, windows, output)
+            self._credit_encoded(handle, windows)
             return output
         self._encode_ahead(handle, windows)
-        return _storage(np.stack([w.encoded for w in windows if w.encoded is not None]), holder)
+        return dec.storage(np.stack([w.encoded for w in windows if w.encoded is not None]), holder)
+
+    def _credit_encoded(self, handle: ModelHandle, windows: list[_Window]) -> None:
+        """Progress for encoded windows: their measured encode share, one report per window."""
+        share = self._encode_share.get(id(handle.model), DEFAULT_ENCODE_SHARE)
+        for w in windows:
+            if w.span > 0 and w.credited == 0.0 and not w.job.done:
+                w.credited = w.span * share
+                w.job.credit(w.credited)
 
     def _gather(self, handle: ModelHandle, windows: list[_Window]) -> list[_Window]:
         """Grow a CPU batch while encoding it: windows are encoded one encoder batch at a time as they
@@ -867,7 +769,7 @@ class BatchScheduler:
         key = windows[0].job.key()
         limit = self._limit(handle)
         done = 0
-        last_growth = time.monotonic()
+        last_growth = self._clock.monotonic()
         while True:
             try:
                 self._encode_ahead(handle, windows[done:])
@@ -889,59 +791,32 @@ class BatchScheduler:
                         flight = self._flights.get(threading.get_ident())
                         if flight is not None:
                             flight[1] = len(windows)
-                        last_growth = time.monotonic()
+                        last_growth = self._clock.monotonic()
                         self._cond.notify_all()
                         break
-                    left = self._max_wait - (time.monotonic() - last_growth)
+                    left = self._max_wait - (self._clock.monotonic() - last_growth)
                     if not producers_busy or left <= 0 or self._holds:
                         return windows
                     self._cond.wait(min(0.1, left))
 
     def _decode_batch(
-        self, handle: ModelHandle, windows: list[_Window], holder: _StorageHolder
-    ) -> tuple[Any, list[_Decoded]]:
+        self, handle: ModelHandle, windows: list[_Window], holder: dec.StorageHolder
+    ) -> tuple[Any, list[dec.Decoded]]:
         model = handle.model
         options = windows[0].job.options
         members = tuple((w.job.id, w.index) for w in windows)
         encoder_output = self._encode(handle, windows, holder)
-        encoded = time.monotonic()
+        encoded = self._clock.monotonic()
         self._detect_languages(handle, windows, encoder_output)
-        prompt_tokens = handle.prompt_tokens(options.initial_prompt)
         tokenizers = [handle.tokenizer(w.job.options.task, w.job.language) for w in windows]
-        prompts = [
-            model.get_prompt(tok, previous_tokens=prompt_tokens, without_timestamps=False)
-            for tok in tokenizers
-        ]
-        max_length = MAX_LENGTH
-        if options.max_new_tokens is not None:
-            max_length = min(MAX_LENGTH, len(prompts[0]) + options.max_new_tokens)
-        kwargs: dict[str, Any] = {
-            "length_penalty": LENGTH_PENALTY,
-            "repetition_penalty": REPETITION_PENALTY,
-            "no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE,
-            "max_length": max_length,
-            "return_scores": True,
-            "return_no_speech_prob": True,
-            "suppress_blank": True,
-            "suppress_tokens": list(self._suppress_tokens(tokenizers[0])),
-            "max_initial_timestamp_index": round(MAX_INITIAL_TIMESTAMP / model.time_precision),
-        }
-        first = options.temperature[0]
-        if first > 0:
-            kwargs.update(beam_size=1, num_hypotheses=BEST_OF, sampling_topk=0, sampling_temperature=first)
-        else:
-            kwargs.update(beam_size=options.beam_size, patience=PATIENCE)
-        call = GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
-        results = self._generate(call)
-        decoded = []
-        for result in results:
-            tokens = list(result.sequences_ids[0])
-            seq_len = len(tokens)
-            avg_logprob = float(result.scores[0]) * (seq_len**LENGTH_PENALTY) / (seq_len + 1)
-            decoded.append(_Decoded(tokens, avg_logprob, float(result.no_speech_prob), first))
-        if len(options.temperature) > 1:
-            self._fallback(handle, windows, encoder_output, prompts, tokenizers, decoded, holder)
-        generated = time.monotonic()
+        prompts = dec.prompts_for(handle, tokenizers, options.initial_prompt)
+        kwargs = dec.generate_kwargs(model, tokenizers[0], options, len(prompts[0]))
+        results = self._generate(
+            dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
+        )
+        decoded = dec.read_results(results, options.temperature[0])
+        decoded = dec.fallback(model, options, encoder_output, prompts, tokenizers, decoded, holder)
+        generated = self._clock.monotonic()
         info = BatchInfo(
             number=next(self._batch_numbers),
             key=windows[0].job.key(),
@@ -950,12 +825,10 @@ class BatchScheduler:
             sources=tuple(w.job.source for w in windows),
             encode_seconds=sum(w.encode_seconds for w in windows),
             generate_seconds=generated - encoded,
+            parts=tuple(w.part for w in windows),
         )
         self.history.append(info)
-        if info.size:
-            per_window = (info.encode_seconds + info.generate_seconds) / info.size
-            with self._cond:  # the latest working time only (no waits): what the tail split needs now
-                self._pace[id(handle.model)] = per_window
+        self._measure(handle, info)
         for listener in list(self._listeners):
             try:
                 listener(info)
@@ -963,10 +836,14 @@ class BatchScheduler:
                 log.exception("batch listener failed")
         return encoder_output, decoded
 
-    def _suppress_tokens(self, tokenizer: Any) -> tuple[int, ...]:
-        from faster_whisper.transcribe import get_suppressed_tokens
-
-        return tuple(get_suppressed_tokens(tokenizer, [-1]))
+    def _measure(self, handle: ModelHandle, info: BatchInfo) -> None:
+        """Keep the latest working pace (no waits): the tail split and the progress weights use it."""
+        spent = info.encode_seconds + info.generate_seconds
+        if not info.size or spent <= 0:
+            return
+        with self._cond:
+            self._pace[id(handle.model)] = spent / info.size
+            self._encode_share[id(handle.model)] = dec.clamp(info.encode_seconds / spent, 0.05, 0.95)
 
     def _detect_languages(self, handle: ModelHandle, windows: list[_Window], encoder_output: Any) -> None:
         """Language of each file from its first window, read off the batch's encoder output (no extra encode)."""
@@ -974,83 +851,14 @@ class BatchScheduler:
             return
         if not handle.multilingual:
             for w in windows:
-                w.job.language, w.job.language_probability = "en", 1.0
+                w.job.tell_language("en", 1.0)
             return
-        results = handle.model.model.detect_language(encoder_output)
-        for w, ranked in zip(windows, results, strict=True):
+        for w, (language, probability) in zip(
+            windows, dec.detect_languages(handle.model, encoder_output), strict=True
+        ):
             if w.job.language is None:
-                token, probability = ranked[0]
-                w.job.language, w.job.language_probability = token[2:-2], float(probability)
-                log.info("%s: detected language %s (%.2f)", w.job.source, w.job.language, probability)
-
-    def _transcription_options(
-        self, options: DecodeOptions, tokenizer: Any, temperatures: list[float]
-    ) -> Any:
-        from faster_whisper.transcribe import TranscriptionOptions
-
-        return TranscriptionOptions(
-            beam_size=options.beam_size,
-            best_of=BEST_OF,
-            patience=PATIENCE,
-            length_penalty=LENGTH_PENALTY,
-            repetition_penalty=REPETITION_PENALTY,
-            no_repeat_ngram_size=NO_REPEAT_NGRAM_SIZE,
-            log_prob_threshold=LOG_PROB_THRESHOLD,
-            no_speech_threshold=NO_SPEECH_THRESHOLD,
-            compression_ratio_threshold=COMPRESSION_RATIO_THRESHOLD,
-            condition_on_previous_text=False,
-            prompt_reset_on_temperature=0.5,
-            temperatures=temperatures,
-            initial_prompt=options.initial_prompt,
-            prefix=None,
-            suppress_blank=True,
-            suppress_tokens=list(self._suppress_tokens(tokenizer)),
-            without_timestamps=False,
-            max_initial_timestamp=MAX_INITIAL_TIMESTAMP,
-            word_timestamps=options.word_timestamps,
-            prepend_punctuations=PREPEND_PUNCTUATIONS,
-            append_punctuations=APPEND_PUNCTUATIONS,
-            multilingual=False,
-            max_new_tokens=options.max_new_tokens,
-            clip_timestamps="0",
-            hallucination_silence_threshold=None,
-            hotwords=None,
-        )
-
-    def _fallback(
-        self,
-        handle: ModelHandle,
-        windows: list[_Window],
-        encoder_output: Any,
-        prompts: list[list[int]],
-        tokenizers: list[Any],
-        decoded: list[_Decoded],
-        holder: _StorageHolder,
-    ) -> None:
-        """Re-decode, at the next temperatures, the windows the sequential path would retry (same thresholds)."""
-        from faster_whisper.transcribe import get_compression_ratio
-
-        rest = list(windows[0].job.options.temperature[1:])
-        for i, (w, out) in enumerate(zip(windows, decoded, strict=True)):
-            text = tokenizers[i].decode(out.tokens).strip()
-            needs = (
-                get_compression_ratio(text) > COMPRESSION_RATIO_THRESHOLD
-                or out.avg_logprob < LOG_PROB_THRESHOLD
-            )
-            if out.no_speech_prob > NO_SPEECH_THRESHOLD and out.avg_logprob < LOG_PROB_THRESHOLD:
-                needs = False  # silence: the sequential path keeps the first result too
-            if not needs:
-                continue
-            options = self._transcription_options(w.job.options, tokenizers[i], rest)
-            result, avg_logprob, temperature, _ratio = handle.model.generate_with_fallback(
-                _select(encoder_output, [i], holder), prompts[i], tokenizers[i], options
-            )
-            decoded[i] = _Decoded(
-                list(result.sequences_ids[0]),
-                float(avg_logprob),
-                float(result.no_speech_prob),
-                float(temperature),
-            )
+                log.info("%s: detected language %s (%.2f)", w.job.source, language, probability)
+                w.job.tell_language(language, probability)
 
     # --- inference stage: handing results back ------------------------------------------------------
     def _deliver(
@@ -1058,8 +866,8 @@ class BatchScheduler:
         handle: ModelHandle,
         windows: list[_Window],
         encoder_output: Any,
-        decoded: list[_Decoded],
-        holder: _StorageHolder,
+        decoded: list[dec.Decoded],
+        holder: dec.StorageHolder,
     ) -> None:
         by_job: dict[_Job, list[int]] = {}
         for i, w in enumerate(windows):
@@ -1082,119 +890,76 @@ class BatchScheduler:
         windows: list[_Window],
         indices: list[int],
         encoder_output: Any,
-        decoded: list[_Decoded],
-        holder: _StorageHolder,
+        decoded: list[dec.Decoded],
+        holder: dec.StorageHolder,
     ) -> None:
-        from faster_whisper.transcribe import get_compression_ratio
-
         model = handle.model
         tokenizer = handle.tokenizer(job.options.task, job.language)
-        per_window: list[list[dict[str, Any]]] = []
-        sizes: list[int] = []
-        for w, i in zip(windows, indices, strict=True):
-            out = decoded[i]
-            size = int(math.ceil(w.duration) * model.frames_per_second)
-            sizes.append(size)
-            subsegments, _seek, _single = model._split_segments_by_timestamps(
-                tokenizer=tokenizer,
-                tokens=out.tokens,
-                time_offset=w.offset,
-                segment_size=size,
-                segment_duration=w.duration,
-                seek=0,
+        texts = [
+            dec.split_window(
+                model, tokenizer, decoded[i], w.offset, w.duration, keep_tail=w.part >= dec.MAX_TAIL_ROUNDS
             )
-            window_end = w.offset + w.duration
-            items = []
-            for sub in subsegments:
-                text = tokenizer.decode(sub["tokens"])
-                start = _clamp(float(sub["start"]), w.offset, window_end)
-                items.append(
-                    {
-                        "text": text,
-                        "tokens": sub["tokens"],
-                        "start": start,
-                        "end": _clamp(float(sub["end"]), start, window_end),
-                        "seek": int(w.offset * model.frames_per_second),
-                        "avg_logprob": out.avg_logprob,
-                        "no_speech_prob": out.no_speech_prob,
-                        "compression_ratio": get_compression_ratio(text),
-                    }
-                )
-            per_window.append(items)
+            for w, i in zip(windows, indices, strict=True)
+        ]
         if job.options.word_timestamps:
-            last = model.add_word_timestamps(
-                per_window,
-                tokenizer,
-                _select(encoder_output, indices, holder),
-                sizes,
-                PREPEND_PUNCTUATIONS,
-                APPEND_PUNCTUATIONS,
-                job.last_speech_timestamp,
-            )
+            rows = dec.select_rows(encoder_output, indices, holder)
+            last = dec.add_words(model, texts, tokenizer, rows, job.last_speech_timestamp)
             if last is not None:
-                job.last_speech_timestamp = float(last)
+                job.last_speech_timestamp = last
         duration = self._duration(job)
-        finished = False
+        follow_ups = []
+        finished_windows = []
         with job.lock:
-            for w, items in zip(windows, per_window, strict=True):
-                job.segments[w.index] = self._to_segments(job, w, items)
-                job.end_times[w.index] = min(w.end_time, duration)
-                job.delivered += 1
-            while job.reported in job.end_times:  # progress only ever moves forward, window after window
-                job.report(job.end_times[job.reported], duration)
-                job.reported += 1
+            for w, text in zip(windows, texts, strict=True):
+                segments = dec.to_segments(
+                    text.items,
+                    w.offset,
+                    w.offset + w.duration,
+                    words=job.options.word_timestamps,
+                    speech_chunks=job.plan.speech_chunks if job.plan is not None else None,
+                    duration=duration,
+                )
+                job.segments.setdefault(w.index, []).extend(segments)
+                if text.resume is not None:
+                    follow_ups.append(self._follow_up(w, text.resume, model.frames_per_second))
+                else:
+                    finished_windows.append(w)
+            job.delivered += len(finished_windows)
             finished = job.total is not None and job.delivered >= job.total
+        if follow_ups:
+            with self._cond:
+                self._windows.extendleft(reversed(follow_ups))  # ahead of new windows: the job waits on them
+                self._cond.notify_all()
+        for w in finished_windows:
+            job.credit(w.span - w.credited)
         if finished:
             self._finish(job)
 
-    def _to_segments(self, job: _Job, window: _Window, items: list[dict[str, Any]]) -> list[Segment]:
-        from faster_whisper.transcribe import Segment as FwSegment
-        from faster_whisper.transcribe import Word as FwWord
-        from faster_whisper.transcribe import restore_speech_timestamps
+    def _follow_up(self, window: _Window, resume: float, frames_per_second: int) -> _Window:
+        """The unfinished tail of ``window`` from its last complete timestamp, as a window of its own.
 
-        low, high = window.offset, window.offset + window.duration
-        fw_segments = []
-        for n, item in enumerate(items):
-            words = None
-            if job.options.word_timestamps:
-                words = []
-                for wd in item.get("words", []):
-                    start = _clamp(float(wd["start"]), low, high)
-                    words.append(
-                        FwWord(start, _clamp(float(wd["end"]), start, high), wd["word"], wd["probability"])
-                    )
-            fw_segments.append(
-                FwSegment(
-                    id=n,
-                    seek=item["seek"],
-                    start=round(item["start"], 3),
-                    end=round(item["end"], 3),
-                    text=item["text"],
-                    tokens=item["tokens"],
-                    avg_logprob=item["avg_logprob"],
-                    compression_ratio=item["compression_ratio"],
-                    no_speech_prob=item["no_speech_prob"],
-                    words=words,
-                    temperature=None,
-                )
-            )
-        if job.plan is not None and job.plan.speech_chunks:
-            fw_segments = list(restore_speech_timestamps(fw_segments, list(job.plan.speech_chunks), 16000))
-        duration = self._duration(job)
-        out = []
-        for seg in fw_segments:
-            start = _clamp(float(seg.start), 0.0, duration)
-            words = tuple(
-                Word(
-                    _clamp(float(w.start), 0.0, duration),
-                    _clamp(float(w.end), 0.0, duration),
-                    w.word,
-                    float(w.probability),
-                )
-                for w in (seg.words or ())
-            )
-            out.append(Segment(start, _clamp(float(seg.end), start, duration), seg.text, words))
-        return out
+        It carries the planned window's work still to count, so progress reaches the window's end only when
+        the tail is decoded.
+        """
+        tail = _Window(
+            window.job,
+            window.index,
+            dec.tail_features(window.features, resume, window.duration, frames_per_second),
+            window.offset + resume,
+            window.duration - resume,
+            window.end_time,
+            self._clock.monotonic(),
+            part=window.part + 1,
+        )
+        tail.span, tail.credited = window.span, window.credited
+        log.debug(
+            "%s: window %d stopped mid-segment at %.2f s; decoding its last %.2f s again",
+            window.job.source,
+            window.index,
+            window.offset + resume,
+            tail.duration,
+        )
+        return tail
 
     @staticmethod
     def _duration(job: _Job) -> float:
@@ -1228,6 +993,7 @@ class BatchScheduler:
     def _finish(self, job: _Job) -> None:
         duration = self._duration(job)
         segments = [seg for index in sorted(job.segments) for seg in job.segments[index]]
+        segments.sort(key=lambda s: s.start)  # a window's follow-up segments arrive after its own
         model = job.handle.model
         extra: dict[str, Any] = {
             "batch_size": job.handle.batch_size,
@@ -1246,7 +1012,7 @@ class BatchScheduler:
             model=job.handle.label,
             compute_type=str(getattr(getattr(model, "model", None), "compute_type", job.handle.compute_type)),
             device=job.handle.device,
-            processing_time=time.monotonic() - job.started,
+            processing_time=self._clock.monotonic() - job.started,
             task=job.options.task,
             extra=extra,
         )
@@ -1258,26 +1024,13 @@ class BatchScheduler:
         self._resolve(job, None, transcript)
 
 
-def submit_many(
-    scheduler: BatchScheduler,
-    handle: ModelHandle,
-    sources: Sequence[Path | str],
-    options: DecodeOptions,
-    *,
-    cancel: threading.Event | None = None,
-) -> list[JobFuture]:
-    """Queue several files; the scheduler mixes their windows from the first batch on (CLI, bench)."""
-    return [scheduler.submit(handle, s, options, cancel=cancel) for s in sources]
-
-
 __all__ = [
     "BatchInfo",
     "BatchKey",
     "BatchScheduler",
-    "GenerateCall",
     "JobFuture",
-    "ModelHandle",
-    "default_generate",
+    "LanguageFn",
+    "ProgressFn",
+    "default_decode",
     "is_out_of_memory",
-    "submit_many",
 ]
