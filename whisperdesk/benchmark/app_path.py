@@ -70,14 +70,16 @@ def run_app_path(
 
 
 def _drain(store: JobStore, processor: JobProcessor, threads: int, cancel: threading.Event) -> list[Any]:
-    """Each job thread claims and runs jobs until none is queued, as the app's runner does."""
+    """Each job thread claims and runs jobs until none is queued, as the app's runner does. An engine
+    error stops the claiming (jobs in flight finish) and is raised here; the caller's cancel is not set."""
     finals: list[Any] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
+    stop = threading.Event()
 
     def work() -> None:
         try:
-            while not cancel.is_set():
+            while not (cancel.is_set() or stop.is_set()):
                 job = store.claim_next()
                 if job is None:
                     return
@@ -87,7 +89,7 @@ def _drain(store: JobStore, processor: JobProcessor, threads: int, cancel: threa
         except BaseException as exc:  # an engine error: re-raised in the caller's thread
             with lock:
                 errors.append(exc)
-            cancel.set()
+            stop.set()
 
     pool = [threading.Thread(target=work, name=f"bench-job-{i}") for i in range(threads)]
     for t in pool:
