@@ -97,8 +97,8 @@ def run_matrix(
 
 
 class _Models:
-    """One loaded model per layout (one worker for batch 1, the batching layout above it), reused across
-    the batch sizes of a compute type, with the time its load took."""
+    """One loaded model per layout (on CPU one worker for batch 1, the batching layout above it; on a GPU
+    one model for all), reused across the batch sizes of a compute type, with the time its load took."""
 
     def __init__(self, config: ModelConfig, request: BenchRequest) -> None:
         self._config = config
@@ -114,7 +114,7 @@ class _Models:
         """An Engine at ``batch_size`` over the shared model; raises WhisperDeskError if it cannot load."""
         from whisperdesk.core.engine import Engine
 
-        batching = batch_size > 1
+        batching = batch_size > 1 and self._config.device == "cpu"  # a GPU runs one layout: share it
         if batching not in self._loaded:
             loader = Engine(
                 dataclasses.replace(self._config, batch_size=8 if batching else 1),
