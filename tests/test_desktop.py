@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,14 @@ from test_ui_shell import drop_on
 from whisperdesk.app import Desktop
 from whisperdesk.core.jobstore import DONE
 from whisperdesk.core.paths import AppPaths
-from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+from whisperdesk.core.settings import (
+    DecodeOptions,
+    ModelConfig,
+    OutputOptions,
+    Settings,
+    UiOptions,
+    WatchedFolder,
+)
 from whisperdesk.devtools.synth_audio import noise, tone, write_audio
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -32,7 +40,7 @@ def desktop(isolated_home: Path, whisper_model_dir: Path, tmp_path: Path) -> Ite
     )
     app = Desktop(paths, settings, use_tray=False, confirm=lambda *a: True)
     yield app
-    app.ctx.window.hide()
+    app.window.hide()
     app.shutdown()
 
 
@@ -50,16 +58,16 @@ def test_dropped_recordings_are_transcribed_with_live_progress(
     desktop: Desktop, qtbot: QtBot, tmp_path: Path
 ) -> None:
     desktop.show()
-    qtbot.waitExposed(desktop.ctx.window)
+    qtbot.waitExposed(desktop.window)
     files = _recordings(tmp_path / "in", 3)
     progress: list[tuple[int, float, float, float]] = []
     desktop.runner.jobProgress.connect(lambda i, d, t: progress.append((i, d, t, time.monotonic())))
     notices: list[tuple[str, str]] = []
-    desktop.ctx.notifier.notified.connect(lambda title, text: notices.append((title, text)))
+    desktop.notifier.notified.connect(lambda title, text: notices.append((title, text)))
     summaries: list[str] = []
-    desktop.runner.queueSummary.connect(lambda text, f: summaries.append(text))
+    desktop.summary.queueSummary.connect(lambda text, f: summaries.append(text))
 
-    assert drop_on(desktop.ctx.window, files) == (True, True, True)
+    assert drop_on(desktop.window, files) == (True, True, True)
 
     qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 3, timeout=120_000)
     qtbot.waitUntil(
@@ -88,8 +96,8 @@ def test_compute_type_change_applies_to_the_next_job(desktop: Desktop, qtbot: Qt
     first, second = _recordings(tmp_path / "in", 2, seconds=4.0)
     desktop.runner.add_paths([first])
     qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 1, timeout=60_000)
-    settings = desktop.ctx.controller.settings
-    desktop.ctx.controller.apply(
+    settings = desktop.controller.settings
+    desktop.controller.apply(
         dataclasses.replace(settings, model=dataclasses.replace(settings.model, compute_type="float32"))
     )
     desktop.runner.add_paths([second])
@@ -114,8 +122,69 @@ def test_gpu_panel_says_why_there_are_no_gpu_figures(desktop: Desktop, qtbot: Qt
 
 def test_benchmark_pick_is_applied_like_a_settings_change(desktop: Desktop) -> None:
     desktop.use_model_setting("float32", 2)
-    assert desktop.ctx.controller.settings.model.compute_type == "float32"
-    assert desktop.ctx.controller.settings.model.batch_size == 2
-    assert desktop.ctx.engine.config.compute_type == "float32"
-    saved = json.loads(desktop.ctx.paths.settings_file.read_text(encoding="utf-8"))
+    assert desktop.controller.settings.model.compute_type == "float32"
+    assert desktop.controller.settings.model.batch_size == 2
+    assert desktop.engine.config.compute_type == "float32"
+    saved = json.loads(desktop.paths.settings_file.read_text(encoding="utf-8"))
     assert saved["model"]["compute_type"] == "float32" and saved["model"]["batch_size"] == 2
+
+
+def test_pause_is_held_by_the_runner_and_shown_by_window_and_tray(
+    isolated_home: Path, whisper_model_dir: Path, qtbot: QtBot
+) -> None:
+    paths = AppPaths.under(isolated_home).ensure()
+    settings = Settings(model=ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8"))
+    app = Desktop(paths, settings, use_tray=True, confirm=lambda *a: True)  # forced: offscreen has no tray
+    try:
+        assert app.tray is not None
+        app.window.pause_action.trigger()  # from the window
+        assert app.runner.paused and app.tray.paused and app.window.pause_action.isChecked()
+        app.tray.pauseRequested.emit(False)  # from the tray
+        assert not app.runner.paused and not app.tray.paused and not app.window.pause_action.isChecked()
+        app.runner.pause_now()  # from the runner itself (a model error pauses the same way)
+        assert app.tray.paused and app.window.pause_action.isChecked()
+    finally:
+        app.shutdown()
+
+
+def test_files_handed_over_are_queued_and_the_window_comes_forward(
+    desktop: Desktop, qtbot: QtBot, tmp_path: Path
+) -> None:
+    desktop.show()
+    (recording,) = _recordings(tmp_path / "in", 1, seconds=2.0)
+    desktop.window.hide()
+    desktop.open_files([str(recording), str(tmp_path / "notes.docx")])  # what a second start sends
+    assert desktop.window.isVisible()
+    assert desktop.window.banner.showing and "notes.docx" in desktop.window.banner.text  # named, not queued
+    qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 1, timeout=60_000)
+    assert [j.source for j in desktop.store.list()] == [recording]
+
+
+def test_a_renamed_copy_in_a_watched_folder_gets_its_own_copied_transcripts(
+    isolated_home: Path, whisper_model_dir: Path, qtbot: QtBot, tmp_path: Path
+) -> None:
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    paths = AppPaths.under(isolated_home).ensure()
+    settings = Settings(
+        model=ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1),
+        decode=DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=16),
+        output=OutputOptions(formats=("txt", "json"), output_dir=str(out)),
+        watched=(WatchedFolder(str(inbox)),),
+        ui=UiOptions(settle_seconds=0.2),
+    )
+    app = Desktop(paths, settings, use_tray=False, confirm=lambda *a: True)
+    try:
+        app.show()
+        (original,) = _recordings(inbox, 1, seconds=3.0)
+        qtbot.waitUntil(lambda: app.store.counts().get(DONE, 0) == 1, timeout=60_000)
+        shutil.copyfile(original, inbox / "renamed copy.wav")
+        qtbot.waitUntil(lambda: app.store.counts().get(DONE, 0) == 2, timeout=60_000)
+        first, copy = app.store.list()
+        assert copy.source == inbox / "renamed copy.wav" and copy.copy_of == first.id
+        assert copy.processing_time == 0.0  # copied: no second transcription
+        assert app.model.rowCount() == 2  # its own row
+        assert (out / "renamed copy.txt").read_bytes() == (out / f"{original.stem}.txt").read_bytes()
+    finally:
+        app.window.hide()
+        app.shutdown()

@@ -7,6 +7,7 @@ runs ``python -m whisperdesk watch`` in a child process and kills it with SIGKIL
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -29,7 +30,7 @@ from whisperdesk.core.jobstore import DONE, FAILED, QUEUED, RUNNING, Job, JobSto
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import JobProcessor, job_settings
-from whisperdesk.core.queue_loop import QueueLoop
+from whisperdesk.core.queue.loop import QueueLoop
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
 from whisperdesk.core.watcher import Candidate, FolderWatcher, WatchSpec
 from whisperdesk.devtools.synth_audio import make_empty, make_truncated, noise, tone, write_audio
@@ -175,7 +176,7 @@ def test_rename_into_place_is_one_job(
     assert outputs_in(out) == ["call.json", "call.txt", "memo.json", "memo.txt"]
 
 
-def test_same_file_twice_is_one_job(
+def test_same_file_twice_is_one_job_and_a_renamed_copy_gets_copied_transcripts(
     inbox: Path, out: Path, tmp_path: Path, clock: FakeClock, store: JobStore, processor: JobProcessor,
     watchers: list[FolderWatcher],
 ) -> None:  # fmt: skip
@@ -194,13 +195,20 @@ def test_same_file_twice_is_one_job(
     until_pending(w, inbox / "take (1).wav")
     again = settle(w, clock)
     assert sorted(c.path for c in again) == sorted([rec, inbox / "take (1).wav"])
-    assert add_all(store, again, out) == []
+    (copy,) = add_all(store, again, out)  # the renamed copy gets its own row; the same file does not
+    assert copy.source == inbox / "take (1).wav" and copy.copy_of == done.id
     restarted = start_watcher(watchers, inbox, clock)  # the app started again: its startup scan
     assert add_all(store, settle(restarted, clock), out) == []
-    assert run_all(store, processor) == []
-    assert [(j.id, j.state, j.attempts) for j in store.list()] == [(done.id, DONE, 1)]
+    # An engine that cannot load any model: had the copy been transcribed, it would have failed.
+    no_model = Engine(ModelConfig(model="small", device="cpu"), tmp_path / "no-models")
+    copier = JobProcessor(store, no_model, OutputLedger(tmp_path / "data" / "ledger.json"), lambda: SETTINGS)
+    (copied,) = run_all(store, copier)
+    assert copied.state == DONE and copied.duration == done.duration and copied.language == done.language
+    assert [(j.id, j.state, j.attempts) for j in store.list()] == [(done.id, DONE, 1), (copy.id, DONE, 1)]
     assert {p: p.stat().st_mtime_ns for p in done.outputs} == written
-    assert outputs_in(out) == ["take.json", "take.txt"]
+    assert outputs_in(out) == ["take (1).json", "take (1).txt", "take.json", "take.txt"]
+    assert (out / "take (1).txt").read_bytes() == (out / "take.txt").read_bytes()
+    assert json.loads((out / "take (1).json").read_text())["source"] == str(copy.source)
 
 
 def test_500_files_at_once_are_500_jobs_each_run_exactly_once(

@@ -19,10 +19,13 @@ from whisperdesk.core.engine import Engine
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, Job, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
+from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.queue_stats import format_seconds, job_timing, recent_speed, summarize
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
 from whisperdesk.devtools.synth_audio import make_not_audio, noise, write_audio
-from whisperdesk.services.job_runner import NO_FRACTION, JobRunner, workers_for
+from whisperdesk.services.job_runner import JobRunner
+from whisperdesk.services.queue_summary import NO_FRACTION, QueueSummaryFeed
+from whisperdesk.services.store_feed import StoreFeed
 
 FAST = DecodeOptions(beam_size=1, vad=False, temperature=(0.0,), max_new_tokens=16)
 WAIT_MS = 60_000  # an upper bound for a few seconds of audio on a slow CI machine; never a timing assertion
@@ -50,7 +53,8 @@ class Recorder(QObject):
         self.failed: list[Job] = []
         self.canceled: list[Job] = []
         self.requeued: list[Job] = []
-        self.drained: list[tuple[int, int]] = []
+        self.drained: list[tuple[int, int, int]] = []
+        self.canceling: list[int] = []
         self.paused: list[bool] = []
         self.busy: list[bool] = []
         self.model_errors: list[str] = []
@@ -70,7 +74,8 @@ class Recorder(QObject):
         runner.pausedChanged.connect(self.on_paused)
         runner.busyChanged.connect(self.on_busy)
         runner.modelError.connect(self.on_model_error)
-        runner.queueSummary.connect(self.on_summary)
+        runner.findChild(QueueSummaryFeed).queueSummary.connect(self.on_summary)
+        runner.jobCanceling.connect(self.on_canceling)
         runner.jobsAdded.connect(self.on_added)
         runner.addFailed.connect(self.on_add_failed)
         runner.actionFailed.connect(self.on_refused)
@@ -100,9 +105,13 @@ class Recorder(QObject):
     def on_requeued(self, job: Job) -> None:
         self.requeued.append(job)
 
-    @Slot(int, int)
-    def on_drained(self, done: int, failed: int) -> None:
-        self.drained.append((done, failed))
+    @Slot(int, int, int)
+    def on_drained(self, done: int, failed: int, canceled: int) -> None:
+        self.drained.append((done, failed, canceled))
+
+    @Slot(int)
+    def on_canceling(self, job_id: int) -> None:
+        self.canceling.append(job_id)
 
     @Slot(bool)
     def on_paused(self, paused: bool) -> None:
@@ -167,15 +176,19 @@ def make_runner(
 ) -> Iterator[MakeRunner]:
     made: list[JobRunner] = []
 
-    def make(*, using: Engine | None = None, **kwargs: object) -> JobRunner:
+    def make(*, using: Engine | None = None, poll_ms: int = 1000, **kwargs: object) -> JobRunner:
         processor = JobProcessor(store, using or engine, OutputLedger(tmp_path / "ledger.json"), box)
-        runner = JobRunner(store, processor, box, **kwargs)  # type: ignore[arg-type]
+        feed = StoreFeed(store, poll_ms=poll_ms)
+        runner = JobRunner(store, processor, box, feed=feed, **kwargs)  # type: ignore[arg-type]
+        feed.setParent(runner)  # the runner closes a feed it owns at shutdown
+        QueueSummaryFeed(store, feed, runner, runner)
         made.append(runner)
         return runner
 
     yield make
     for runner in made:
-        assert runner.shutdown(WAIT_MS)
+        summary = runner.findChild(QueueSummaryFeed)
+        assert runner.shutdown(WAIT_MS) and summary.shutdown(WAIT_MS)
         assert runner.pool.activeThreadCount() == 0
         assert [t.objectName() for t in runner.timers() if t.isActive()] == []
         runner.deleteLater()
@@ -199,7 +212,7 @@ def test_added_files_run_to_done_with_throttled_progress_and_outputs(
     runner.add_paths(files)
     qtbot.waitUntil(lambda: bool(rec.drained), timeout=WAIT_MS)
 
-    assert rec.drained == [(3, 0)]
+    assert rec.drained == [(3, 0, 0)]
     assert [j.source for j in rec.finished] == files  # one at a time, in the order added
     assert rec.concurrent == [1, 1, 1]
     for job in rec.finished:
@@ -215,6 +228,7 @@ def test_added_files_run_to_done_with_throttled_progress_and_outputs(
         span = updates[-1][2] - updates[0][2]
         assert len(updates) <= 2 + 10 * span  # ≤ 10 updates a second per job, plus the first and the last
     assert rec.busy[0] is True and rec.busy[-1] is False
+    qtbot.waitUntil(lambda: rec.summaries[-1][0].startswith("Queue: finished"), timeout=WAIT_MS)
     text, fraction = rec.summaries[-1]
     assert text == "Queue: finished, 3 done" and fraction == NO_FRACTION
     assert any(f > 0 for _, f in rec.summaries)  # the bar showed progress while jobs ran
@@ -263,8 +277,10 @@ def test_cancel_a_running_job_stops_it_cooperatively(
     job = store.require(job_id)
     assert job.state == CANCELED and job.progress < 1.0
     assert rec.finished == [] and rec.canceled[0].id == job_id
+    assert rec.canceling == [job_id]  # said at once, before the job stopped
     assert not (tmp_path / "long.txt").exists()
-    assert rec.drained == [(0, 1)]
+    assert rec.drained == [(0, 0, 1)]  # canceled is not failed
+    qtbot.waitUntil(lambda: rec.summaries[-1][0] == "Queue: finished, 0 done, 1 canceled", timeout=WAIT_MS)
 
 
 def test_cancel_a_queued_job_marks_it_and_it_never_starts(
@@ -344,7 +360,7 @@ def test_batch_size_two_runs_two_jobs_at_once(
         runner.start()
         qtbot.waitUntil(lambda: bool(rec.drained), timeout=WAIT_MS)
         assert max(rec.concurrent) == 2
-        assert rec.drained == [(3, 0)]
+        assert rec.drained == [(3, 0, 0)]
         assert all(j.state == DONE for j in store.list())
     finally:
         batched.scheduler.close()
@@ -360,7 +376,7 @@ def test_retry_run_again_and_remove(
     runner.start()
     runner.add_paths([bad, good])
     qtbot.waitUntil(lambda: bool(rec.drained), timeout=WAIT_MS)
-    assert rec.drained == [(1, 1)]
+    assert rec.drained == [(1, 1, 0)]
     failed = store.find(bad)[0]
     assert failed.state == FAILED and failed.error and "text" in failed.error.lower()
 

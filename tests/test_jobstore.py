@@ -113,16 +113,33 @@ def test_same_file_seen_while_running_or_after_done_is_not_queued(store: JobStor
     assert len(store.list()) == 1
 
 
-def test_copy_of_a_done_file_elsewhere_is_not_transcribed_again(store: JobStore, tmp_path: Path) -> None:
+def test_copy_of_a_done_file_elsewhere_gets_its_own_job_that_copies(store: JobStore, tmp_path: Path) -> None:
     src = _write(tmp_path / "a.wav", b"same bytes")
     job = store.add(src).job
     store.claim_next()
     store.mark_done(job.id)
     copy = _write(tmp_path / "other" / "copy of a.wav", b"same bytes")
     result = store.add(copy, origin="dropped")
-    assert not result.created and result.job.id == job.id and "same content as" in result.reason
-    forced = store.add(copy, force=True)
-    assert forced.created and forced.job.source == copy
+    assert result.created and result.job.source == copy and result.job.copy_of == job.id
+    assert "same content as" in result.reason
+    assert not store.add(copy).created  # the copy itself is now known
+    again = store.rerun(result.job.id)  # "transcribe again" is a real transcription
+    assert not again.created  # ...but not while the copy's own job is still queued
+    store.mark_canceled(result.job.id)
+    forced = store.rerun(result.job.id)
+    assert forced.created and forced.job.copy_of is None
+
+
+def test_a_copy_waits_while_the_job_it_copies_is_queued_or_running(store: JobStore, tmp_path: Path) -> None:
+    first = store.add(_write(tmp_path / "a.wav", b"same")).job
+    copy = store.add(_write(tmp_path / "b.wav", b"same")).job
+    other = store.add(_write(tmp_path / "c.wav", b"other")).job
+    assert copy.copy_of == first.id
+    assert store.claim_next().id == first.id  # type: ignore[union-attr]
+    assert store.claim_next().id == other.id  # type: ignore[union-attr]  # the copy is skipped meanwhile
+    assert store.claim_next() is None
+    store.mark_done(first.id)
+    assert store.claim_next().id == copy.id  # type: ignore[union-attr]
 
 
 def test_copy_of_a_failed_file_elsewhere_is_queued(store: JobStore, tmp_path: Path) -> None:
@@ -434,11 +451,12 @@ def test_migration_from_schema_version_1(tmp_path: Path) -> None:
 
     with JobStore(db) as store:
         conn = sqlite3.connect(db)
-        assert schema_version(conn) == SCHEMA_VERSION == 2
+        assert schema_version(conn) == SCHEMA_VERSION == 3
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [
             1,
             2,
+            3,
         ]
         conn.close()
         (job,) = store.list()

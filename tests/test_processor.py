@@ -20,7 +20,7 @@ from whisperdesk.core.errors import ModelError
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, done_path, job_settings, options_for
-from whisperdesk.core.queue_loop import QueueLoop
+from whisperdesk.core.queue.loop import QueueLoop
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
 from whisperdesk.devtools.synth_audio import (
     make_empty,

@@ -21,6 +21,7 @@ from whisperdesk.core.processor import JobProcessor
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
 from whisperdesk.devtools.synth_audio import noise, write_audio
 from whisperdesk.services.job_runner import JobRunner
+from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.ui.queue_model import HEADERS, Column, JobIdRole, JobTableModel, ProgressRole
 from whisperdesk.ui.queue_view import JobQueueView, transcript_of
 
@@ -110,12 +111,13 @@ def test_files_added_appear_run_to_100_percent_and_finish_with_outputs(
     settings = Settings(model=config, decode=FAST, output=OutputOptions(formats=("txt", "srt")))
     engine = Engine(config, tmp_path / "models")
     processor = JobProcessor(store, engine, OutputLedger(tmp_path / "ledger.json"), lambda: settings)
-    runner = JobRunner(store, processor, lambda: settings)
     model = make_model()
+    runner = JobRunner(store, processor, lambda: settings, feed=model.feed)
+    summary = QueueSummaryFeed(store, model.feed, runner)
     watch = ModelWatch(model)
     view = JobQueueView(model)
     runner.jobProgress.connect(model.on_job_progress)
-    runner.durationProbed.connect(model.set_probed_duration)
+    summary.durationProbed.connect(model.set_probed_duration)
     try:
         files = [audio(tmp_path / "in", f"rec{i}.wav", 2.0 + 2 * i, seed=i) for i in range(3)]
         runner.start()
@@ -125,8 +127,9 @@ def test_files_added_appear_run_to_100_percent_and_finish_with_outputs(
         assert [cell(model, j.id, Column.FILE) for j in model.jobs()] == [f.name for f in files]
         qtbot.waitUntil(lambda: all(j.state == DONE for j in model.jobs()), timeout=WAIT_MS)
     finally:
-        assert runner.shutdown(WAIT_MS)
+        assert runner.shutdown(WAIT_MS) and summary.shutdown(WAIT_MS)
         runner.deleteLater()
+        summary.deleteLater()
     assert watch.resets == 0
     assert len(watch.inserted) == 3
     for job in model.jobs():

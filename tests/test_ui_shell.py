@@ -22,7 +22,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QDialog, QDialogButtonBox, QWidget
 from pytestqt.qtbot import QtBot
 
-from whisperdesk.app import AppContext, app_icon, build_app, run_gui
+from whisperdesk.app import Desktop, app_icon, build_app, run_gui
 from whisperdesk.cli import build_parser
 from whisperdesk.core.engine import (
     Engine,
@@ -62,9 +62,9 @@ def offline_engine(paths: AppPaths) -> Engine:
 
 @pytest.fixture
 def make_app(qtbot: QtBot, paths: AppPaths) -> Iterator[Any]:
-    made: list[AppContext] = []
+    made: list[Desktop] = []
 
-    def make(settings: Settings | None = None, **kwargs: Any) -> AppContext:
+    def make(settings: Settings | None = None, **kwargs: Any) -> Desktop:
         kwargs.setdefault("use_tray", False)
         engine = kwargs.pop("engine", None) or offline_engine(paths)
         ctx = build_app(paths, settings or Settings(model=engine.config), engine=engine, **kwargs)
@@ -436,9 +436,6 @@ def test_a_tray_icon_where_no_tray_exists_falls_back_to_the_banner(qtbot: QtBot,
     with qtbot.waitSignal(ctx.notifier.notified):
         ctx.notifier.job_failed("x.wav", "not an audio file")
     assert ctx.notifier.last_route == "banner" and ctx.window.banner.level == "error"
-    with qtbot.waitSignal(ctx.window.pauseRequested):
-        ctx.window.pause_action.trigger()
-    assert ctx.tray.paused  # window and tray pause toggles stay in step
     qtbot.waitUntil(lambda: not ctx.bridge.preloading, timeout=30_000)
 
 

@@ -23,7 +23,7 @@ from whisperdesk.core.fingerprint import Fingerprint
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import job_settings
-from whisperdesk.core.settings import Settings
+from whisperdesk.core.settings import OutputOptions, Settings, save_settings
 from whisperdesk.devtools.synth_audio import make_truncated, noise, tone, write_audio
 
 FAST = ["--beam-size", "1", "--no-vad", "--temperature", "0", "--max-new-tokens", "16", "--device", "cpu"]
@@ -130,9 +130,10 @@ def test_folder_receiving_files_then_sigkill_and_restart(
         f"whisperdesk: error: {inbox / 'corrupt.wav'}: {db.find(inbox / 'corrupt.wav')[0].error}"
     ]
     jobs = {j.source.name: j for j in db.list()}
-    dup_name = "dup.wav" if "dup.wav" in jobs else "dup copy.wav"  # whichever settled first
-    good = ["long.wav", "first.wav", "slow.wav", "renamed.flac", dup_name]
-    assert sorted(jobs) == sorted([*good, "corrupt.wav"])  # the duplicate has no job of its own
+    good = ["long.wav", "first.wav", "slow.wav", "renamed.flac", "dup.wav", "dup copy.wav"]
+    assert sorted(jobs) == sorted([*good, "corrupt.wav"])  # the copy has a job of its own...
+    original, copy = sorted((jobs["dup.wav"], jobs["dup copy.wav"]), key=lambda j: j.copy_of or 0)
+    assert copy.copy_of == original.id and copy.processing_time == 0.0  # ...that copied, not transcribed
     assert jobs["corrupt.wav"].state == FAILED
     assert all(jobs[n].state == DONE and jobs[n].attempts == 1 for n in good)
     assert outputs_in(out) == expected_outputs(*(Path(n).stem for n in good))
@@ -168,8 +169,9 @@ def test_folder_receiving_files_then_sigkill_and_restart(
         f"{jobs['corrupt.wav'].id} failed earlier; `whisperdesk jobs retry {jobs['corrupt.wav'].id}` runs it again)"
     ]
     final = {j.source.name: j for j in db.list()}
-    new = ["second long.wav", "later 0.wav", "later 1.wav", "later 2.wav"]
-    assert sorted(final) == sorted([*good, "corrupt.wav", *new])  # no job for either copy of a known file
+    new = ["second long.wav", "later 0.wav", "later 1.wav", "later 2.wav", "dup again.wav"]
+    assert sorted(final) == sorted([*good, "corrupt.wav", *new])  # the same file copied in again: no job
+    assert final["dup again.wav"].copy_of in (original.id, copy.id)
     assert all(final[n].state == DONE for n in [*good, *new])
     for job in final.values():
         assert job.attempts == (2 if job.id in interrupted else 1), job
@@ -375,3 +377,19 @@ def test_jobs_retry_remove_and_clear(
     assert main(["jobs", "list", "--all"]) == 0
     assert str(done.source) in capsys.readouterr().out
     assert db.list([CANCELED]) == []
+
+
+def test_jobs_retry_can_overwrite_or_write_elsewhere_with_the_current_settings(
+    some_jobs: dict[str, Job], db: JobStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canceled = some_jobs["canceled"]
+    save_settings(AppPaths.default().settings_file, Settings(output=OutputOptions(formats=("srt",))))
+    target = tmp_path / "elsewhere"
+    assert main(["jobs", "retry", str(canceled.id), "--overwrite", "--output-dir", str(target)]) == 0
+    again = db.require(canceled.id)
+    assert again.state == QUEUED
+    assert again.settings["overwrite"] is True
+    assert again.settings["output"]["output_dir"] == str(target)
+    assert again.settings["output"]["formats"] == ["srt"]  # the settings as they are now
+    assert main(["jobs", "retry", "--failed", "--overwrite"]) == 2
+    assert "need job ids" in capsys.readouterr().err

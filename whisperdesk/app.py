@@ -1,35 +1,46 @@
-"""Composition root of the desktop app: builds the engine, services and window and wires them together.
+"""The one composition root of the desktop app: builds the engine, the job queue's services and the window,
+and wires them together.
 
-Everything Qt-facing is created here and nowhere else, so tests build the same app with ``build_app``
-(real engine, offscreen Qt) and new pieces (queue, runner, watcher, GPU panel) are added in a few lines:
-
-    ctx = build_app(paths, settings)
-    ctx.window.set_queue_view(view); ctx.window.add_panel("GPU", panel)
-    ctx.window.set_busy_check(runner.is_busy); ctx.on_shutdown(runner.shutdown)
+Everything Qt-facing is created here and nowhere else, so tests build the same app with ``build_app`` (real
+engine, real store, offscreen Qt). Policies live elsewhere: the runner alone owns pause state, the store
+feed alone listens to and polls the job store, the core queue decides how jobs are claimed, run and queued.
+Only wiring lives here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Slot
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
+from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
 
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.jobstore import Job, JobStore
+from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.processor import JobProcessor
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
+from whisperdesk.services.gpu_poller import GpuPoller
+from whisperdesk.services.job_runner import JobRunner
 from whisperdesk.services.log_bridge import LogBridge
 from whisperdesk.services.notifier import Notifier
+from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.services.settings_controller import SettingsController
+from whisperdesk.services.store_feed import StoreFeed
+from whisperdesk.services.watcher_bridge import WatcherBridge
+from whisperdesk.ui.gpu_panel import GpuPanel
 from whisperdesk.ui.log_view import LogView
 from whisperdesk.ui.main_window import ConfirmFn, MainWindow, ask_yes_no
+from whisperdesk.ui.queue_model import JobTableModel
+from whisperdesk.ui.queue_view import JobQueueView
 from whisperdesk.ui.settings_dialog import SettingsDialog
 from whisperdesk.ui.tray import Tray, tray_available
+from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 
 log = logging.getLogger(__name__)
 
@@ -43,52 +54,88 @@ def app_icon() -> QIcon:
     return icon
 
 
-class AppContext(QObject):
-    """Owns the app's objects and their wiring; ``shutdown()`` stops them in order (idempotent)."""
+class Desktop(QObject):
+    """The whole desktop app; ``show()`` starts it, ``shutdown()`` stops everything in order (idempotent)."""
 
     def __init__(
         self,
         paths: AppPaths,
         settings: Settings,
-        engine: Engine,
         *,
-        use_tray: bool,
-        is_busy: Callable[[], bool] | None,
-        confirm: ConfirmFn,
-        queue_view: QWidget | None,
-        panels: Sequence[tuple[str, QWidget]],
+        engine: Engine | None = None,
+        use_tray: bool | None = None,
+        confirm: ConfirmFn = ask_yes_no,
+        sampler: object | None = None,
+        watcher_clock: object | None = None,
     ) -> None:
         super().__init__()
         self.paths = paths
-        self.engine = engine
+        self.engine = engine or Engine(settings.model, paths.models_dir)
         self.icon = app_icon()
         self.pool = QThreadPool(self)  # the app's own pool: waited for at shutdown, never the global one
         self.pool.setObjectName("whisperdesk-pool")
-        self.bridge = EngineBridge(engine, self.pool, self)
-        self.controller = SettingsController(settings, paths.settings_file, engine, self)
+        self.bridge = EngineBridge(self.engine, self.pool, self)
+        self.controller = SettingsController(settings, paths.settings_file, self.engine, self)
         self.log_bridge = LogBridge(parent=self)
         self.log_view = LogView()
+        use_tray = tray_available() if use_tray is None else use_tray
         self.tray = Tray(self.icon, self) if use_tray else None
         self.notifier = Notifier(
             self.tray.icon if self.tray else None, enabled=settings.ui.notify_on_finish, parent=self
         )
+        self._build_queue(paths, settings, confirm, sampler, watcher_clock)
         self.window = MainWindow(
-            queue_view=queue_view,
-            panels=panels,
+            queue_view=self.view,
+            panels=[("Watched folders", self.watched_panel), ("GPU", self.gpu_panel)],
             log_view=self.log_view,
-            is_busy=is_busy,
+            is_busy=self.runner.is_busy,
             confirm=confirm,
             tray_available=self.tray is not None,
             close_to_tray=settings.ui.close_to_tray,
             icon=self.icon,
         )
-        self._shutdown_hooks: list[Callable[[], None]] = []
         self._told_tray = False
         self._closed = False
-        self._wire()
+        self._wire_shell()
+        self._wire_queue()
         self.log_bridge.install()
 
-    def _wire(self) -> None:
+    def _build_queue(
+        self,
+        paths: AppPaths,
+        settings: Settings,
+        confirm: ConfirmFn,
+        sampler: object | None,
+        watcher_clock: object | None,
+    ) -> None:
+        self.store = JobStore(paths.jobs_db)
+        self.feed = StoreFeed(self.store, self)  # the one listener and poller of the job store
+        self.model = JobTableModel(self.store, self, feed=self.feed)
+        self.view = JobQueueView(self.model)
+        self.processor = JobProcessor(self.store, self.engine, OutputLedger.default(paths), self._settings)
+        self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
+        self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
+        self.watcher = WatcherBridge(
+            self.store,
+            settings,
+            self,
+            enqueue=self.runner.submit,
+            clock=watcher_clock,  # type: ignore[arg-type]
+        )
+        self.watched_panel = WatchedFoldersPanel(self.controller, confirm=confirm)
+        self.poller = GpuPoller(sampler, parent=self) if sampler is not None else GpuPoller(parent=self)
+        self.gpu_panel = GpuPanel()
+        self.gpu_panel.connect_poller(self.poller)
+
+    @property
+    def settings(self) -> Settings:
+        return self.controller.settings
+
+    def _settings(self) -> Settings:
+        return self.controller.settings
+
+    # --- wiring --------------------------------------------------------------------------------------------
+    def _wire_shell(self) -> None:
         w, bridge, controller = self.window, self.bridge, self.controller
         bridge.stateChanged.connect(w.set_model_state)
         bridge.stateChanged.connect(self._on_model_state)
@@ -100,27 +147,45 @@ class AppContext(QObject):
         w.modelFolderChosen.connect(controller.use_local_model)
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
+        w.benchmarkRequested.connect(self._on_benchmark_requested)
         self.notifier.bannerRequested.connect(w.banner.show_notice)
         self.log_bridge.recordEmitted.connect(self.log_view.append_record)
         self.log_view.levelChanged.connect(self.log_bridge.set_level)
         if self.tray is not None:
             self.tray.toggleWindowRequested.connect(w.toggle_visible)
             self.tray.quitRequested.connect(w.request_quit)
-            self.tray.pauseRequested.connect(w.set_paused)  # keep both pause toggles in step
-            w.pauseRequested.connect(self.tray.set_paused)
 
-    # --- extension points for the queue, runner and GPU pieces -------------------------------------------
-    def on_shutdown(self, hook: Callable[[], None]) -> None:
-        """Run ``hook`` at shutdown before the pool is waited for (last added runs first)."""
-        self._shutdown_hooks.append(hook)
-
-    @property
-    def settings(self) -> Settings:
-        return self.controller.settings
+    def _wire_queue(self) -> None:
+        window, runner, model, view = self.window, self.runner, self.model, self.view
+        runner.jobProgress.connect(model.on_job_progress)
+        self.summary.durationProbed.connect(model.set_probed_duration)
+        self.summary.queueSummary.connect(self._on_queue_summary)
+        runner.modelError.connect(window.show_error)
+        runner.actionFailed.connect(window.show_warning)
+        runner.addFailed.connect(self._on_add_failed)
+        runner.jobsAdded.connect(self.watcher.on_enqueued)
+        runner.jobFinished.connect(self._on_job_finished)
+        runner.jobFailed.connect(self._on_job_failed)
+        runner.queueDrained.connect(self._on_queue_drained)
+        window.filesAdded.connect(runner.add_files)
+        # Pause: the runner alone holds the state; the window and the tray ask it and show its answer.
+        window.pauseRequested.connect(runner.set_paused)
+        runner.pausedChanged.connect(window.set_paused)
+        if self.tray is not None:
+            self.tray.pauseRequested.connect(runner.set_paused)
+            runner.pausedChanged.connect(self.tray.set_paused)
+        view.retryRequested.connect(runner.retry)
+        view.cancelRequested.connect(runner.cancel)
+        view.removeRequested.connect(runner.remove)
+        view.openFailed.connect(window.show_warning)
+        self.controller.settingsChanged.connect(self.watcher.apply)
+        self.watcher.statusChanged.connect(self.watched_panel.set_status)
+        self.watched_panel.rescanRequested.connect(self.watcher.rescan)
+        self.watched_panel.problem.connect(window.show_warning)
 
     # --- behaviour -----------------------------------------------------------------------------------------
     def show(self, *, minimized: bool = False) -> None:
-        """Show the window (or only the tray icon), then start loading the model in the background."""
+        """Show the window (or only the tray icon), start loading the model, then the queue and watchers."""
         if self.tray is not None:
             self.tray.show()
         if not minimized:
@@ -128,6 +193,19 @@ class AppContext(QObject):
         elif self.tray is None:
             self.window.showMinimized()  # no tray to live in: minimised to the task bar instead
         self.bridge.preload()
+        self.runner.start()
+        self.watcher.start()
+        self.poller.start()
+
+    @Slot(list)
+    def open_files(self, files: list[str]) -> None:
+        """Files named on the command line or handed over by a second start: queue them, show the window."""
+        window = self.window
+        if files:
+            window.add_paths(files)
+        window.show()
+        window.raise_()
+        window.activateWindow()
 
     @Slot()
     def open_settings(self) -> None:
@@ -140,6 +218,14 @@ class AppContext(QObject):
         finally:
             dialog.deleteLater()
 
+    @Slot(str, int)
+    def use_model_setting(self, compute_type: str, batch_size: int) -> None:
+        """Apply a compute type and batch size (e.g. the benchmark's pick) from the next job on."""
+        settings = self._settings()
+        model = dataclasses.replace(settings.model, compute_type=compute_type, batch_size=batch_size)
+        self.controller.apply(dataclasses.replace(settings, model=model))
+
+    # --- adapters between signal shapes ----------------------------------------------------------------
     @Slot(object)
     def _on_model_state(self, state: ModelState) -> None:
         """Started in the tray, the window's banner is unseen: say in the tray that the model is missing."""
@@ -159,23 +245,69 @@ class AppContext(QObject):
             "WhisperDesk is still running", "The queue keeps going; quit from the tray menu."
         )
 
+    @Slot(str, float)
+    def _on_queue_summary(self, text: str, fraction: float) -> None:
+        self.window.set_queue_summary(text, None if fraction < 0 else fraction)
+
+    @Slot(object)
+    def _on_job_finished(self, job: Job) -> None:
+        duration = job.duration or 0.0
+        spent = job.processing_time or 0.0
+        detail = f"{duration:.0f} s of audio in {spent:.0f} s" if duration and spent else "transcript written"
+        self.notifier.job_finished(job.name, detail)
+
+    @Slot(object)
+    def _on_job_failed(self, job: Job) -> None:
+        self.notifier.job_failed(job.name, job.error or "failed")
+
+    @Slot(int, int, int)
+    def _on_queue_drained(self, done: int, failed: int, canceled: int) -> None:
+        """Canceled jobs were the user's choice: they are not announced as failures."""
+        log.info("queue finished: %d done, %d failed, %d canceled", done, failed, canceled)
+        self.notifier.queue_drained(done, failed)
+
+    @Slot(str, str)
+    def _on_add_failed(self, path: str, reason: str) -> None:
+        self.window.show_warning(f"{path}: {reason}")
+
+    @Slot()
+    def _on_benchmark_requested(self) -> None:
+        from whisperdesk.ui.bench_dialog import BenchmarkDialog
+
+        dialog = BenchmarkDialog(self.engine, self._settings(), parent=self.window)
+        dialog.recommendationChosen.connect(self.use_model_setting)
+        dialog.exec()
+        dialog.deleteLater()
+
+    # --- life cycle ------------------------------------------------------------------------------------
     def shutdown(self) -> None:
-        """Stop services in order: hooks (runner, watcher, samplers), engine listener, pool, log, tray."""
+        """Stop in order: take no work, put running jobs back, release the engine, then the shell."""
         if self._closed:
             return
         self._closed = True
-        for hook in reversed(self._shutdown_hooks):
+        for step in (self._shutdown_queue, self.bridge.shutdown):
             try:
-                hook()
+                step()
             except Exception:
                 log.exception("shutdown step failed")
-        self.bridge.shutdown()
         if not self.pool.waitForDone(SHUTDOWN_WAIT_MS):
             log.warning("background work still running after %d s at shutdown", SHUTDOWN_WAIT_MS // 1000)
         self.log_bridge.uninstall()
         if self.tray is not None:
             self.tray.dispose()
         self.window.banner.dismiss()
+
+    def _shutdown_queue(self) -> None:
+        self.poller.stop()
+        self.watcher.shutdown()
+        self.runner.shutdown()
+        self.summary.shutdown()
+        self.model.close()
+        self.feed.close()
+        close = getattr(self.engine, "close", None)
+        if callable(close):
+            close()
+        self.store.close()
 
 
 def build_app(
@@ -184,174 +316,35 @@ def build_app(
     *,
     engine: Engine | None = None,
     use_tray: bool | None = None,
-    is_busy: Callable[[], bool] | None = None,
     confirm: ConfirmFn = ask_yes_no,
-    queue_view: QWidget | None = None,
-    panels: Sequence[tuple[str, QWidget]] = (),
-) -> AppContext:
+    sampler: object | None = None,
+    watcher_clock: object | None = None,
+) -> Desktop:
     """Build the app around one engine (created from ``settings`` unless given). A QApplication must exist."""
     if QApplication.instance() is None:
         raise RuntimeError("build_app needs a QApplication; create one first (run_gui does)")
-    engine = engine or Engine(settings.model, paths.models_dir)
-    return AppContext(
+    return Desktop(
         paths,
         settings,
-        engine,
-        use_tray=tray_available() if use_tray is None else use_tray,
-        is_busy=is_busy,
+        engine=engine,
+        use_tray=use_tray,
         confirm=confirm,
-        queue_view=queue_view,
-        panels=panels,
+        sampler=sampler,
+        watcher_clock=watcher_clock,
     )
 
 
-class Desktop(QObject):
-    """The whole desktop app: the shell (AppContext) plus the job queue, watcher and GPU gauges.
+def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] = ()) -> int:
+    """Start the desktop app, or hand ``files`` to the one already running on this data folder.
 
-    Only wiring lives here; every piece is built elsewhere and received through its constructor.
+    Returns the process exit status.
     """
+    import os
 
-    def __init__(
-        self,
-        paths: AppPaths,
-        settings: Settings,
-        *,
-        engine: Engine | None = None,
-        use_tray: bool | None = None,
-        confirm: ConfirmFn = ask_yes_no,
-        sampler: object | None = None,
-        watcher_clock: object | None = None,
-    ) -> None:
-        super().__init__()
-        from whisperdesk.core.jobstore import JobStore
-        from whisperdesk.core.outputs import OutputLedger
-        from whisperdesk.core.processor import JobProcessor
-        from whisperdesk.services.gpu_poller import GpuPoller
-        from whisperdesk.services.job_runner import JobRunner
-        from whisperdesk.services.watcher_bridge import WatcherBridge
-        from whisperdesk.ui.gpu_panel import GpuPanel
-        from whisperdesk.ui.queue_model import JobTableModel
-        from whisperdesk.ui.queue_view import JobQueueView
-        from whisperdesk.ui.watched_panel import WatchedFoldersPanel
-
-        self.store = JobStore(paths.jobs_db)
-        self.model = JobTableModel(self.store, self)
-        self.view = JobQueueView(self.model)
-        self.ctx = build_app(
-            paths, settings, engine=engine, use_tray=use_tray, confirm=confirm, queue_view=self.view
-        )
-        ctx, window = self.ctx, self.ctx.window
-        self.processor = JobProcessor(self.store, ctx.engine, OutputLedger.default(paths), self._settings)
-        self.runner = JobRunner(self.store, self.processor, self._settings, self)
-        self.watcher = WatcherBridge(
-            self.store,
-            settings,
-            self,
-            enqueue=self.runner.submit,
-            clock=watcher_clock,  # type: ignore[arg-type]
-        )
-        self.watched_panel = WatchedFoldersPanel(ctx.controller, confirm=confirm)
-        self.poller = GpuPoller(sampler, parent=self) if sampler is not None else GpuPoller(parent=self)
-        self.gpu_panel = GpuPanel()
-        self.gpu_panel.connect_poller(self.poller)
-        window.add_panel("Watched folders", self.watched_panel)
-        window.add_panel("GPU", self.gpu_panel)
-        window.set_busy_check(self.runner.is_busy)
-        self._wire()
-        ctx.on_shutdown(self._shutdown_queue)
-
-    def _settings(self) -> Settings:
-        return self.ctx.controller.settings
-
-    def _wire(self) -> None:
-        ctx, window, runner, model, view = self.ctx, self.ctx.window, self.runner, self.model, self.view
-        runner.jobProgress.connect(model.on_job_progress)
-        runner.durationProbed.connect(model.set_probed_duration)
-        runner.pausedChanged.connect(window.set_paused)
-        runner.modelError.connect(window.show_error)
-        runner.actionFailed.connect(window.show_warning)
-        runner.addFailed.connect(self._on_add_failed)
-        runner.queueSummary.connect(self._on_queue_summary)
-        runner.jobFinished.connect(self._on_job_finished)
-        runner.jobFailed.connect(self._on_job_failed)
-        runner.queueDrained.connect(ctx.notifier.queue_drained)
-        window.pauseRequested.connect(runner.set_paused)
-        window.filesAdded.connect(runner.add_files)
-        window.benchmarkRequested.connect(self._on_benchmark_requested)
-        if ctx.tray is not None:
-            ctx.tray.pauseRequested.connect(runner.set_paused)
-            runner.pausedChanged.connect(ctx.tray.set_paused)
-        view.retryRequested.connect(runner.retry)
-        view.cancelRequested.connect(runner.cancel)
-        view.removeRequested.connect(runner.remove)
-        view.openFailed.connect(window.show_warning)
-        ctx.controller.settingsChanged.connect(self.watcher.apply)
-        self.watcher.statusChanged.connect(self.watched_panel.set_status)
-        self.watched_panel.rescanRequested.connect(self.watcher.rescan)
-        self.watched_panel.problem.connect(window.show_warning)
-
-    # --- adapters between signal shapes ----------------------------------------------------------------
-    @Slot(str, float)
-    def _on_queue_summary(self, text: str, fraction: float) -> None:
-        self.ctx.window.set_queue_summary(text, None if fraction < 0 else fraction)
-
-    @Slot(object)
-    def _on_job_finished(self, job: object) -> None:
-        duration = getattr(job, "duration", None) or 0.0
-        spent = getattr(job, "processing_time", None) or 0.0
-        detail = f"{duration:.0f} s of audio in {spent:.0f} s" if duration else "transcript written"
-        self.ctx.notifier.job_finished(getattr(job, "name", "job"), detail)
-
-    @Slot(object)
-    def _on_job_failed(self, job: object) -> None:
-        self.ctx.notifier.job_failed(getattr(job, "name", "job"), getattr(job, "error", None) or "failed")
-
-    @Slot(str, str)
-    def _on_add_failed(self, path: str, reason: str) -> None:
-        self.ctx.window.show_warning(f"{path}: {reason}")
-
-    @Slot()
-    def _on_benchmark_requested(self) -> None:
-        from whisperdesk.ui.bench_dialog import BenchmarkDialog
-
-        dialog = BenchmarkDialog(self.ctx.engine, self._settings(), parent=self.ctx.window)
-        dialog.recommendationChosen.connect(self.use_model_setting)
-        dialog.exec()
-        dialog.deleteLater()
-
-    @Slot(str, int)
-    def use_model_setting(self, compute_type: str, batch_size: int) -> None:
-        """Apply a compute type and batch size (e.g. the benchmark's pick) from the next job on."""
-        settings = self._settings()
-        model = dataclasses.replace(settings.model, compute_type=compute_type, batch_size=batch_size)
-        self.ctx.controller.apply(dataclasses.replace(settings, model=model))
-
-    # --- life cycle ------------------------------------------------------------------------------------
-    def show(self, *, minimized: bool = False) -> None:
-        self.ctx.show(minimized=minimized)
-        self.runner.start()
-        self.watcher.start()
-        self.poller.start()
-
-    def _shutdown_queue(self) -> None:
-        """Stop taking work, put running jobs back in the queue, then release the engine's threads."""
-        self.poller.stop()
-        self.watcher.shutdown()
-        self.runner.shutdown()
-        self.model.close()
-        close = getattr(self.ctx.engine, "close", None)
-        if callable(close):
-            close()
-        self.store.close()
-
-    def shutdown(self) -> None:
-        self.ctx.shutdown()
-
-
-def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
-    """Start the desktop app; returns the process exit status."""
+    from whisperdesk.core.instance import window_lock
     from whisperdesk.core.logging_setup import setup_logging
     from whisperdesk.core.settings import load_settings
+    from whisperdesk.services.single_instance import InstanceServer
 
     qapp = QApplication.instance() or QApplication(list(argv))
     assert isinstance(qapp, QApplication)
@@ -359,18 +352,54 @@ def run_gui(argv: Sequence[str], minimized: bool = False) -> int:
     qapp.setDesktopFileName("whisperdesk")
     qapp.setQuitOnLastWindowClosed(False)  # the window may close to the tray; quitting is explicit
     paths = AppPaths.default().ensure()
-    setup_logging(paths.log_dir)
-    settings, problems = load_settings(paths.settings_file)
-    desktop = Desktop(paths, settings)
-    ctx = desktop.ctx
-    qapp.setWindowIcon(ctx.icon)
-    ctx.window.quitRequested.connect(qapp.quit)
-    if problems:
-        ctx.window.show_warning(
-            f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
-        )
-    desktop.show(minimized=minimized)
+    wanted = [os.path.abspath(f) for f in files]
+    lock = window_lock(paths.data_dir)
+    if not lock.acquire():
+        return _hand_over(paths, wanted)
     try:
-        return int(qapp.exec())
+        setup_logging(paths.log_dir)
+        settings, problems = load_settings(paths.settings_file)
+        desktop = build_app(paths, settings)
+        server = InstanceServer(paths.data_dir, desktop)
+        server.filesReceived.connect(desktop.open_files)
+        server.listen()
+        qapp.setWindowIcon(desktop.icon)
+        desktop.window.quitRequested.connect(qapp.quit)
+        if problems:
+            desktop.window.show_warning(
+                f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
+            )
+        desktop.show(minimized=minimized and not wanted)
+        if wanted:
+            desktop.open_files(wanted)
+        try:
+            return int(qapp.exec())
+        finally:
+            server.close()
+            desktop.shutdown()
     finally:
-        desktop.shutdown()
+        lock.release()
+
+
+HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
+
+
+def _hand_over(paths: AppPaths, files: list[str]) -> int:
+    """A window already runs on this data folder: give it the files (or just show it) and exit."""
+    import sys
+    import time
+
+    from whisperdesk.services.single_instance import hand_over
+
+    for _ in range(HAND_OVER_TRIES):
+        if hand_over(paths.data_dir, files, timeout_ms=2000):
+            if files:
+                print(f"whisperdesk: {len(files)} file(s) handed to the running window", file=sys.stderr)
+            return 0
+        time.sleep(0.2)
+    print(
+        f"whisperdesk: error: a WhisperDesk window is running on {paths.data_dir} but does not answer; "
+        "close it (or end the process) and start WhisperDesk again",
+        file=sys.stderr,
+    )
+    return 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,11 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _files_only(argv: Sequence[str]) -> bool:
+    """``whisperdesk FILE...`` (a file manager's "Open with"): the first word names a file, not a command."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first is None or first in _COMMANDS:
+        return False
+    return os.path.exists(first) or os.sep in first or "." in first
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(argv if argv is not None else sys.argv[1:])
+    if _files_only(words):
+        words = ["gui", *words]
+    args = parser.parse_args(words)
     if args.command is None:
-        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+        args = parser.parse_args(["gui", *words])
     if not hasattr(args, "func"):
         parser.error(f"the {args.command!r} command is not available in this build")
     return int(args.func(args) or 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -23,6 +24,9 @@ from whisperdesk.core.jobstore import (
     JobStore,
     JobStoreError,
 )
+from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.queue.retry import retry_settings
+from whisperdesk.core.settings import load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -62,6 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     retry.add_argument("ids", nargs="*", type=_job_id, metavar="ID")
     retry.add_argument("--failed", action="store_true", help="retry every failed job")
+    retry.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in the way of the transcripts (a job that failed because one exists)",
+    )
+    retry.add_argument(
+        "--output-dir", metavar="DIR", help="write the transcripts to DIR instead (with job ids only)"
+    )
 
     remove = actions.add_parser(
         "remove",
@@ -106,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if action == "retry" and args.failed and (args.output_dir or args.overwrite):
+        print(
+            "whisperdesk jobs retry: error: --overwrite and --output-dir need job ids, not --failed",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         store = JobStore.default()
     except JobStoreError as exc:
@@ -138,6 +156,8 @@ def _as_dict(job: Job) -> dict[str, Any]:
         "progress": round(job.progress, 4),
         "source": str(job.source),
         "error": job.error,
+        "error_kind": job.error_kind,
+        "copy_of": job.copy_of,
         "attempts": job.attempts,
         "outputs": [str(p) for p in job.outputs],
         "duration": job.duration,
@@ -182,9 +202,13 @@ def _retry(store: JobStore, args: argparse.Namespace) -> int:
         print(f"{len(jobs)} failed job(s) queued again" if jobs else "no failed jobs")
         return EXIT_OK
     status = EXIT_OK
+    settings, _problems = load_settings(AppPaths.default().settings_file)
+    output_dir = os.path.abspath(os.path.expanduser(args.output_dir)) if args.output_dir else None
     for job_id in args.ids:
         try:
-            job = store.retry(job_id)
+            old = store.require(job_id)
+            options = retry_settings(old, settings, overwrite=args.overwrite, output_dir=output_dir)
+            job = store.retry(job_id, settings=options)  # with the current output settings
         except JobNotFoundError as exc:
             status = _fail(str(exc))
             continue

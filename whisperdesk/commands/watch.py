@@ -26,25 +26,28 @@ from whisperdesk.commands.options import (
     add_output_options,
     settings_from_args,
 )
-from whisperdesk.core.errors import AudioError, ConfigError, FileDisappearedError, ModelError
+from whisperdesk.core.errors import ConfigError, ModelError
+from whisperdesk.core.instance import window_running
 from whisperdesk.core.jobstore import CANCELED, FAILED, QUEUED, Job, JobStore, JobStoreError
 from whisperdesk.core.logging_setup import setup_logging, teardown_handlers
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import DONE_SUBFOLDER, JobProcessor, job_settings
+from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import AFTER_PROCESSING, Settings, load_settings
 
 if TYPE_CHECKING:
-    from whisperdesk.core.queue_loop import QueueLoop
-    from whisperdesk.core.watcher import Candidate, FolderWatcher
+    from whisperdesk.core.queue.enqueue import Enqueued
+    from whisperdesk.core.queue.loop import QueueLoop
+    from whisperdesk.core.watcher import FolderWatcher
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-MAX_WORKERS = 4  # jobs in flight at once when batching (the scheduler packs their windows together)
 
 EPILOG = """\
 exit status: 0 when every job succeeded (or the run was stopped with SIGTERM), 1 when a job failed or the
-model could not be loaded, 2 for invalid options, 130 after Ctrl-C. Stopping (Ctrl-C, SIGTERM) puts the job
+model could not be loaded, 2 for invalid options or when the window runs on the same data folder, 130
+after Ctrl-C. Stopping (Ctrl-C, SIGTERM) puts the job
 in progress back in the queue; `whisperdesk jobs` shows the queue, `whisperdesk jobs retry` re-queues
 failed jobs.
 """
@@ -194,6 +197,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, paths: AppPaths) -> int:
+    if window_running(paths.data_dir):
+        # Two queue runners on one data folder would be safe (claims are atomic) but confusing: two
+        # processes watching, two sets of notifications, settings from two places.
+        print(
+            f"whisperdesk: error: the WhisperDesk window is running on this data folder ({paths.data_dir}) "
+            "and already runs the queue; add the folders under Watched folders in the window, or quit "
+            "the window and run this again",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     saved, _problems = load_settings(paths.settings_file)
     try:
         settings = settings_from_args(saved, args)
@@ -260,7 +273,8 @@ def _serve(
 ) -> int:
     from whisperdesk.core.engine import Engine
     from whisperdesk.core.outputs import OutputLedger
-    from whisperdesk.core.queue_loop import QueueLoop
+    from whisperdesk.core.queue.enqueue import enqueue
+    from whisperdesk.core.queue.loop import QueueLoop
 
     report = _Report()
     recovery = store.recover_after_crash()
@@ -278,8 +292,9 @@ def _serve(
 
     record = job_settings(settings, output_dir=output_dir, after_processing=args.after)
     processor = JobProcessor(store, engine, OutputLedger.default(paths), lambda: settings)
-    workers = 1 if settings.model.batch_size <= 1 else min(MAX_WORKERS, settings.model.batch_size)
-    loop = QueueLoop(store, processor, workers=workers, on_finished=report.finished)
+    loop = QueueLoop(
+        store, processor, workers=workers_for(settings.model.batch_size), on_finished=report.finished
+    )
     stop = threading.Event()
     received: list[int] = []
     interval = min(0.5, max(0.05, settle / 4))
@@ -289,7 +304,10 @@ def _serve(
         try:
             while not stop.is_set():
                 for candidate in watcher.tick():
-                    _queue(store, watcher, candidate, record, report)
+                    outcome = enqueue(
+                        store, candidate.path, record, origin="watched", watch_folder=str(candidate.folder)
+                    )
+                    _queue(watcher, outcome, report)
                 if loop.stopped:
                     break
                 if args.exit_when_idle and _idle(store, watcher, loop, settle):
@@ -317,34 +335,20 @@ def _serve(
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
-def _queue(
-    store: JobStore, watcher: FolderWatcher, candidate: Candidate, record: dict[str, Any], report: _Report
-) -> None:
-    """Hand a settled file to the queue. A file whose job failed earlier is reported again (it is still not
-    transcribed); anything else the store refuses (already done, a copy of a known file) is only logged."""
-    try:
-        result = store.add(candidate.path, record, origin="watched", watch_folder=str(candidate.folder))
-    except FileDisappearedError:
-        log.info("%s disappeared before it could be queued", candidate.path)
+def _queue(watcher: FolderWatcher, outcome: Enqueued, report: _Report) -> None:
+    """Tell the user about a settled file the queue could not take (the one rule is :func:`enqueue`'s)."""
+    if outcome.retry_later:
+        watcher.forget(outcome.path)
+    if not outcome.problem:
         return
-    except AudioError as exc:  # cannot even be read: no job; try again at the next event or rescan
-        report.failure(candidate.path, exc.reason)
-        watcher.forget(candidate.path)
-        return
-    job = result.job
-    if result.created:
-        log.info("queued job %d: %s", job.id, job.source)
-    elif job.state == FAILED and _same_path(job.source, candidate.path):
+    job = outcome.job
+    if job is not None and job.state == FAILED:
         report.failure(
-            candidate.path,
+            outcome.path,
             f"{job.error} (job {job.id} failed earlier; `whisperdesk jobs retry {job.id}` runs it again)",
         )
     else:
-        log.info("not queued: %s: %s", candidate.path, result.reason)
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+        report.failure(outcome.path, outcome.reason)
 
 
 def _idle(store: JobStore, watcher: FolderWatcher, loop: QueueLoop, settle: float) -> bool:

@@ -1,18 +1,51 @@
-"""Atomic file writes: a crash leaves either the old file or the complete new one, never a half."""
+"""Atomic file writes: a crash leaves either the old file or the complete new one, never a half.
+
+``mkstemp`` creates its file with mode 0600; a transcript must get the mode any other new file of the user
+gets (0666 less the umask), or the file it replaces keeps its own, so shares and media servers can read it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
+
+_umask_lock = threading.Lock()
+_fallback_umask: int | None = None
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (changing it races other threads)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    global _fallback_umask
+    with _umask_lock:
+        if _fallback_umask is None:  # no /proc: set and restore once, early (settings load writes first)
+            _fallback_umask = os.umask(0o022)
+            os.umask(_fallback_umask)
+        return _fallback_umask
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)  # replacing a file keeps its mode
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write to a temp file in the same folder, flush, fsync, then rename over ``path``."""
     path = Path(path)
+    mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wdtmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

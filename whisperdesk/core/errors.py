@@ -82,13 +82,26 @@ class CudaUnavailableError(ModelError):
 
 
 # --- outputs -----------------------------------------------------------------------------------------
+# Error kinds a failed job records, so the window can offer the action that fixes it.
+OUTPUT_EXISTS = "output_exists"  # a file in the way: "Overwrite" or "Choose another folder"
+OUTPUT_UNWRITABLE = "output_unwritable"  # no permission, read-only, gone: "Choose another folder"
+DISK_FULL = "disk_full"  # free some space, or "Choose another folder" on another disk
+
+
 class OutputError(WhisperDeskError):
-    pass
+    kind = OUTPUT_UNWRITABLE
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
 
 
 class OutputConflictError(OutputError):
     """An output path holds a file WhisperDesk did not write; we never overwrite it silently."""
 
+    kind = OUTPUT_EXISTS
+
 
 class OutputWriteError(OutputError):
-    pass
+    """The disk refused: full (``kind`` DISK_FULL), read-only or no permission (OUTPUT_UNWRITABLE)."""

@@ -119,6 +119,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "INSERT INTO meta (key, value) VALUES ('change_seq', 1)",
         ),
     ),
+    (
+        3,
+        "copies of done recordings reuse their transcripts; failed jobs record what kind of error it was",
+        (
+            "ALTER TABLE jobs ADD COLUMN copy_of INTEGER",
+            "ALTER TABLE jobs ADD COLUMN error_kind TEXT",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -195,6 +203,8 @@ class Job:
     finished_at: float | None
     archived: bool
     version: int  # data_version at this job's last change
+    copy_of: int | None = None  # a job with the same content: its transcripts are copied, not made again
+    error_kind: str | None = None  # what the window can offer for a failure (core.errors.OUTPUT_EXISTS...)
 
     @property
     def name(self) -> str:
@@ -337,6 +347,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         finished_at=row["finished_at"],
         archived=bool(row["archived"]),
         version=row["changed_seq"],
+        copy_of=row["copy_of"],
+        error_kind=row["error_kind"],
     )
 
 
@@ -652,17 +664,18 @@ class JobStore:
                 return AddResult(active[0], False, f"already {active[0].state} as job {active[0].id}")
             if same and not force:
                 return AddResult(same[0], False, f"already {same[0].state} as job {same[0].id}")
+            copy_of: Job | None = None
             if not force:
+                # Same content at another path (a renamed copy, a second watched folder): its own job,
+                # which copies the twin's transcripts instead of transcribing again.
                 twin = conn.execute(
                     "SELECT * FROM jobs WHERE fingerprint = ? AND size = ? AND state IN (?, ?, ?) "
-                    "ORDER BY id DESC LIMIT 1",
-                    (fp.digest, fp.size, QUEUED, RUNNING, DONE),
+                    "ORDER BY (state = ?) DESC, id DESC LIMIT 1",
+                    (fp.digest, fp.size, QUEUED, RUNNING, DONE, DONE),
                 ).fetchone()
                 if twin is not None:
-                    other = _row_to_job(twin)
-                    return AddResult(
-                        other, False, f"same content as {other.source} (job {other.id}, {other.state})"
-                    )
+                    copy_of = _row_to_job(twin)
+                    copy_of = self._original(conn, copy_of)
             waiting = [j for j in rows if j.state == QUEUED]
             if waiting:
                 # Changed while still waiting: one job for the new content, not two.
@@ -677,8 +690,8 @@ class JobStore:
                 return AddResult(job, False, f"the file changed; job {job.id} will use the new content")
             cur = conn.execute(
                 "INSERT INTO jobs (source, source_key, size, mtime_ns, fingerprint, state, settings, queue_seq, "
-                "created_at, origin, watch_folder, changed_seq) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs), ?, ?, ?, ?)",
+                "created_at, origin, watch_folder, changed_seq, copy_of) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs), ?, ?, ?, ?, ?)",
                 (
                     source,
                     key,
@@ -691,6 +704,7 @@ class JobStore:
                     origin,
                     watch_folder,
                     tx.seq,
+                    copy_of.id if copy_of is not None else None,
                 ),
             )
             job_id = int(cur.lastrowid or 0)
@@ -698,6 +712,8 @@ class JobStore:
             job = _row_to_job(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
         if force and same:
             reason = f"run again (was job {same[0].id})"
+        elif copy_of is not None:
+            reason = f"same content as {copy_of.source} (job {copy_of.id}): its transcripts will be copied"
         elif rows:
             reason = f"changed since job {rows[0].id}"
         else:
@@ -705,7 +721,8 @@ class JobStore:
         return AddResult(job, True, reason)
 
     def rerun(self, job_id: int, settings: Mapping[str, Any] | None = None) -> AddResult:
-        """The user's "run again": a new job for the same file, with ``settings`` or the old ones."""
+        """The user's "transcribe again": a new job for the same file, with ``settings`` or the old ones;
+        it is transcribed, never copied from a job with the same content."""
         old = self.require(job_id)
         return self.add(
             old.source,
@@ -719,8 +736,12 @@ class JobStore:
     def claim_next(self) -> Job | None:
         """Atomically take the oldest queued job: it becomes running, owned by this process."""
         with self._write() as tx:
+            # A copy waits while the job it copies is still queued or running.
             row = tx.conn.execute(
-                "SELECT id FROM jobs WHERE state = ? ORDER BY queue_seq, id LIMIT 1", (QUEUED,)
+                "SELECT id FROM jobs AS j WHERE state = ? AND (copy_of IS NULL OR NOT EXISTS "
+                "(SELECT 1 FROM jobs AS t WHERE t.id = j.copy_of AND t.state IN (?, ?))) "
+                "ORDER BY queue_seq, id LIMIT 1",
+                (QUEUED, QUEUED, RUNNING),
             ).fetchone()
             if row is None:
                 return None
@@ -781,14 +802,16 @@ class JobStore:
             tx.event("changed", job_id)
         return self.require(job_id)
 
-    def mark_failed(self, job_id: int, error: str | BaseException) -> Job:
-        """Fail a queued or running job with a message the user can act on."""
+    def mark_failed(self, job_id: int, error: str | BaseException, *, kind: str | None = None) -> Job:
+        """Fail a queued or running job with a message the user can act on; ``kind`` names the sort of
+        problem (``core.errors.OUTPUT_EXISTS``...) so the window can offer the action that fixes it."""
         message = error if isinstance(error, str) else (str(error) or type(error).__name__)
         with self._write() as tx:
             self._require_state(tx, job_id, (QUEUED, RUNNING), "fail")
             tx.conn.execute(
-                "UPDATE jobs SET state = ?, error = ?, finished_at = ?, owner = NULL, changed_seq = ? WHERE id = ?",
-                (FAILED, message, self.clock.time(), tx.seq, job_id),
+                "UPDATE jobs SET state = ?, error = ?, error_kind = ?, finished_at = ?, owner = NULL, "
+                "changed_seq = ? WHERE id = ?",
+                (FAILED, message, kind, self.clock.time(), tx.seq, job_id),
             )
             tx.event("changed", job_id)
         return self.require(job_id)
@@ -820,11 +843,15 @@ class JobStore:
         return self.require(job_id)
 
     # -- the user's side -----------------------------------------------------------------------------
-    def retry(self, job_id: int) -> Job:
-        """Queue a failed or canceled job again, at the end of the queue, with a fresh crash count."""
+    def retry(self, job_id: int, *, settings: Mapping[str, Any] | None = None) -> Job:
+        """Queue a failed or canceled job again, at the end of the queue, with a fresh crash count; with
+        ``settings``, it runs with those (the user's current output settings, "Overwrite"...)."""
+        settings_json = None if settings is None else _encode_settings(settings)
         with self._write() as tx:
             self._require_state(tx, job_id, (FAILED, CANCELED), "retry")
             self._requeue(tx, job_id)
+            if settings_json is not None:
+                tx.conn.execute("UPDATE jobs SET settings = ? WHERE id = ?", (settings_json, job_id))
         return self.require(job_id)
 
     def retry_failed(self) -> builtins.list[Job]:
@@ -930,9 +957,21 @@ class JobStore:
             )
         return job
 
+    def _original(self, conn: sqlite3.Connection, job: Job) -> Job:
+        """Follow copies back to the job that was transcribed (a copy of a queued copy waits for it too)."""
+        seen = {job.id}
+        while job.state != DONE and job.copy_of is not None and job.copy_of not in seen:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job.copy_of,)).fetchone()
+            if row is None:
+                break
+            seen.add(job.copy_of)
+            job = _row_to_job(row)
+        return job
+
     def _requeue(self, tx: _Tx, job_id: int) -> None:
         tx.conn.execute(
-            "UPDATE jobs SET state = ?, attempts = 0, error = NULL, progress = 0, started_at = NULL, "
+            "UPDATE jobs SET state = ?, attempts = 0, error = NULL, error_kind = NULL, progress = 0, "
+            "started_at = NULL, "
             "finished_at = NULL, owner = NULL, archived = 0, "
             "queue_seq = (SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs), changed_seq = ? WHERE id = ?",
             (QUEUED, tx.seq, job_id),

@@ -22,6 +22,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -31,7 +33,12 @@ from typing import Any
 
 from whisperdesk import __version__
 from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
-from whisperdesk.core.errors import OutputConflictError, OutputWriteError
+from whisperdesk.core.errors import (
+    DISK_FULL,
+    OUTPUT_UNWRITABLE,
+    OutputConflictError,
+    OutputWriteError,
+)
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import OUTPUT_FORMATS, OutputOptions
 from whisperdesk.core.transcript import Segment, Transcript
@@ -41,6 +48,7 @@ log = logging.getLogger(__name__)
 FORMAT_EXTENSIONS: dict[str, str] = {"txt": ".txt", "srt": ".srt", "vtt": ".vtt", "json": ".json"}
 JSON_SCHEMA_VERSION = 1
 MAX_LINES_PER_CUE = 2
+MIN_FREE_BYTES = 16 * 1024 * 1024  # transcripts are small: below this much free space the disk counts as full
 
 # One lock for check-then-write across jobs: two workers finishing "talk.mp3" and "talk.wav" into the same
 # folder must not both decide "talk.txt" is free. Writes are small; serialising them costs nothing.
@@ -462,6 +470,31 @@ _ABSENT = object()  # rollback marker: the target did not exist before this call
 _UNKNOWN = object()  # the target existed but could not be read: leave whatever is there on rollback
 
 
+def check_outputs(
+    source: Path | str,
+    options: OutputOptions,
+    *,
+    output_dir: Path | str | None = None,
+    ledger: OutputLedger | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Before transcribing: raise now what writing would raise later, so a job fails in a moment instead of
+    after its whole transcription. Creates the output folder, tries a file in it, looks at the free space
+    and runs the same "is anything in the way" checks as :func:`write_outputs`. Returns the planned paths.
+    """
+    options.validate()
+    source = Path(source)
+    paths = output_paths(source, options, output_dir)
+    folder = next(iter(paths.values())).parent
+    with _WRITE_LOCK:
+        _make_folder(folder)
+        _try_writing(folder)
+        if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
+            paths = _full_name_paths(source, paths)
+        _check_targets(source, paths.values(), ledger, overwrite)
+    return paths
+
+
 def write_outputs(
     transcript: Transcript,
     source: Path | str,
@@ -483,21 +516,31 @@ def write_outputs(
     by this call are restored (or removed, if new) first.
     """
     options.validate()  # at least one known format, a sane line length
+    data = {fmt: render(transcript, fmt, options).encode("utf-8") for fmt in options.formats}
+    return write_rendered(data, source, options, output_dir=output_dir, ledger=ledger, overwrite=overwrite)
+
+
+def write_rendered(
+    data: Mapping[str, bytes],
+    source: Path | str,
+    options: OutputOptions,
+    *,
+    output_dir: Path | str | None = None,
+    ledger: OutputLedger | None = None,
+    overwrite: bool = False,
+) -> dict[str, Path]:
+    """Write already rendered transcripts (``{format: bytes}``, every format of ``options``) for ``source``
+    under the same rules as :func:`write_outputs`; a copy of a recording reuses its twin's transcripts."""
     source = Path(source)
     paths = output_paths(source, options, output_dir)
-    data = {fmt: render(transcript, fmt, options).encode("utf-8") for fmt in paths}
+    missing = [fmt for fmt in paths if fmt not in data]
+    if missing:
+        raise ValueError(f"no rendered {', '.join(missing)} transcript to write for {source}")
     folder = next(iter(paths.values())).parent
     with _WRITE_LOCK:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputWriteError(
-                f"cannot create the output folder {folder}: {_os_reason(exc)}; {_write_advice(exc)}"
-            ) from exc
+        _make_folder(folder)
         if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
-            paths = {
-                fmt: target.with_name(source.name + FORMAT_EXTENSIONS[fmt]) for fmt, target in paths.items()
-            }
+            paths = _full_name_paths(source, paths)
         previous = _check_targets(source, paths.values(), ledger, overwrite)
         digests = {paths[fmt]: hashlib.sha256(data[fmt]).hexdigest() for fmt in paths}
         if ledger is not None:
@@ -514,9 +557,10 @@ def write_outputs(
                 if ledger is not None:  # the pending entries of files that never came to be
                     with contextlib.suppress(OSError):
                         ledger.forget([t for t in paths.values() if previous.get(t) is _ABSENT])
-                raise OutputWriteError(
+                raise _write_error(
                     f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}"
-                    + ("; the files already written for this recording were rolled back" if written else "")
+                    + ("; the files already written for this recording were rolled back" if written else ""),
+                    exc,
                 ) from exc
             written.append(target)
     if ledger is not None:
@@ -529,6 +573,49 @@ def write_outputs(
                 exc,
             )
     return paths
+
+
+def _full_name_paths(source: Path, paths: Mapping[str, Path]) -> dict[str, Path]:
+    return {fmt: target.with_name(source.name + FORMAT_EXTENSIONS[fmt]) for fmt, target in paths.items()}
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_error(
+            f"cannot create the output folder {folder}: {_os_reason(exc)}; {_write_advice(exc)}", exc
+        ) from exc
+
+
+def _try_writing(folder: Path) -> None:
+    """Create and remove a small file: permissions, read-only mounts and a full disk all show here."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if free is not None and free < MIN_FREE_BYTES:
+        raise OutputWriteError(
+            f"the disk holding {folder} is full ({free // 1024} KB free); {_write_advice_for(errno.ENOSPC)}",
+            kind=DISK_FULL,
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".whisperdesk-check.", dir=folder)
+    except OSError as exc:
+        raise _write_error(f"cannot write in {folder}: {_os_reason(exc)}; {_write_advice(exc)}", exc) from exc
+    try:
+        os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        raise _write_error(f"cannot write in {folder}: {_os_reason(exc)}; {_write_advice(exc)}", exc) from exc
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+
+
+def _write_error(message: str, exc: OSError) -> OutputWriteError:
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+    return OutputWriteError(message, kind=DISK_FULL if full else OUTPUT_UNWRITABLE)
 
 
 def _taken_by_another_recording(targets: Iterable[Path], source: Path, ledger: OutputLedger) -> bool:
@@ -549,9 +636,7 @@ def _check_targets(
     """Refuse before writing anything; returns each target's old bytes for rollback."""
     previous: dict[Path, object] = {}
     problems: list[str] = []
-    advice = (
-        "move or rename it, choose another output folder, or pass --overwrite (overwrite=True) to replace it"
-    )
+    advice = "move or rename it, or choose another output folder (or overwrite it)"
     source_key = _key(source)
     for target in targets:
         if _key(target) == source_key:
@@ -604,8 +689,12 @@ def _os_reason(exc: OSError) -> str:
 
 
 def _write_advice(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+    return _write_advice_for(exc.errno)
+
+
+def _write_advice_for(code: int | None) -> str:
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         return "the disk is full: free some space or choose an output folder on another disk"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "WhisperDesk may not write there: choose another output folder or fix the folder's permissions"
     return "check the folder is still available, or choose another output folder"

@@ -9,6 +9,7 @@ machine lacks), which would fail every job the same way, propagates — with the
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -26,8 +27,14 @@ from whisperdesk.core.errors import (
     ModelError,
     WhisperDeskError,
 )
-from whisperdesk.core.jobstore import CANCELED, Job, JobStateError, JobStore, JobStoreError
-from whisperdesk.core.outputs import OutputLedger, write_outputs
+from whisperdesk.core.jobstore import CANCELED, DONE, Job, JobStateError, JobStore, JobStoreError
+from whisperdesk.core.outputs import (
+    FORMAT_EXTENSIONS,
+    OutputLedger,
+    check_outputs,
+    write_outputs,
+    write_rendered,
+)
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,12 @@ log = logging.getLogger(__name__)
 JobProgressFn = Callable[[int, float, float], None]  # (job id, seconds done, seconds total)
 PROGRESS_STORE_INTERVAL = 0.5  # seconds between progress writes to the database
 DONE_SUBFOLDER = "done"  # where after-processing "move" puts sources, inside their watched folder
+
+# What a job that hit a bug says (in the window too): plain words, no exception text.
+UNEXPECTED_REASON = (
+    "something went wrong inside WhisperDesk while transcribing this file; the log has the details. "
+    "Retry may work; if it fails again, please report it"
+)
 
 # Errors that are the engine's, not the file's: every job would fail the same way, so none is failed.
 ENGINE_ERRORS: tuple[type[Exception], ...] = (ModelError, ConfigError)
@@ -128,6 +141,7 @@ class JobProcessor:
                 f"the job's saved options are invalid ({exc}); remove the job and add the file again",
             )
         store_progress = _StoreProgress(self._store, job.id, cancel, progress)
+        overwrite = overwrite_for(job)
         try:
             if not job.source.exists():
                 raise FileDisappearedError(
@@ -135,6 +149,11 @@ class JobProcessor:
                     "file disappeared before it could be transcribed (moved, renamed or deleted); "
                     "add it again from where it is now",
                 )
+            # Output problems fail the job now, not after the whole transcription.
+            check_outputs(job.source, output, ledger=self._ledger, overwrite=overwrite)
+            copied = self._copy_twin(job, output, overwrite)
+            if copied is not None:
+                return self._record_done(job, *copied, after)
             transcript = self._engine.transcribe(
                 job.source,
                 decode,
@@ -148,7 +167,7 @@ class JobProcessor:
                     "file disappeared while it was being transcribed (moved, renamed or deleted); "
                     "no transcript was written; add it again from where it is now",
                 )
-            written = write_outputs(transcript, job.source, output, ledger=self._ledger)
+            written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
         except Cancelled:
             if shutdown is not None and shutdown.is_set():
                 log.info("job %d interrupted by shutdown; it stays queued: %s", job.id, job.source)
@@ -161,17 +180,30 @@ class JobProcessor:
         except WhisperDeskError as exc:
             reason = getattr(exc, "reason", None) or str(exc)
             log.info("job %d failed: %s: %s", job.id, job.source, reason)
-            return self._finish(job, "fail", reason)
-        except Exception as exc:  # a bug must fail one job, never the app
+            return self._finish(job, "fail", reason, getattr(exc, "kind", None))
+        except Exception:  # a bug must fail one job, never the app; the log keeps the details
             log.exception("job %d failed unexpectedly: %s", job.id, job.source)
-            return self._finish(job, "fail", f"unexpected error: {type(exc).__name__}: {exc}")
+            return self._finish(job, "fail", UNEXPECTED_REASON)
+        return self._record_done(
+            job, written, transcript.duration, transcript.language, transcript.processing_time, after
+        )
+
+    def _record_done(
+        self,
+        job: Job,
+        written: Mapping[str, Path],
+        duration: float | None,
+        language: str | None,
+        processing_time: float | None,
+        after: str,
+    ) -> Job:
         try:
             done = self._store.mark_done(
                 job.id,
                 outputs=list(written.values()),
-                duration=transcript.duration,
-                language=transcript.language,
-                processing_time=transcript.processing_time,
+                duration=duration,
+                language=language,
+                processing_time=processing_time,
             )
         except JobStoreError as exc:  # canceled or removed while its transcripts were being written
             log.info("job %d finished after it was %s elsewhere; its transcripts are kept", job.id, exc)
@@ -179,11 +211,34 @@ class JobProcessor:
         self._after_processing(done, after)
         return done
 
-    def _finish(self, job: Job, action: str, reason: str = "") -> Job:
+    def _copy_twin(
+        self, job: Job, output: OutputOptions, overwrite: bool
+    ) -> tuple[dict[str, Path], float | None, str | None, float | None] | None:
+        """Transcripts for a copy of a done recording, from that recording's: no second transcription.
+
+        None (transcribe as usual) unless the twin is done and every wanted format is on disk.
+        """
+        if job.copy_of is None:
+            return None
+        twin = self._store.get(job.copy_of)
+        if twin is None or twin.state != DONE:
+            log.info("job %d: the job it copies is gone or not done; transcribing it instead", job.id)
+            return None
+        data = _twin_transcripts(twin, job, output.formats)
+        if data is None:
+            log.info(
+                "job %d: job %d's transcripts are missing or changed; transcribing instead", job.id, twin.id
+            )
+            return None
+        written = write_rendered(data, job.source, output, ledger=self._ledger, overwrite=overwrite)
+        log.info("job %d: transcripts copied from job %d (%s)", job.id, twin.id, twin.source)
+        return written, twin.duration, twin.language, 0.0
+
+    def _finish(self, job: Job, action: str, reason: str = "", kind: str | None = None) -> Job:
         """Record how a job ended; a job canceled or removed elsewhere meanwhile is left as it is."""
         try:
             if action == "fail":
-                return self._store.mark_failed(job.id, reason)
+                return self._store.mark_failed(job.id, reason, kind=kind)
             if action == "cancel":
                 return self._store.mark_canceled(job.id)
             return self._store.release(job.id)
@@ -236,6 +291,39 @@ class JobProcessor:
                 log.info("deleted %s after transcribing it", job.source)
         except OSError as exc:  # the transcript is done; a tidy-up failure is only worth a warning
             log.warning("could not %s %s after transcribing it: %s", policy, job.source, exc)
+
+
+def overwrite_for(job: Job) -> bool:
+    """True when the user chose "Overwrite" for this job: files in the way of its transcripts go."""
+    return bool((job.settings or {}).get("overwrite", False))
+
+
+def _twin_transcripts(twin: Job, job: Job, formats: tuple[str, ...]) -> dict[str, bytes] | None:
+    """``{format: bytes}`` of the twin's transcript files for ``job``, or None if one is missing."""
+    by_suffix = {p.suffix.lower(): p for p in twin.outputs}
+    data: dict[str, bytes] = {}
+    for fmt in formats:
+        path = by_suffix.get(FORMAT_EXTENSIONS[fmt])
+        if path is None:
+            return None
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        data[fmt] = _renamed_json(raw, str(job.source)) if fmt == "json" else raw
+    return data
+
+
+def _renamed_json(raw: bytes, source: str) -> bytes:
+    """The JSON transcript names its recording: the copy names its own."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(doc, dict) and "source" in doc:
+        doc["source"] = source
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return raw
 
 
 def done_path(job: Job) -> Path:

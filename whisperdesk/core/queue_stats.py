@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from whisperdesk.core.jobstore import DONE, FINISHED_STATES, QUEUED, RUNNING, Job
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, FINISHED_STATES, QUEUED, RUNNING, Job
 
 MIN_ELAPSED_FOR_SPEED = 0.5  # seconds; earlier measurements are dominated by model and audio loading
 
@@ -68,13 +68,14 @@ def job_timing(
 class QueueSummary:
     total: int  # jobs in the current run of the queue (since it was last empty)
     done: int
-    failed: int  # failed or canceled
+    failed: int  # failed only: a canceled job is the user's choice, not a failure
     running: int
     queued: int
     fraction: float | None  # 0..1 of the run's audio; None when nothing is in the run
     eta: float | None  # seconds until every queued and running job is done
     speed: float | None  # current throughput, × realtime
     paused: bool = False
+    canceled: int = 0
 
     @property
     def active(self) -> bool:
@@ -83,9 +84,10 @@ class QueueSummary:
     def text(self) -> str:
         if self.total == 0:
             return "Queue: empty"
-        finished = self.done + self.failed
+        finished = self.done + self.failed + self.canceled
         if not self.active:
-            tail = f", {self.failed} failed or canceled" if self.failed else ""
+            tail = f", {self.failed} failed" if self.failed else ""
+            tail += f", {self.canceled} canceled" if self.canceled else ""
             return f"Queue: finished, {self.done} done{tail}"
         parts = [f"Queue: {finished} of {self.total} done"]
         if self.paused:
@@ -135,11 +137,11 @@ def summarize(
     remaining_audio = 0.0
     remaining_known = True
     throughput = 0.0
-    counts = {"done": 0, "failed": 0, "running": 0, "queued": 0}
+    counts = {DONE: 0, FAILED: 0, CANCELED: 0, "running": 0, "queued": 0}
     for job in jobs:
         weight = weights[job.id]
         if job.state in FINISHED_STATES:
-            counts["done" if job.state == DONE else "failed"] += 1
+            counts[job.state] += 1
             done_weight += weight
             continue
         if job.state == RUNNING:
@@ -167,14 +169,15 @@ def summarize(
     fraction = min(1.0, done_weight / total_weight) if total_weight else None
     return QueueSummary(
         total=len(jobs),
-        done=counts["done"],
-        failed=counts["failed"],
+        done=counts[DONE],
+        failed=counts[FAILED],
         running=counts["running"],
         queued=counts["queued"],
         fraction=fraction,
         eta=eta,
         speed=throughput or None,
         paused=paused,
+        canceled=counts[CANCELED],
     )
 
 

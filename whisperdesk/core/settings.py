@@ -330,3 +330,63 @@ def save_settings(path: Path, settings: Settings) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(settings.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def save_merged(path: Path, base: Settings, mine: Settings) -> Settings:
+    """Save this process's changes (``base`` → ``mine``) over what is in the file now; returns the result.
+
+    The window and ``whisperdesk watch`` (or a second window) may each have read the file earlier; saving
+    whole settings would silently undo what the other saved since. Instead, under a lock shared by every
+    process, the file is read again, only the values this process changed are applied to it, and the
+    merge is written. Values both changed: this save wins (it is the newer request).
+    """
+    from whisperdesk.core.instance import locked
+
+    path = Path(path)
+    mine.validate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.with_name(path.name + ".lock")):
+        theirs, _problems = load_settings(path) if path.exists() else (base, [])
+        merged_dict = _merge(_as_json(base), _as_json(mine), _as_json(theirs))
+        merged, problems = settings_from_dict(merged_dict)
+        if problems:  # never write a half-valid merge: this process's settings win whole
+            log.warning("settings %s: could not merge with the saved ones (%s)", path, "; ".join(problems))
+            merged = mine
+        save_settings(path, merged)
+    return merged
+
+
+def _as_json(settings: Settings) -> dict[str, Any]:
+    """The settings as they read back from the file (lists, not tuples)."""
+    return dict(json.loads(json.dumps(settings.to_dict())))
+
+
+def _merge(base: dict[str, Any], mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """Three-way merge by key: a value this side changed is taken from ``mine``, any other from ``theirs``.
+    Lists (watched folders, formats) are whole values."""
+    merged = dict(theirs)
+    for key, value in mine.items():
+        old = base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and isinstance(theirs.get(key), dict):
+            merged[key] = _merge(old, value, theirs[key])
+        elif key == "watched" and all(isinstance(x, list) for x in (value, old, theirs.get(key))):
+            merged[key] = _merge_folders(old, value, theirs[key])
+        elif value != old or key not in theirs:
+            merged[key] = value
+    return merged
+
+
+def _merge_folders(base: list[Any], mine: list[Any], theirs: list[Any]) -> list[Any]:
+    """Watched folders by path: a folder one side added, removed or changed stays so, whoever saved last."""
+
+    def by_path(items: list[Any]) -> dict[str, Any]:
+        return {str(i.get("path")): i for i in items if isinstance(i, dict)}
+
+    old, new, other = by_path(base), by_path(mine), by_path(theirs)
+    result = dict(other)
+    for path in old.keys() - new.keys():
+        result.pop(path, None)  # removed here
+    for path, folder in new.items():
+        if folder != old.get(path):
+            result[path] = folder  # added or changed here
+    return list(result.values())

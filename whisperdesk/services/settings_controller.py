@@ -1,5 +1,8 @@
 """Apply new settings: save them atomically, hand model changes to the engine, tell everyone.
 
+Saving merges: the values this window changed are written over the file as it is now, so a change saved
+by another process in between is kept, and the merged settings are what everyone is told about.
+
 The engine takes a new model config at the next job (running jobs finish on the model they started with),
 so changing compute type or batch size never touches the queue; this controller has no access to it.
 """
@@ -13,7 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from whisperdesk.core.engine import Engine, is_local_model_dir
-from whisperdesk.core.settings import InvalidSetting, Settings, save_settings
+from whisperdesk.core.settings import InvalidSetting, Settings, save_merged
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,9 @@ class SettingsController(QObject):
         if new == self._settings:
             return True
         try:
-            save_settings(self._file, new)
+            # Another process (a second window before it handed over, `watch`) may have saved meanwhile:
+            # only what this window changed is written over the file as it is now.
+            new = save_merged(self._file, self._settings, new)
         except OSError as exc:
             return self._fail(
                 f"settings not applied: cannot write {self._file}: {exc.strerror or exc}; "

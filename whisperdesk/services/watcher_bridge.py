@@ -2,9 +2,11 @@
 
 ``FolderWatcher.tick`` only drains an event inbox and stats pending files (watchdog's threads just append
 to that inbox), so ticking it on the GUI thread is cheap and keeps every status callback on the GUI thread.
-Settled files become jobs with their folder's output folder and after-processing policy. Adding hashes the
-file, so in the app the adds are handed to ``JobRunner.submit`` (its pool); without a runner they go
-straight to the store (tests, tools).
+Settled files become jobs with their folder's output folder and after-processing policy, through the core's
+one :func:`enqueue` rule. Adding hashes the file, so in the app the adds are handed to ``JobRunner.submit``
+(its pool) and the outcomes come back through :meth:`on_enqueued` (connect ``JobRunner.jobsAdded``);
+without a runner they are queued at once (tests, tools). A file that cannot be read yet is forgotten by the
+watcher, so its next event or the next rescan tries again — the same policy as ``whisperdesk watch``.
 
 A folder that cannot be watched (not a folder, gone, over inotify limits) gets an ``error`` or ``polling``
 status with the reason, and never stops the other folders from being watched.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from whisperdesk.core.clock import Clock
-from whisperdesk.core.errors import WhisperDeskError
 from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.processor import job_settings
+from whisperdesk.core.queue.enqueue import Enqueued, enqueue
 from whisperdesk.core.settings import Settings, WatchedFolder
 from whisperdesk.core.watcher import (
     Candidate,
@@ -243,13 +244,22 @@ class WatcherBridge(QObject):
             self._enqueue(requests)
             self.queued.emit(len(requests))
 
+    @Slot(object)
+    def on_enqueued(self, outcomes: list[Enqueued]) -> None:
+        """Files that could not be read yet are tried again at their next event or the next rescan."""
+        watcher = self._watcher
+        if watcher is None:
+            return
+        for outcome in outcomes:
+            if outcome.retry_later:
+                watcher.forget(outcome.path)
+
     def _add_now(self, requests: Sequence[AddRequest]) -> None:
-        for request in requests:
-            try:
-                result = self._store.add(
-                    request.path, request.settings, origin="watched", watch_folder=request.watch_folder
-                )
-            except (WhisperDeskError, sqlite3.Error) as exc:
-                log.warning("not queued: %s: %s", request.path, getattr(exc, "reason", None) or exc)
-                continue
-            log.info("%s: %s", request.path, result.reason)
+        outcomes = [
+            enqueue(self._store, r.path, r.settings, origin="watched", watch_folder=r.watch_folder)
+            for r in requests
+        ]
+        for outcome in outcomes:
+            if outcome.problem:
+                log.warning("not queued: %s: %s", outcome.path, outcome.reason)
+        self.on_enqueued(outcomes)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from enum import IntEnum
@@ -30,7 +29,6 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     Qt,
     QTimer,
-    Signal,
     Slot,
 )
 from PySide6.QtGui import QBrush, QColor
@@ -42,11 +40,10 @@ from whisperdesk.core.jobstore import (
     QUEUED,
     RUNNING,
     Job,
-    JobEvent,
     JobStore,
-    JobStoreError,
 )
 from whisperdesk.core.queue_stats import format_seconds, job_timing
+from whisperdesk.services.store_feed import StoreFeed
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +87,6 @@ JobIdRole = int(Qt.ItemDataRole.UserRole) + 3
 class JobTableModel(QAbstractTableModel):
     """Rows are the store's (non-archived) jobs in id order. Call :meth:`close` before dropping it."""
 
-    _relay = Signal(object)  # JobEvent, from whichever thread changed the store
-
     def __init__(
         self,
         store: JobStore,
@@ -99,24 +94,21 @@ class JobTableModel(QAbstractTableModel):
         *,
         poll_ms: int = POLL_MS,
         clock: Callable[[], float] = time.time,
+        feed: StoreFeed | None = None,
     ) -> None:
         super().__init__(parent)
         self._store = store
         self._clock = clock
-        self._version = store.data_version()  # read before listing: later changes are seen again, never lost
+        self._feed = feed or StoreFeed(store, self, poll_ms=poll_ms)  # before listing: nothing missed
         self._jobs: list[Job] = store.list()
         self._ids: list[int] = [j.id for j in self._jobs]
         self._gone: set[int] = set()  # removed or archived ids; never shown again
         self._live: dict[int, tuple[float, float]] = {}  # running job -> (audio seconds done, total)
         self._probed: dict[int, float] = {}
-        self._relay.connect(self._on_store_event, Qt.ConnectionType.QueuedConnection)
-        self._unsubscribe = store.add_listener(self._listener)
         self._closed = False
-        self._timer = QTimer(self)
-        self._timer.setObjectName("JobTableModel.poll")
-        self._timer.setInterval(poll_ms)
-        self._timer.timeout.connect(self.poll)
-        self._timer.start()
+        self._feed.jobChanged.connect(self._on_job_changed)
+        self._feed.jobRemoved.connect(self._on_job_removed)
+        self._feed.ticked.connect(self._tick_running)
 
     # --- Qt model API -------------------------------------------------------------------------------
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
@@ -191,6 +183,10 @@ class JobTableModel(QAbstractTableModel):
     def timers(self) -> list[QTimer]:
         return self.findChildren(QTimer)
 
+    @property
+    def feed(self) -> StoreFeed:
+        return self._feed
+
     # --- updates ------------------------------------------------------------------------------------
     @Slot(int, float, float)
     def on_job_progress(self, job_id: int, done: float, total: float) -> None:
@@ -211,21 +207,8 @@ class JobTableModel(QAbstractTableModel):
     @Slot()
     def poll(self) -> None:
         """Pick up changes made by other processes; keep running rows' elapsed time and ETA moving."""
-        if self._closed:
-            return
-        try:
-            version = self._store.data_version()
-            if version != self._version:
-                changes = self._store.changes_since(self._version)
-                for job in changes.jobs:
-                    self.apply(job)
-                for job_id in changes.removed:
-                    self.remove_id(job_id)
-                self._version = changes.version
-        except (JobStoreError, sqlite3.Error) as exc:
-            log.error("cannot read the job list: %s", exc)
-            return
-        self._tick_running()
+        if not self._closed:
+            self._feed.poll()
 
     def apply(self, job: Job) -> None:
         """Insert or update one job's row (ignoring records older than the one shown)."""
@@ -263,30 +246,31 @@ class JobTableModel(QAbstractTableModel):
         self.endRemoveRows()
 
     def close(self) -> None:
-        """Stop polling and listening to the store (idempotent)."""
+        """Stop following the store (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._timer.stop()
-        self._unsubscribe()
+        self._feed.jobChanged.disconnect(self._on_job_changed)
+        self._feed.jobRemoved.disconnect(self._on_job_removed)
+        self._feed.ticked.disconnect(self._tick_running)
+        if self._feed.parent() is self:
+            self._feed.close()
 
     # --- internals ----------------------------------------------------------------------------------
-    def _listener(self, event: JobEvent) -> None:
-        """Runs on the thread that changed the store: only re-post to the GUI thread."""
-        self._relay.emit(event)
-
     @Slot(object)
-    def _on_store_event(self, event: JobEvent) -> None:
-        if self._closed:
-            return
-        if event.kind == "removed":
-            self.remove_id(event.job_id)
-        elif event.job is not None:
-            self.apply(event.job)
+    def _on_job_changed(self, job: Job) -> None:
+        if not self._closed:
+            self.apply(job)
+
+    @Slot(int)
+    def _on_job_removed(self, job_id: int) -> None:
+        if not self._closed:
+            self.remove_id(job_id)
 
     def _changed(self, row: int, first: Column, last: Column) -> None:
         self.dataChanged.emit(self.index(row, int(first)), self.index(row, int(last)))
 
+    @Slot()
     def _tick_running(self) -> None:
         rows = [i for i, j in enumerate(self._jobs) if j.state == RUNNING]
         if rows:

@@ -1,20 +1,21 @@
 """The headless processing loop: worker threads claim queued jobs from the store and run them.
 
-The GUI has its own runner on a QThreadPool; both run jobs through the same JobProcessor. Several workers
-only make sense with batch size > 1, where the engine's scheduler packs their files into shared batches.
-Claims are atomic in the store, so a GUI and a ``whisperdesk watch`` sharing one queue never run a job twice.
+A thin adapter over :func:`run_next` (claim, run, the error policy) and :class:`CancelRegistry` (cancel,
+back to the queue), which the window's runner uses the same way on its Qt thread pool. Claims are atomic in
+the store, so a window and a ``whisperdesk watch`` sharing one queue never run a job twice.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, Job, JobEvent, JobStore, JobStoreError
-from whisperdesk.core.processor import ENGINE_ERRORS, JobProcessor, JobProgressFn
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, Job, JobEvent, JobStore
+from whisperdesk.core.processor import JobProcessor, JobProgressFn
+from whisperdesk.core.queue.cancel import CancelRegistry
+from whisperdesk.core.queue.run import run_next
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,12 @@ class LoopStats:
 
 
 class QueueLoop:
-    """Runs queued jobs on ``workers`` threads until :meth:`stop`, or until the engine fails.
+    """Runs queued jobs on ``workers`` threads until :meth:`stop`, or until the queue must pause.
 
     ``on_finished(job)`` is called on the worker thread for every job that ends done, failed or canceled.
-    An engine error (the model cannot load...) stops the loop: the job goes back to the queue, the error is
-    kept in :attr:`error` and given to ``on_error``. So is any unexpected error of the store itself.
+    When :func:`run_next` says the queue must pause (the model cannot load, the database is unusable),
+    the loop stops — headless, no one could resume it: the reason is kept in :attr:`error` and
+    :attr:`message` and given to ``on_error``.
     """
 
     def __init__(
@@ -56,18 +58,18 @@ class QueueLoop:
         self._poll = poll_seconds
         self._wake = threading.Condition()
         self._stop = threading.Event()
-        self._shutdown = threading.Event()
+        self._registry = CancelRegistry()
         self._threads: list[threading.Thread] = []
-        self._running: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._active = 0  # workers between "about to claim" and "result recorded"
         self.stats = LoopStats()
         self.error: BaseException | None = None
+        self.message = ""
         self._unsubscribe: Callable[[], None] | None = store.add_listener(self._on_store_event)
 
     def _on_store_event(self, event: JobEvent) -> None:
-        if event.kind == "added" or (event.job is not None and event.job.state == QUEUED):
-            with self._wake:
+        if event.kind == "added" or (event.job is not None and event.job.state in (QUEUED, DONE)):
+            with self._wake:  # a done job may free a copy that waited for it
                 self._wake.notify_all()
 
     # --- control --------------------------------------------------------------------------------------
@@ -81,11 +83,8 @@ class QueueLoop:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; interrupt running jobs at their next segment and leave them queued."""
-        self._shutdown.set()
+        self._registry.stop_all()
         self._stop.set()
-        with self._lock:
-            for event in self._running.values():
-                event.set()
         with self._wake:
             self._wake.notify_all()
         for thread in self._threads:
@@ -97,16 +96,11 @@ class QueueLoop:
     def cancel(self, job_id: int) -> None:
         """The user's cancel: a job running here stops at its next segment and ends canceled; a queued job
         (or one running in another process, which notices at its next progress write) is canceled now."""
-        with self._lock:
-            event = self._running.get(job_id)
-        if event is not None:
-            event.set()
-            return
-        self._store.mark_canceled(job_id)
+        if not self._registry.cancel(job_id):
+            self._store.mark_canceled(job_id)
 
     def running(self) -> list[int]:
-        with self._lock:
-            return list(self._running)
+        return self._registry.running()
 
     @property
     def busy(self) -> bool:
@@ -135,46 +129,22 @@ class QueueLoop:
 
     def _run_one(self) -> bool:
         """Claim and run one job; False when the queue is empty or the loop must stop."""
-        try:
-            job = self._store.claim_next()
-        except Exception as exc:
-            self._fail_loop(exc, None)
+        outcome = run_next(self._store, self._processor, self._registry, progress=self._progress)
+        if outcome.kind == "pause":
+            self._halt(outcome.error or RuntimeError(outcome.message), outcome.message)
             return False
-        if job is None:
+        if outcome.job is None:
             return False
-        cancel = threading.Event()
-        with self._lock:
-            self._running[job.id] = cancel
-            if self._shutdown.is_set():
-                cancel.set()  # stop() ran between the claim and now
-        try:
-            final = self._processor.process(
-                job, cancel=cancel, progress=self._progress, shutdown=self._shutdown
-            )
-        except ENGINE_ERRORS as exc:
-            self._fail_loop(exc, None)  # the processor already put the job back in the queue
-            return False
-        except Exception as exc:
-            self._fail_loop(exc, job)
-            return False
-        finally:
-            with self._lock:
-                self._running.pop(job.id, None)
-        self._record(final)
+        self._record(outcome.job)
         return True
 
-    def _fail_loop(self, exc: BaseException, job: Job | None) -> None:
+    def _halt(self, exc: BaseException, message: str) -> None:
         """Stop the whole loop: what failed would fail every job the same way."""
-        if job is not None:
-            log.exception("stopping the queue: job %d could not be processed", job.id)
-            with contextlib.suppress(JobStoreError, Exception):
-                self._store.release(job.id)
-        else:
-            log.error("stopping the queue: %s", exc)
+        log.error("stopping the queue: %s", message)
         first = False
         with self._lock:
             if self.error is None:
-                self.error = exc
+                self.error, self.message = exc, message
                 first = True
         self._stop.set()
         with self._wake:
@@ -186,13 +156,9 @@ class QueueLoop:
                 log.exception("queue error callback failed")
 
     def _record(self, job: Job) -> None:
-        if job.state == DONE:
-            bucket = self.stats.done
-        elif job.state == FAILED:
-            bucket = self.stats.failed
-        elif job.state == CANCELED:
-            bucket = self.stats.canceled
-        else:
+        buckets = {DONE: self.stats.done, FAILED: self.stats.failed, CANCELED: self.stats.canceled}
+        bucket = buckets.get(job.state)
+        if bucket is None:
             return  # released back to the queue by a shutdown
         with self._lock:
             bucket.append(job)

@@ -1,0 +1,74 @@
+"""Queue one file: the one rule the window, the watched folders and ``whisperdesk watch`` all follow.
+
+What counts as a duplicate is the store's (:meth:`JobStore.add`): the same file with the same content is
+known once; a file with the same content as another job gets its own job, which copies that job's
+transcripts instead of transcribing again. This module turns the store's answer, or its refusal, into one
+:class:`Enqueued` the front ends only display — including the one retry policy for watched files that
+cannot be read yet: the watcher forgets them, so their next event or the next rescan tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whisperdesk.core.errors import AudioError, FileDisappearedError, WhisperDeskError
+from whisperdesk.core.jobstore import FAILED, Job, JobStore, Origin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What happened to one file handed to the queue."""
+
+    path: Path
+    job: Job | None  # the new job, or the known one that made it a duplicate; None when nothing was stored
+    created: bool
+    reason: str  # plain words: why it was (not) queued
+    problem: bool = False  # the user should hear of it: the file could not be queued, or failed before
+    retry_later: bool = False  # unreadable now (still being copied, locked): try again at the next scan
+
+
+def enqueue(
+    store: JobStore,
+    path: Path | str,
+    settings: Mapping[str, Any],
+    *,
+    origin: Origin = "dropped",
+    watch_folder: str | None = None,
+) -> Enqueued:
+    """Queue ``path`` with its job ``settings``; never raises for a bad file or a busy database."""
+    path = Path(path)
+    try:
+        result = store.add(path, settings, origin=origin, watch_folder=watch_folder)
+    except FileDisappearedError as exc:
+        # A file the user named is worth a word; one that left a watched folder (a temporary file) is not.
+        log.info("%s disappeared before it could be queued", path)
+        return Enqueued(path, None, False, exc.reason, problem=origin != "watched")
+    except AudioError as exc:
+        return Enqueued(path, None, False, exc.reason, problem=True, retry_later=True)
+    except (WhisperDeskError, sqlite3.Error) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        return Enqueued(path, None, False, f"could not be queued: {reason}", problem=True)
+    except Exception as exc:  # a bug must not lose the rest of a batch of files
+        log.exception("could not queue %s", path)
+        return Enqueued(path, None, False, f"could not be queued ({type(exc).__name__}); see the log", True)
+    job = result.job
+    if result.created:
+        log.info("queued job %d: %s (%s)", job.id, job.source, result.reason)
+        return Enqueued(path, job, True, result.reason)
+    if job.state == FAILED and _same_path(job.source, path):
+        # Still not transcribed: say so again rather than skip it silently.
+        return Enqueued(path, job, False, f"{job.error} (it failed earlier as job {job.id})", problem=True)
+    log.info("not queued: %s: %s", path, result.reason)
+    return Enqueued(path, job, False, result.reason)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
