@@ -32,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from whisperdesk.benchmark.app_path import app_workers, run_app_path
+from whisperdesk.benchmark.app_path import run_app_path
 from whisperdesk.benchmark.corpus import CorpusFile, references, synthetic_corpus
 from whisperdesk.benchmark.matrix import options_line
 from whisperdesk.benchmark.memory import Peak, PeakWatch, mb
 from whisperdesk.benchmark.run import score_texts
 from whisperdesk.benchmark.wer import Score
 from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
 
 from .floor import measure_floor
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace, corpus: list[CorpusFile], say: Callable[[str],
     model_ab = plain.model()
     engine = Engine(dataclasses.replace(config, device=device.device), models_dir)  # the app's own loader
     model_c = engine.model()
-    workers = app_workers(config.batch_size)
+    workers = workers_for(config.batch_size)
     settings = Settings(model=engine.config, decode=options)
     intra, ct2_workers = cpu_batching_layout(threads) if device.device == "cpu" else (0, 1)
     one = f"1 worker × {threads} threads" if device.device == "cpu" else "1 GPU worker"

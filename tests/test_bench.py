@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from whisperdesk.benchmark.app_path import app_workers, run_app_path
+from whisperdesk.benchmark.app_path import run_app_path
 from whisperdesk.benchmark.corpus import references, short_memos, synthetic_corpus
 from whisperdesk.benchmark.matrix import BenchReport, BenchRow, format_matrix, recommend
 from whisperdesk.benchmark.memory import MemoryCheck
@@ -17,6 +17,7 @@ from whisperdesk.benchmark.run import score_texts
 from whisperdesk.benchmark.wer import Score, edit_distance, normalise, score, total
 from whisperdesk.cli import main
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
 from whisperdesk.devtools.synth_audio import make_not_audio
 
@@ -96,7 +97,7 @@ def test_app_path_runs_jobs_through_the_processor_with_the_apps_worker_count(
         )
     finally:
         engine.close()
-    assert run.workers == app_workers(4) > 1
+    assert run.workers == workers_for(4) > 1
     assert len(run.failed) == 1 and run.failed[0].startswith(str(bad))  # failed as a job, not a crash
     assert run.audio_seconds == pytest.approx(sum(f.seconds for f in corpus), abs=0.1)
     wer = score_texts(run.texts, references(corpus))
@@ -122,7 +123,7 @@ def test_bench_prints_speed_and_wer_per_row_and_a_recommendation(
     assert [row[1] for row in int8] == ["1", "4"]
     for row in int8:
         assert row[-1] == "ok" and float(row[2]) > 0 and row[4] == "%" and float(row[3]) < 20
-    assert [row[-2] for row in int8] == [str(app_workers(1)), str(app_workers(4))]
+    assert [row[-2] for row in int8] == [str(workers_for(1)), str(workers_for(4))]
     skipped = [line for line in lines if line.startswith("float16 ")]
     assert len(skipped) == 2 and all("skipped: cpu does not support float16" in line for line in skipped)
     assert any(line.startswith("recommended: --compute-type int8 --batch-size ") for line in lines)

@@ -1,5 +1,6 @@
-"""Files through the app's own path: queued in a job store, claimed and run by the job processor on as
-many job threads as the app uses, transcripts written — what a user's batch of recordings goes through.
+"""Files through the app's own path: queued by the app's one enqueue rule, claimed and run by the app's
+queue loop (the one ``whisperdesk watch`` runs; the window's runner drives the same claim-and-run) on as
+many job threads as the app uses for the batch size, transcripts written.
 
 The benchmark times this and not the scheduler fed every file at once (issue 10): that measured a path no
 user runs, and recommended a setting by it. The store and outputs live in a temporary folder per run, so a
@@ -17,27 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from whisperdesk.core.errors import Cancelled
-from whisperdesk.core.jobstore import DONE, JobStore
+from whisperdesk.core.jobstore import DONE, Job, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
+from whisperdesk.core.queue.enqueue import enqueue
+from whisperdesk.core.queue.loop import QueueLoop
+from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import Settings
-
-
-def app_workers(batch_size: int) -> int:
-    """The app's job threads for this batch size — its own rule, imported, never restated here.
-
-    It lives in services/job_runner.py today (imports Qt); the pipeline work moves it into the core.
-    """
-    from whisperdesk.services.job_runner import workers_for
-
-    return workers_for(batch_size)
 
 
 @dataclass(frozen=True)
 class PathRun:
     audio_seconds: float
     texts: dict[Path, str] = field(hash=False)  # transcript text by source, for WER
-    failed: tuple[str, ...] = ()  # "source: reason" of jobs that did not end done
+    failed: tuple[str, ...] = ()  # "source: reason" of files not queued or jobs that did not end done
     workers: int = 1
 
 
@@ -49,61 +43,63 @@ def run_app_path(
     workers: int | None = None,
     cancel: threading.Event | None = None,
 ) -> PathRun:
-    """Queue ``files`` and run them like the app does; ``workers`` defaults to the app's count."""
-    threads = workers or app_workers(engine.config.batch_size)
-    cancel = cancel or threading.Event()
+    """Queue ``files`` and run them like the app does; ``workers`` defaults to the app's count.
+
+    Raises Cancelled when ``cancel`` is set, and the engine's error when the queue had to pause for it.
+    """
+    threads = workers or workers_for(engine.config.batch_size)
     formats = tuple(dict.fromkeys(("txt", *settings.output.formats)))  # txt: the text WER reads
     settings = dataclasses.replace(settings, output=dataclasses.replace(settings.output, formats=formats))
     with tempfile.TemporaryDirectory(prefix="whisperdesk-bench-") as tmp:
         store = JobStore(Path(tmp) / "jobs.db")
         try:
             recorded = job_settings(settings, output_dir=Path(tmp) / "out")
-            for path in files:
-                store.add(path, recorded, force=True)
+            queued = [enqueue(store, path, recorded) for path in files]
+            refused = [f"{q.path}: {q.reason}" for q in queued if q.job is None]
             processor = JobProcessor(store, engine, OutputLedger(Path(tmp) / "ledger.json"), lambda: settings)
-            finals = _drain(store, processor, threads, cancel)
-            if cancel.is_set():
-                raise Cancelled()
-            return _collect(finals, threads)
+            finals = _run_queue(store, processor, threads, sum(q.created for q in queued), cancel)
+            return _collect(finals, refused, threads)
         finally:
             store.close()
 
 
-def _drain(store: JobStore, processor: JobProcessor, threads: int, cancel: threading.Event) -> list[Any]:
-    """Each job thread claims and runs jobs until none is queued, as the app's runner does. An engine
-    error stops the claiming (jobs in flight finish) and is raised here; the caller's cancel is not set."""
-    finals: list[Any] = []
-    errors: list[BaseException] = []
+def _run_queue(
+    store: JobStore, processor: JobProcessor, threads: int, expected: int, cancel: threading.Event | None
+) -> list[Job]:
+    """Run the app's queue loop until ``expected`` jobs have ended (or it pauses, or ``cancel``)."""
+    finals: list[Job] = []
     lock = threading.Lock()
-    stop = threading.Event()
+    ended = threading.Event()
 
-    def work() -> None:
-        try:
-            while not (cancel.is_set() or stop.is_set()):
-                job = store.claim_next()
-                if job is None:
-                    return
-                final = processor.process(job, cancel=cancel)
-                with lock:
-                    finals.append(final)
-        except BaseException as exc:  # an engine error: re-raised in the caller's thread
-            with lock:
-                errors.append(exc)
-            stop.set()
+    def finished(job: Job) -> None:
+        with lock:
+            finals.append(job)
+            if len(finals) >= expected:
+                ended.set()
 
-    pool = [threading.Thread(target=work, name=f"bench-job-{i}") for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
+    def paused(_exc: BaseException) -> None:
+        ended.set()
+
+    if expected == 0:
+        return finals
+    loop = QueueLoop(store, processor, workers=threads, on_finished=finished, on_error=paused)
+    loop.start()
+    try:
+        while not ended.wait(0.05):
+            if cancel is not None and cancel.is_set():
+                break
+    finally:
+        loop.stop()  # running jobs (only after a cancel) go back to the temporary queue
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    if loop.error is not None:
+        raise loop.error
     return finals
 
 
-def _collect(finals: list[Any], workers: int) -> PathRun:
+def _collect(finals: list[Job], refused: list[str], workers: int) -> PathRun:
     texts: dict[Path, str] = {}
-    failed: list[str] = []
+    failed = list(refused)
     audio = 0.0
     for job in finals:
         if job.state != DONE:

@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from whisperdesk.benchmark.app_path import app_workers, run_app_path
+from whisperdesk.benchmark.app_path import run_app_path
 from whisperdesk.benchmark.matrix import BenchReport, BenchRequest, BenchRow, recommend
 from whisperdesk.benchmark.memory import MemoryCheck, PeakWatch, memory_check
 from whisperdesk.benchmark.wer import Score, score, total
 from whisperdesk.core.errors import Cancelled, WhisperDeskError
+from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ def app_memory_check(
     from whisperdesk.benchmark.corpus import short_memos
 
     settings = Settings(model=engine.config, decode=options)
-    short = max(1, min(4 * app_workers(engine.config.batch_size), jobs // 4))
+    short = max(1, min(4 * workers_for(engine.config.batch_size), jobs // 4))
     with tempfile.TemporaryDirectory(prefix="whisperdesk-memos-") as tmp:
         memos = list(sources) or [f.path for f in short_memos(Path(tmp))]
         copies = _distinct_copies(memos, jobs, Path(tmp) / "copies")
