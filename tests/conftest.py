@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# PySide6 6.11 creates Python types lazily; a Python application event filter (the paint counter of
+# test_ui_shell) that first meets a QtGui type while a native window is being created then segfaults inside
+# shiboken (seen in gdb: sendThroughApplicationEventFilters -> findDerivedType -> Module::get). Eager types.
+os.environ.setdefault("PYSIDE6_OPTION_LAZY", "0")
 
 from collections.abc import Iterator
 from pathlib import Path

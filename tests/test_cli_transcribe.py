@@ -177,4 +177,4 @@ def test_uncached_model_offline_reports_once(tmp_path: Path, capsys: pytest.Capt
     code = main(["transcribe", "--model", "small", "--device", "cpu", str(wav), str(wav)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
-    assert len(err) == 1 and "model small" in err[0] and "local model folder" in err[0]
+    assert len(err) == 1 and "model small" in err[0] and "model folder" in err[0]

@@ -333,3 +333,25 @@ def test_module_entry_point_runs_in_a_fresh_process(isolated_home: Path) -> None
     )
     data = json.loads(out.stdout)
     assert data["models_dir"] == str(isolated_home / "cache" / "models")
+
+
+@no_driver
+def test_without_an_nvidia_gpu_cuda_libraries_are_not_called_missing(machine_report: DoctorReport) -> None:
+    text = format_report(machine_report)
+    assert "missing (needed)" not in text
+    for lib in machine_report.cuda_libraries:
+        if not lib.found:
+            assert f"{lib.name}: not installed (only needed with an NVIDIA GPU" in text
+
+
+def test_report_names_the_configured_model_and_whether_it_is_available(tmp_path: Path) -> None:
+    from whisperdesk.core.settings import ModelConfig, Settings, save_settings
+
+    paths = AppPaths.under(tmp_path / "home")
+    report = collect_report(paths, sampler=GpuSampler(nvml=FakeNvml([])))
+    assert report.configured_model == "builtin" and report.model_available
+    assert "configured: Built-in (base, multilingual): available" in format_report(report)
+    save_settings(paths.settings_file, Settings(model=ModelConfig(model="small")))
+    report = collect_report(paths, sampler=GpuSampler(nvml=FakeNvml([])))
+    assert report.configured_model == "small" and not report.model_available
+    assert "configured: small: NOT available: The model small is not downloaded yet" in format_report(report)

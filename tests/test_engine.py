@@ -187,15 +187,19 @@ def test_uncached_model_offline_is_one_clear_error(isolated_home: Path) -> None:
     with pytest.raises(ModelUnavailableError) as info:
         engine.load()
     message = str(info.value)
-    assert "'small'" in message and "cannot be downloaded" in message and "local model folder" in message
+    assert (
+        "model small is not downloaded" in message
+        and "built-in model" in message
+        and "model folder" in message
+    )
 
 
 def test_unknown_model_name_and_bad_folder(tmp_path: Path, isolated_home: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="unknown model 'huge-v9'"):
+    with pytest.raises(ModelUnavailableError, match="does not know a model called 'huge-v9'"):
         Engine(ModelConfig(model="huge-v9", device="cpu"), isolated_home / "models").load()
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    with pytest.raises(ModelUnavailableError, match=r"no model\.bin"):
+    with pytest.raises(ModelUnavailableError, match=r"model\.bin is missing"):
         Engine(ModelConfig(model=str(empty), device="cpu"), isolated_home / "models").load()
 
 

@@ -333,7 +333,7 @@ def test_a_model_error_pauses_the_queue_and_keeps_the_job(
     runner.add_paths([audio(tmp_path, "waiting.wav", seed=8)])
     qtbot.waitUntil(lambda: bool(rec.model_errors), timeout=WAIT_MS)
 
-    assert "no model.bin" in rec.model_errors[0]
+    assert "model folder" in rec.model_errors[0] and "does not exist" in rec.model_errors[0]
     assert runner.paused and rec.paused == [True]
     assert [j.state for j in store.list()] == [QUEUED]
     assert rec.requeued and rec.requeued[0].state == QUEUED

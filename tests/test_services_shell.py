@@ -182,7 +182,7 @@ def test_preload_without_cached_model_offline_reports_needs_model(
     assert done.args == [False]
     assert [s.kind for s in states][:2] == ["loading", "error"]
     assert bridge.state.kind == "error" and bridge.state.needs_model
-    assert "tiny" in bridge.state.message and "cannot be downloaded" in bridge.state.message
+    assert "tiny is not downloaded yet" in bridge.state.message
     assert bridge.state.status_text() == "Model: tiny not available"
     assert engine.load_count == 0
 
@@ -190,9 +190,12 @@ def test_preload_without_cached_model_offline_reports_needs_model(
 def test_corrupt_local_model_is_a_load_error_not_a_missing_model(
     qtbot: QtBot, pool: QThreadPool, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "broken-model"
+    folder = tmp_path / "broken-model"  # every file faster-whisper expects, but model.bin is garbage
     folder.mkdir()
-    (folder / "model.bin").write_bytes(b"not a model")
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_text("{}", encoding="utf-8")
+    (folder / "vocabulary.txt").write_text("a\n", encoding="utf-8")
+    (folder / "model.bin").write_bytes(b"not a model" * 100_000)
     engine = Engine(ModelConfig(model=str(folder), device="cpu"), tmp_path / "models")
     bridge = EngineBridge(engine, pool)
     with qtbot.waitSignal(bridge.preloadFinished, timeout=30_000) as done:
@@ -200,7 +203,8 @@ def test_corrupt_local_model_is_a_load_error_not_a_missing_model(
     bridge.shutdown()
     assert done.args == [False]
     assert bridge.state.kind == "error" and not bridge.state.needs_model
-    assert "could not load model" in bridge.state.message
+    assert "could not be loaded: its files may be damaged" in bridge.state.message
+    assert "model.bin" not in bridge.state.message  # CTranslate2's own text stays in the log
     assert bridge.state.status_text() == "Model: broken-model failed to load"
 
 
@@ -280,7 +284,9 @@ def test_controller_rejects_invalid_or_unsaveable_settings_and_keeps_the_old(
     assert controller.settings == settings and engine.config == settings.model
 
 
-def test_controller_local_model_folder_must_hold_a_model(qtbot: QtBot, tmp_path: Path) -> None:
+def test_controller_local_model_folder_must_hold_a_model(
+    qtbot: QtBot, tmp_path: Path, whisper_model_dir: Path
+) -> None:
     settings = Settings()
     engine = Engine(settings.model, tmp_path / "models")
     controller = SettingsController(settings, tmp_path / "settings.json", engine)
@@ -289,9 +295,11 @@ def test_controller_local_model_folder_must_hold_a_model(qtbot: QtBot, tmp_path:
     with qtbot.waitSignal(controller.applyFailed) as failed:
         assert not controller.use_local_model(str(empty))
     assert str(empty) in failed.args[0] and "model.bin" in failed.args[0]
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.bin").write_bytes(b"")
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "model.bin").write_bytes(b"")
+    assert not controller.use_local_model(str(half))
+    model = whisper_model_dir
     assert controller.use_local_model(str(model))
     assert engine.config.model == str(model) and load_settings(tmp_path / "settings.json")[
         0

@@ -43,7 +43,7 @@ from whisperdesk.core.settings import (
 )
 from whisperdesk.services.engine_bridge import ModelState
 from whisperdesk.ui.log_view import LogView
-from whisperdesk.ui.main_window import CHOOSE_MODEL_ACTION, MainWindow
+from whisperdesk.ui.main_window import MainWindow
 from whisperdesk.ui.settings_dialog import LOCAL_MODEL_ITEM, SettingsDialog
 from whisperdesk.ui.tray import Tray, tray_available
 
@@ -151,19 +151,29 @@ def test_window_paints_while_the_model_is_still_loading(
     assert ctx.window.model_status_text.startswith("Model: ready: ")
 
 
-def test_first_run_offline_offers_a_local_model_folder(qtbot: QtBot, make_app: Any, tmp_path: Path) -> None:
+def test_missing_model_offers_every_way_out_in_plain_words(
+    qtbot: QtBot, make_app: Any, tmp_path: Path
+) -> None:
     ctx = make_app()
     with qtbot.waitSignal(ctx.bridge.preloadFinished, timeout=30_000):
         ctx.show()
-    banner = ctx.window.banner
-    assert banner.showing and banner.level == "error" and banner.action_id == CHOOSE_MODEL_ACTION
-    assert "tiny" in banner.text and "cannot be downloaded" in banner.text
+    banner = ctx.window.model_banner
+    assert banner.showing and banner.level == "error" and banner.title == "No model available"
+    assert banner.actions() == ["retry", "builtin", "download", "folder"]
+    assert "tiny is not downloaded yet" in banner.text and "wait in the queue" in banner.text
+    for raw in ("Error", "huggingface", "whisperdesk transcribe", "`", "Traceback"):
+        assert raw not in banner.text
     assert ctx.window.model_status_text == "Model: tiny not available"
     not_a_model = tmp_path / "folder"
     not_a_model.mkdir()
     ctx.window.modelFolderChosen.emit(str(not_a_model))  # what the banner's folder dialog emits
-    assert banner.level == "error" and "model.bin" in banner.text
+    assert ctx.window.banner.level == "error" and "model.bin is missing" in ctx.window.banner.text
     assert ctx.settings.model.model == "tiny"
+    with qtbot.waitSignal(ctx.bridge.preloadFinished, timeout=60_000) as done:
+        qtbot.mouseClick(banner.button("builtin"), Qt.MouseButton.LeftButton)
+    assert done.args == [True] and not banner.showing
+    assert load_settings(ctx.paths.settings_file)[0].model.model == "builtin"
+    assert ctx.window.model_status_text.startswith("Model: ready: ")
 
 
 def test_choosing_a_real_model_folder_loads_it(qtbot: QtBot, make_app: Any, whisper_model_dir: Path) -> None:
@@ -173,7 +183,7 @@ def test_choosing_a_real_model_folder_loads_it(qtbot: QtBot, make_app: Any, whis
     with qtbot.waitSignal(ctx.bridge.preloadFinished, timeout=60_000) as done:
         ctx.window.modelFolderChosen.emit(str(whisper_model_dir))
     assert done.args == [True] and ctx.engine.load_count == 1
-    assert not ctx.window.banner.showing
+    assert not ctx.window.model_banner.showing
     assert load_settings(ctx.paths.settings_file)[0].model.model == str(whisper_model_dir)
 
 
@@ -334,6 +344,16 @@ def test_settings_dialog_replaces_a_compute_type_the_device_lacks(qtbot: QtBot) 
     assert dialog.result_settings().model.compute_type == "int8"
 
 
+def _fake_model_folder(folder: Path) -> Path:
+    """The files a faster-whisper folder must have, for the dialog's check (nothing loads them)."""
+    folder.mkdir(exist_ok=True)
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_text("{}", encoding="utf-8")
+    (folder / "vocabulary.txt").write_text("a\n", encoding="utf-8")
+    (folder / "model.bin").write_bytes(b"\0" * 1_100_000)
+    return folder
+
+
 def test_settings_dialog_refuses_invalid_values_and_bad_model_folders(qtbot: QtBot, tmp_path: Path) -> None:
     dialog = SettingsDialog(custom_settings())
     qtbot.addWidget(dialog)
@@ -342,16 +362,14 @@ def test_settings_dialog_refuses_invalid_values_and_bad_model_folders(qtbot: QtB
     dialog.accept()
     assert dialog.result() != QDialog.DialogCode.Accepted and "formats" in dialog._error.text()
     assert not dialog.set_local_model(str(tmp_path))
-    assert "no model.bin" in dialog._error.text() and dialog.model_combo.currentText() == "base"
-    (tmp_path / "model.bin").write_bytes(b"")
+    assert "model.bin is missing" in dialog._error.text() and dialog.model_combo.currentText() == "base"
+    _fake_model_folder(tmp_path)
     assert dialog.set_local_model(str(tmp_path))
     assert dialog.result_settings().model.model == str(tmp_path)
 
 
 def test_local_model_item_asks_for_a_folder(qtbot: QtBot, tmp_path: Path) -> None:
-    model = tmp_path / "faster-whisper-small"
-    model.mkdir()
-    (model / "model.bin").write_bytes(b"")
+    model = _fake_model_folder(tmp_path / "faster-whisper-small")
     picks = iter([str(model), ""])  # what the user picks in the folder dialog: a folder, then Cancel
     dialog = SettingsDialog(Settings(), choose_directory=lambda _parent, _caption: next(picks))
     qtbot.addWidget(dialog)

@@ -244,7 +244,7 @@ def test_model_that_cannot_load_is_one_error_and_jobs_stay_queued(
     captured = capsys.readouterr()
     assert code == 1
     (line,) = captured.err.strip().splitlines()
-    assert line.startswith("whisperdesk: error: model small: ") and "local model folder" in line
+    assert line.startswith("whisperdesk: error: model small: ") and "model folder" in line
     assert captured.out == ""
     assert db.require(queued.id).state == QUEUED and db.require(queued.id).attempts == 0
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
 
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.jobstore import Job, JobStore
+from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import JobProcessor
@@ -28,9 +29,12 @@ from whisperdesk.services.engine_bridge import EngineBridge, ModelState
 from whisperdesk.services.gpu_poller import GpuPoller
 from whisperdesk.services.job_runner import JobRunner
 from whisperdesk.services.log_bridge import LogBridge
+from whisperdesk.services.model_downloads import ModelDownloads
+from whisperdesk.services.model_queue_guard import ModelQueueGuard
 from whisperdesk.services.notifier import Notifier
 from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.services.settings_controller import SettingsController
+from whisperdesk.services.speaker_renamer import SpeakerRenamer
 from whisperdesk.services.store_feed import StoreFeed
 from whisperdesk.services.watcher_bridge import WatcherBridge
 from whisperdesk.ui.gpu_panel import GpuPanel
@@ -70,11 +74,14 @@ class Desktop(QObject):
     ) -> None:
         super().__init__()
         self.paths = paths
-        self.engine = engine or Engine(settings.model, paths.models_dir)
+        # The window never downloads behind the user's back: named models come through Models….
+        self.engine = engine or Engine(settings.model, paths.models_dir, local_files_only=True)
         self.icon = app_icon()
         self.pool = QThreadPool(self)  # the app's own pool: waited for at shutdown, never the global one
         self.pool.setObjectName("whisperdesk-pool")
         self.bridge = EngineBridge(self.engine, self.pool, self)
+        self.downloads = ModelDownloads(paths.models_dir, self.pool, self)
+        self._recommendation: Recommendation | None = None  # what suits this machine, probed when needed
         self.controller = SettingsController(settings, paths.settings_file, self.engine, self)
         self.log_bridge = LogBridge(parent=self)
         self.log_view = LogView()
@@ -114,6 +121,7 @@ class Desktop(QObject):
         self.view = JobQueueView(self.model)
         self.processor = JobProcessor(self.store, self.engine, OutputLedger.default(paths), self._settings)
         self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
+        self.renamer = SpeakerRenamer(self.store, OutputLedger.default(paths), self._settings, self)
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -145,6 +153,9 @@ class Desktop(QObject):
         controller.settingsChanged.connect(self.notifier.apply_settings)
         controller.applyFailed.connect(w.show_error)
         w.modelFolderChosen.connect(controller.use_local_model)
+        w.modelRetryRequested.connect(bridge.preload)
+        w.builtinModelRequested.connect(controller.use_builtin_model)
+        w.modelManagerRequested.connect(self.open_model_manager)
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
         w.benchmarkRequested.connect(self._on_benchmark_requested)
@@ -160,7 +171,9 @@ class Desktop(QObject):
         runner.jobProgress.connect(model.on_job_progress)
         self.summary.durationProbed.connect(model.set_probed_duration)
         self.summary.queueSummary.connect(self._on_queue_summary)
-        runner.modelError.connect(window.show_error)
+        # A model problem is explained by the model banner (bridge state), never as raw text; the guard
+        # resumes the queue the model problem paused once a model is ready.
+        self.model_guard = ModelQueueGuard(runner, self.bridge, self)
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
         runner.jobsAdded.connect(self.watcher.on_enqueued)
@@ -168,6 +181,10 @@ class Desktop(QObject):
         runner.jobFailed.connect(self._on_job_failed)
         runner.queueDrained.connect(self._on_queue_drained)
         window.filesAdded.connect(runner.add_files)
+        window.filesAddedWithSpeakers.connect(self._on_files_with_speakers)
+        view.speakersRenamed.connect(self.renamer.rename)
+        self.renamer.renamed.connect(self._on_speakers_renamed)
+        self.renamer.failed.connect(window.show_warning)
         # Pause: the runner alone holds the state; the window and the tray ask it and show its answer.
         window.pauseRequested.connect(runner.set_paused)
         runner.pausedChanged.connect(window.set_paused)
@@ -225,6 +242,27 @@ class Desktop(QObject):
         model = dataclasses.replace(settings.model, compute_type=compute_type, batch_size=batch_size)
         self.controller.apply(dataclasses.replace(settings, model=model))
 
+    def recommendation(self) -> Recommendation:
+        if self._recommendation is None:
+            self._recommendation = for_this_machine()
+        return self._recommendation
+
+    @Slot()
+    def open_model_manager(self) -> None:
+        from whisperdesk.ui.model_manager import ModelManagerDialog
+
+        current = self.controller.settings.model.model
+        dialog = ModelManagerDialog(self.downloads, current, self.recommendation(), parent=self.window)
+        dialog.modelChosen.connect(self.controller.use_model)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def offer_better_model(self) -> None:
+        """First start with no saved choice: say in one line why this model, and offer the better one."""
+        rec = self.recommendation()
+        if rec.offer:
+            self.window.offer_model("Using the built-in model", rec.reason)
+
     # --- adapters between signal shapes ----------------------------------------------------------------
     @Slot(object)
     def _on_model_state(self, state: ModelState) -> None:
@@ -244,6 +282,17 @@ class Desktop(QObject):
         self.tray.icon.showMessage(
             "WhisperDesk is still running", "The queue keeps going; quit from the tray menu."
         )
+
+    @Slot(list)
+    def _on_files_with_speakers(self, paths: list[object]) -> None:
+        from whisperdesk.core.processor import job_settings
+
+        self.runner.add_paths(paths, job_settings(self._settings(), speakers="auto"))
+
+    @Slot(int, str)
+    def _on_speakers_renamed(self, job_id: int, summary: str) -> None:
+        self.model.refresh_speakers(job_id)
+        log.info("%s", summary)
 
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
@@ -285,7 +334,8 @@ class Desktop(QObject):
         if self._closed:
             return
         self._closed = True
-        for step in (self._shutdown_queue, self.bridge.shutdown):
+        # A running download stops at its next chunk and resumes next time.
+        for step in (self._shutdown_queue, self.bridge.shutdown, self.downloads.shutdown):
             try:
                 step()
             except Exception:
@@ -301,6 +351,7 @@ class Desktop(QObject):
         self.poller.stop()
         self.watcher.shutdown()
         self.runner.shutdown()
+        self.renamer.wait()
         self.summary.shutdown()
         self.model.close()
         self.feed.close()
@@ -358,6 +409,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         return _hand_over(paths, wanted)
     try:
         setup_logging(paths.log_dir)
+        first_start = not paths.settings_file.exists()
         settings, problems = load_settings(paths.settings_file)
         desktop = build_app(paths, settings)
         server = InstanceServer(paths.data_dir, desktop)
@@ -370,6 +422,8 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
                 f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
             )
         desktop.show(minimized=minimized and not wanted)
+        if first_start:
+            desktop.offer_better_model()
         if wanted:
             desktop.open_files(wanted)
         try:

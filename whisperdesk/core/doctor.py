@@ -25,6 +25,7 @@ from typing import Any
 
 from whisperdesk.core.gpu import GpuSample, GpuSampler
 from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.units import format_bytes
 
 PROBE_TIMEOUT_S = 60.0
 
@@ -82,6 +83,9 @@ class DoctorReport:
     cuda_run: CudaRunCheck | None  # None when CTranslate2 counts no CUDA device
     models_dir: str
     models: tuple[ModelEntry, ...]
+    configured_model: str  # the model transcription uses (saved settings, or the default)
+    model_available: bool
+    model_status: str  # one line: available where, or why not and what to do
     dirs: dict[str, str]
     gpu_ready: bool
     verdict: str
@@ -476,6 +480,7 @@ def collect_report(
         cuda_run=check_cuda_run(timeout) if count > 0 and ct2_error is None else None,
         models_dir=str(paths.models_dir),
         models=list_models(paths.models_dir),
+        **_configured_model(paths),
         dirs={
             "config": str(paths.config_dir),
             "data": str(paths.data_dir),
@@ -490,13 +495,18 @@ def collect_report(
     return dataclasses.replace(report, gpu_ready=ready, verdict=verdict)
 
 
-def format_bytes(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+def _configured_model(paths: AppPaths) -> dict[str, Any]:
+    from whisperdesk.core.models.resolve import availability
+    from whisperdesk.core.settings import load_settings
+
+    model = load_settings(paths.settings_file)[0].model.model
+    ok, status = availability(model, paths.models_dir)
+    return {"configured_model": model, "model_available": ok, "model_status": status}
+
+
+def _no_nvidia_gpu(report: DoctorReport) -> bool:
+    """Nothing to run CUDA on: its libraries are then optional, not "missing (needed)"."""
+    return report.cuda_device_count == 0 and not report.gpus
 
 
 def _gpu_line(gpu: GpuSample) -> str:
@@ -541,9 +551,14 @@ def format_report(report: DoctorReport) -> str:
     lines += ["", "CUDA libraries"]
     if not report.cuda_libraries:
         lines.append("  none on this platform (no CUDA)")
+    no_gpu = _no_nvidia_gpu(report)
     for lib in report.cuda_libraries:
         role = "needed" if lib.needed else "not used by this CTranslate2 build"
-        if lib.found:
+        if no_gpu and not lib.found:
+            lines.append(
+                f"  {lib.name}: not installed (only needed with an NVIDIA GPU; this computer has none)"
+            )
+        elif lib.found:
             lines.append(f"  {lib.name}: found" + (f" at {lib.path}" if lib.path else "") + f" ({role})")
         else:
             lines.append(f"  {lib.name}: missing ({role}): {lib.error}")
@@ -555,6 +570,7 @@ def format_report(report: DoctorReport) -> str:
         lines.append(
             f"  CUDA run check: {'passed' if report.cuda_run.ok else 'FAILED'}: {report.cuda_run.detail}"
         )
+    lines += ["", "Model", f"  configured: {report.model_status}"]
     lines += ["", f"Model cache: {report.models_dir}"]
     if not report.models:
         lines.append("  no models downloaded yet")

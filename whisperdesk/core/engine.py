@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import threading
 import time
@@ -46,6 +45,9 @@ class EngineEvent:
     config: ModelConfig
     message: str = ""
     seconds: float = 0.0
+    # for "load_failed": the error's class (never the instance: its traceback would keep worker frames and
+    # Qt objects alive until a garbage collection on another thread), so the window can explain it
+    error_type: type[Exception] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,6 @@ class ResolvedDevice:
 def is_local_model_dir(model: str) -> bool:
     path = Path(model).expanduser()
     return path.is_dir() and (path / "model.bin").is_file()
-
-
-def known_model_names() -> list[str]:
-    from faster_whisper.utils import available_models
-
-    return list(available_models())
 
 
 def cuda_device_count() -> int:
@@ -117,34 +113,15 @@ def cpu_fallback_compute_type(compute_type: str) -> str:
 
 
 def resolve_model_path(model: str, models_dir: Path, *, local_files_only: bool = False) -> str:
-    """Return a local folder for ``model``: the folder itself, or the cached/downloaded named model."""
-    if is_local_model_dir(model):
-        return str(Path(model).expanduser())
-    path = Path(model).expanduser()
-    if os.sep in model or model.startswith(".") or path.exists():
-        raise ModelUnavailableError(
-            f"model folder {model} is not a CTranslate2 Whisper model (no model.bin in it); point to a "
-            "converted faster-whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.*)"
-        )
-    names = known_model_names()
-    if model not in names and "/" not in model:
-        raise ModelUnavailableError(
-            f"unknown model {model!r}; use one of {', '.join(names)}, a Hugging Face repo id, or a local "
-            "model folder"
-        )
-    from faster_whisper.utils import download_model
+    """Return a local folder for ``model``: the built-in model, a local folder, or a downloaded named model.
 
-    models_dir.mkdir(parents=True, exist_ok=True)
-    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-    try:
-        return str(download_model(model, cache_dir=str(models_dir), local_files_only=offline))
-    except Exception as exc:  # huggingface_hub raises many types (connection, offline, not found)
-        why = "offline mode is on" if offline else f"download failed ({type(exc).__name__}: {exc})"
-        raise ModelUnavailableError(
-            f"model {model!r} is not in the model cache ({models_dir}) and cannot be downloaded: {why}. "
-            "Connect to the internet once to download it, or use a local model folder, e.g. "
-            "`whisperdesk transcribe --model /path/to/faster-whisper-small FILE`"
-        ) from exc
+    A named model that is not on disk is downloaded only when downloads are allowed (the CLI); the window
+    passes ``local_files_only`` and offers its model manager instead, so no job blocks on a silent download.
+    Every message says what to do in words; the log keeps the technical detail.
+    """
+    from whisperdesk.core.models import resolve
+
+    return str(resolve.resolve(model, models_dir, local_files_only=local_files_only))
 
 
 def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice) -> Any:
@@ -277,11 +254,11 @@ class Engine:
             self._loaded = None  # drop the old model first so two never sit in (GPU) memory together
             model = self._loader(config, path, device)
         except (ModelUnavailableError, ConfigError) as exc:
-            self._emit(EngineEvent("load_failed", config, str(exc)))
+            self._emit(EngineEvent("load_failed", config, str(exc), error_type=type(exc)))
             raise
         except Exception as exc:
             message = f"could not load model {config.model}: {exc}"
-            self._emit(EngineEvent("load_failed", config, message))
+            self._emit(EngineEvent("load_failed", config, message, error_type=ModelLoadError))
             raise ModelLoadError(message) from exc
         self._loaded = _Loaded(config, device, model, path)
         self.load_count += 1

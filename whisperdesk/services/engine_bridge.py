@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from whisperdesk.core.engine import Engine, EngineEvent, is_local_model_dir
+from whisperdesk.core.engine import Engine, EngineEvent
 from whisperdesk.core.errors import ModelUnavailableError
+from whisperdesk.core.models.problems import model_label, plain_message
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ class ModelState:
     kind: str  # one of STATE_KINDS
     model: str
     message: str = ""
-    needs_model: bool = False  # no cached model and no way to download it: offer a local model folder
+    needs_model: bool = False  # the model is not on this disk: offer the built-in model, a download, a folder
 
     @property
     def model_label(self) -> str:
-        return Path(self.model).name if is_local_model_dir(self.model) else self.model
+        return model_label(self.model)
 
     def status_text(self) -> str:
         if self.kind == "loading":
@@ -112,19 +112,19 @@ class EngineBridge(QObject):
     def report_load_error(self, exc: object) -> None:
         """For workers that hit a model error outside the preload (e.g. the first job of the queue)."""
         if isinstance(exc, Exception):
-            self._set_state(
-                ModelState(
-                    "error",
-                    self._engine.config.model,
-                    str(exc),
-                    needs_model=isinstance(exc, ModelUnavailableError),
-                )
-            )
+            self._set_state(self._error_state(self._engine.config.model, type(exc), str(exc)))
 
     def shutdown(self) -> None:
         """Stop listening; the app waits for its pool afterwards."""
         self._engine.remove_listener(self._listener)
         self._again = False
+
+    @staticmethod
+    def _error_state(model: str, error_type: type[BaseException] | None, message: str) -> ModelState:
+        """Plain words for the window; the library's own text goes to the log only."""
+        log.warning("model %s cannot be used: %s", model, message)
+        needs_model = error_type is not None and issubclass(error_type, ModelUnavailableError)
+        return ModelState("error", model, plain_message(error_type, message, model), needs_model=needs_model)
 
     def _set_state(self, state: ModelState) -> None:
         self._state = state
@@ -135,15 +135,10 @@ class EngineBridge(QObject):
         model = event.config.model
         if event.kind == "loading":
             self._set_state(ModelState("loading", model, event.message))
-        elif event.kind == "loaded":
-            self._set_state(ModelState("ready", model, event.message))
+        elif event.kind == "loaded":  # "builtin on cpu (int8)" reads "Built-in (base, …) on cpu (int8)"
+            self._set_state(ModelState("ready", model, event.message.replace(model, model_label(model), 1)))
         elif event.kind == "load_failed":
-            error = getattr(event, "error", None)
-            self._set_state(
-                ModelState(
-                    "error", model, event.message, needs_model=isinstance(error, ModelUnavailableError)
-                )
-            )
+            self._set_state(self._error_state(model, event.error_type, event.message))
         elif event.kind == "fallback":
             self.fallbackOccurred.emit(event.message)
         else:
@@ -169,7 +164,6 @@ class EngineBridge(QObject):
             self._set_state(replace(self._state, needs_model=needs_model or self._state.needs_model))
         else:
             self.report_load_error(exc)
-        log.warning("model could not be loaded: %s", exc)
         self.preloadFinished.emit(False)
         self._continue()
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from whisperdesk.core.engine import Engine, is_local_model_dir
+from whisperdesk.core.engine import Engine
+from whisperdesk.core.models.builtin import BUILTIN
+from whisperdesk.core.models.store import local_folder_problems
 from whisperdesk.core.settings import InvalidSetting, Settings, save_merged
 
 log = logging.getLogger(__name__)
@@ -71,14 +73,29 @@ class SettingsController(QObject):
 
     @Slot(str)
     def use_local_model(self, folder: str) -> bool:
-        """Switch to a local CTranslate2 model folder (the first-run, offline way out)."""
-        if not is_local_model_dir(folder):
+        """Switch to a local CTranslate2 model folder, after checking it has what faster-whisper needs."""
+        problems = local_folder_problems(folder)
+        if problems:
             return self._fail(
-                f"{folder} is not a faster-whisper model folder: it has no model.bin; choose a converted "
-                "CTranslate2 Whisper model folder (model.bin, config.json, tokenizer.json, vocabulary.*)"
+                f"The folder {folder} is not a faster-whisper model folder: {'; '.join(problems)}. Choose a "
+                "converted CTranslate2 Whisper model folder (model.bin, config.json, tokenizer.json, "
+                "vocabulary)."
             )
-        model = dataclasses.replace(self._settings.model, model=str(Path(folder).expanduser()))
-        return self.apply(self._settings.replace(model=model))
+        return self.use_model(str(Path(folder).expanduser()))
+
+    @Slot(str)
+    def use_model(self, model: str) -> bool:
+        """Use ``model`` (a name, "builtin" or a folder) from the next job on; running jobs finish as they are."""
+        if model == self._settings.model.model:
+            self.modelConfigChanged.emit(self._settings.model)  # same model: try loading it again
+            return True
+        return self.apply(
+            self._settings.replace(model=dataclasses.replace(self._settings.model, model=model))
+        )
+
+    @Slot()
+    def use_builtin_model(self) -> bool:
+        return self.use_model(BUILTIN)
 
     def _fail(self, message: str) -> bool:
         log.warning(message)

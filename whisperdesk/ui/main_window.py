@@ -33,7 +33,9 @@ from PySide6.QtWidgets import (
 
 from whisperdesk.core.audio import SUPPORTED_EXTENSIONS
 from whisperdesk.core.intake import IntakeResult, describe_rejections, expand_paths
+from whisperdesk.core.models.builtin import is_builtin
 from whisperdesk.services.engine_bridge import ModelState
+from whisperdesk.ui.model_banner import BUILTIN, DOWNLOAD, FOLDER, RETRY, ModelBanner
 from whisperdesk.ui.notifications import NotificationBanner
 
 CHOOSE_MODEL_ACTION = "choose_model_folder"
@@ -56,13 +58,18 @@ def _local_paths(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[P
 
 class MainWindow(QMainWindow):
     """Signals: filesAdded(list[Path]), pauseRequested(bool), settingsRequested(), benchmarkRequested(),
-    modelFolderChosen(str), quitRequested(), hiddenToTray()."""
+    modelFolderChosen(str), modelRetryRequested(), builtinModelRequested(), modelManagerRequested(),
+    quitRequested(), hiddenToTray()."""
 
     filesAdded = Signal(list)
+    filesAddedWithSpeakers = Signal(list)  # the same, to be transcribed with speaker labels
     pauseRequested = Signal(bool)
     settingsRequested = Signal()
     benchmarkRequested = Signal()
     modelFolderChosen = Signal(str)
+    modelRetryRequested = Signal()
+    builtinModelRequested = Signal()
+    modelManagerRequested = Signal()
     quitRequested = Signal()
     hiddenToTray = Signal()
 
@@ -94,12 +101,15 @@ class MainWindow(QMainWindow):
         self._model_banner = False
         self._banner = NotificationBanner(self)
         self._banner.actionTriggered.connect(self._on_banner_action)
+        self._model_banner_widget = ModelBanner(self)
+        self._model_banner_widget.actionTriggered.connect(self._on_model_banner_action)
         self._drop_hint = QLabel("Drop recordings or folders here, or use Add files… / Add folder…", self)
         self._drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._drop_hint.setEnabled(False)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self._model_banner_widget)
         layout.addWidget(self._banner)
         layout.addWidget(self._drop_hint, 1)
         self._central_layout = layout
@@ -131,11 +141,15 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         self.add_files_action = self._action("Add files…", self.choose_files, QKeySequence.StandardKey.Open)
         self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.add_speakers_action = self._action(
+            "Add files with speaker labels…", self.choose_files_with_speakers
+        )
         self.settings_action = self._action(
             "Settings…", self.settingsRequested, QKeySequence.StandardKey.Preferences
         )
         self.benchmark_action = self._action("Benchmark…", self.benchmarkRequested)
         self.model_folder_action = self._action("Choose local model folder…", self.choose_model_folder)
+        self.models_action = self._action("Models…", self.modelManagerRequested)
         self.quit_action = self._action("Quit", self.request_quit, QKeySequence.StandardKey.Quit)
         self.pause_action = QAction("Pause queue", self)
         self.pause_action.setCheckable(True)
@@ -145,12 +159,12 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addActions([self.add_files_action, self.add_speakers_action, self.add_folder_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         bar.addMenu("&Queue").addAction(self.pause_action)
         tools = bar.addMenu("&Tools")
-        tools.addActions([self.benchmark_action, self.model_folder_action])
+        tools.addActions([self.models_action, self.benchmark_action, self.model_folder_action])
         tools.addSeparator()
         tools.addAction(self.settings_action)
         self._view_menu = bar.addMenu("&View")
@@ -210,6 +224,10 @@ class MainWindow(QMainWindow):
         return self._banner
 
     @property
+    def model_banner(self) -> ModelBanner:
+        return self._model_banner_widget
+
+    @property
     def queue_view(self) -> QWidget | None:
         return self._queue_view
 
@@ -236,23 +254,26 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def set_model_state(self, state: ModelState) -> None:
+        """The status-bar line always; the model banner with every way out while the model cannot load."""
         self._model_label.setText(state.status_text())
         self._model_label.setToolTip(state.message)
+        banner = self._model_banner_widget
         if state.kind == "error":
             self._model_banner = True
-            if state.needs_model:
-                self._banner.show_message(
-                    "No model available",
-                    f"{state.message} You can use a model folder you already have instead.",
-                    "error",
-                    CHOOSE_MODEL_ACTION,
-                    "Choose local model folder…",
-                )
-            else:
-                self._banner.show_message("Model could not be loaded", state.message, "error")
+            actions = (
+                [RETRY, DOWNLOAD, FOLDER] if is_builtin(state.model) else [RETRY, BUILTIN, DOWNLOAD, FOLDER]
+            )
+            title = "No model available" if state.needs_model else "The model could not be loaded"
+            waiting = " Recordings you add wait in the queue and start as soon as a model is ready."
+            banner.show_problem(title, state.message + waiting, actions)
         elif state.kind == "ready" and self._model_banner:
             self._model_banner = False
-            self._banner.dismiss()
+            banner.dismiss()
+
+    def offer_model(self, title: str, text: str) -> None:
+        """A suggestion, not a problem (e.g. a better model for this machine): Download… and dismiss."""
+        if not self._model_banner:
+            self._model_banner_widget.show_offer(title, text, [DOWNLOAD])
 
     @Slot(str)
     def show_warning(self, text: str) -> None:
@@ -278,12 +299,12 @@ class MainWindow(QMainWindow):
         self._close_to_tray = bool(settings.ui.close_to_tray)  # type: ignore[attr-defined]
 
     # --- adding work -----------------------------------------------------------------------------------
-    def add_paths(self, paths: Iterable[Path | str]) -> IntakeResult:
+    def add_paths(self, paths: Iterable[Path | str], *, speakers: bool = False) -> IntakeResult:
         """Queue what can be queued and name what cannot; returns what happened (for callers and tests)."""
         paths = list(paths)
         result = expand_paths(paths)
         if result.supported:
-            self.filesAdded.emit(list(result.supported))
+            (self.filesAddedWithSpeakers if speakers else self.filesAdded).emit(list(result.supported))
         rejected = describe_rejections(result)
         if rejected:
             queued = f" {len(result.supported)} other file(s) were queued." if result.supported else ""
@@ -294,13 +315,18 @@ class MainWindow(QMainWindow):
         return result
 
     @Slot()
-    def choose_files(self) -> None:
+    def choose_files(self, *, speakers: bool = False) -> None:
         patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
         files, _ = QFileDialog.getOpenFileNames(
             self, "Add recordings", "", f"Audio and video ({patterns});;All files (*)"
         )
         if files:
-            self.add_paths(files)
+            self.add_paths(files, speakers=speakers)
+
+    @Slot()
+    def choose_files_with_speakers(self) -> None:
+        """Meetings and interviews: the transcripts say who spoke (number of speakers found automatically)."""
+        self.choose_files(speakers=True)
 
     @Slot()
     def choose_folder(self) -> None:
@@ -385,6 +411,17 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_banner_action(self, action_id: str) -> None:
         if action_id == CHOOSE_MODEL_ACTION:
+            self.choose_model_folder()
+
+    @Slot(str)
+    def _on_model_banner_action(self, action_id: str) -> None:
+        if action_id == RETRY:
+            self.modelRetryRequested.emit()
+        elif action_id == BUILTIN:
+            self.builtinModelRequested.emit()
+        elif action_id == DOWNLOAD:
+            self.modelManagerRequested.emit()
+        elif action_id == FOLDER:
             self.choose_model_folder()
 
     @Slot(bool)

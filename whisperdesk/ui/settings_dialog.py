@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from whisperdesk.core.compute_types import ComputeChoice, best_compute_type, compute_choice
-from whisperdesk.core.engine import is_local_model_dir
+from whisperdesk.core.models.builtin import BUILTIN, BUILTIN_LABEL, is_builtin
+from whisperdesk.core.models.store import local_folder_problems
 from whisperdesk.core.settings import DEVICES, KNOWN_MODELS, OUTPUT_FORMATS, TASKS, InvalidSetting, Settings
 
 LOCAL_MODEL_ITEM = "Local model folder…"
@@ -99,12 +100,12 @@ class SettingsDialog(QDialog):
         page = QWidget(self)
         form = QFormLayout(page)
         self.model_combo = QComboBox(page)
-        self.model_combo.addItems(KNOWN_MODELS)
-        if s.model.model not in KNOWN_MODELS:
-            self.model_combo.addItem(s.model.model)
-        self.model_combo.addItem(LOCAL_MODEL_ITEM)
-        self.model_combo.setCurrentText(s.model.model)
-        self._last_model = s.model.model
+        self.model_combo.addItem(BUILTIN_LABEL, BUILTIN)  # shown by its name, saved as "builtin"
+        for name in KNOWN_MODELS:
+            self.model_combo.addItem(name, name)
+        self.model_combo.addItem(LOCAL_MODEL_ITEM)  # no data: asks for a folder
+        self._select_model(BUILTIN if is_builtin(s.model.model) else s.model.model)
+        self._last_model = self.model_value()
         self.model_combo.activated.connect(self._on_model_activated)
         self.device_combo = QComboBox(page)
         self.device_combo.addItems(DEVICES)
@@ -214,27 +215,38 @@ class SettingsDialog(QDialog):
         self._wanted_compute = self.compute_combo.currentText()
         self._refresh_compute_types()
 
+    def model_value(self) -> str:
+        """The settings value of the chosen model ("builtin", a name or a folder)."""
+        data = self.model_combo.currentData()
+        return data if isinstance(data, str) else self.model_combo.currentText()
+
+    def _select_model(self, value: str) -> None:
+        index = self.model_combo.findData(value)
+        if index < 0:  # a folder or a hub repo id: listed above "Local model folder…"
+            index = self.model_combo.count() - 1
+            self.model_combo.insertItem(index, value, value)
+        self.model_combo.setCurrentIndex(index)
+
     @Slot(int)
     def _on_model_activated(self, _index: int) -> None:
-        if self.model_combo.currentText() != LOCAL_MODEL_ITEM:
-            self._last_model = self.model_combo.currentText()
+        if self.model_combo.currentData() is not None:
+            self._last_model = self.model_value()
             return
-        self.model_combo.setCurrentText(self._last_model)
+        self._select_model(self._last_model)
         folder = self._choose_directory(self, "Choose a faster-whisper (CTranslate2) model folder")
         if folder:
             self.set_local_model(folder)
 
     def set_local_model(self, folder: str) -> bool:
         """Select a local model folder if it holds a CTranslate2 model; otherwise say what is wrong."""
-        if not is_local_model_dir(folder):
+        problems = local_folder_problems(folder)
+        if problems:
             self._show_error(
-                f"{folder} is not a faster-whisper model folder (no model.bin in it); choose a converted "
-                "CTranslate2 Whisper model folder"
+                f"The folder {folder} is not a faster-whisper model folder: {'; '.join(problems)}. Choose a "
+                "converted CTranslate2 Whisper model folder."
             )
             return False
-        if self.model_combo.findText(folder) < 0:
-            self.model_combo.insertItem(self.model_combo.count() - 1, folder)
-        self.model_combo.setCurrentText(folder)
+        self._select_model(folder)
         self._last_model = folder
         self._error.hide()
         return True
@@ -257,7 +269,7 @@ class SettingsDialog(QDialog):
         return s.replace(
             model=dataclasses.replace(
                 s.model,
-                model=self.model_combo.currentText(),
+                model=self.model_value(),
                 device=self.device_combo.currentText(),
                 compute_type=self.compute_combo.currentText(),
                 batch_size=self.batch_spin.value(),
