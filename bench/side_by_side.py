@@ -1,113 +1,293 @@
-"""The side-by-side benchmark of issue 5, runnable from a fresh checkout with nothing downloaded.
+"""The side-by-side: WhisperDesk's own path against faster-whisper's, and the raw CTranslate2 floor.
 
-It builds (once, offline) a random-weight Whisper model of the requested shape and a synthetic espeak-ng
-corpus of voice memos and talks, then times on the same files, model and decoding options:
+On one spoken corpus with known text (voice memos, talks and a lecture by espeak-ng), the same model and
+the app's default decoding options, it times
 
   (a) WhisperModel.transcribe, file after file
-  (b) faster-whisper's BatchedInferencePipeline, file after file
-  (c) WhisperDesk's scheduler with every file queued
-  (d) the floor: raw CTranslate2 encode + generate over (c)'s windows at the best batch sizes
+  (b) faster-whisper's BatchedInferencePipeline, file after file (batch 8)
+  (c) the app's own path: the files queued for the job processor at the app's default batch size and its
+      worker count for it, transcripts written (whisperdesk.benchmark.app_path)
+  (d) the floor: raw CTranslate2 encode + generate over the app's windows at the best batch sizes (floor.py)
 
-and prints audio-seconds per second, c/a, c/b, c/d, peak memory, and the RSS check over 200 queued files.
+and prints audio-seconds per wall-second, peak RSS and word error rate for each, with c/a, c/b and c/d.
 
-    python bench/side_by_side.py                                    # 2-core CPU target: tiny shape, 21 min
-    python bench/side_by_side.py --shape large-v3 --device cuda --compute-type int8_float16
+    python -m bench.side_by_side --model tiny.en            # quick: ~4 min of speech
+    python -m bench.side_by_side --model base --full        # the full corpus (~20 min, a 8-min lecture)
 
-Results are recorded in BENCHMARKS.md.
+``--model`` takes tiny.en or base (the pinned real weights, see whisperdesk.devtools.real_models), a
+CTranslate2 model folder, or random-SHAPE (random-large-v3 on a GPU: real compute, meaningless WER). Results are recorded in BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
+import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from whisperdesk.core.bench import (
-    BENCH_OPTIONS,
-    SideBySideRequest,
-    format_side_by_side,
-    run_side_by_side,
-    short_memos,
-    synthetic_corpus,
-    to_json,
-)
+from whisperdesk.benchmark.app_path import run_app_path
+from whisperdesk.benchmark.corpus import CorpusFile, references, synthetic_corpus
+from whisperdesk.benchmark.matrix import options_line
+from whisperdesk.benchmark.memory import Peak, PeakWatch, mb
+from whisperdesk.benchmark.run import score_texts
+from whisperdesk.benchmark.wer import Score
 from whisperdesk.core.paths import AppPaths
-from whisperdesk.core.settings import DecodeOptions
+from whisperdesk.core.queue.workers import workers_for
+from whisperdesk.core.settings import DecodeOptions, ModelConfig, Settings
+
+from .floor import measure_floor
+
+_SR = 16000
+QUICK_MINUTES = 4.0
+FULL_MINUTES = 20.0
 
 
-def _model(shape: str, given: str | None, cache: Path) -> str:
-    if given:
-        return given
-    from whisperdesk.devtools.random_model import build_random_whisper_model
+@dataclass(frozen=True)
+class RunResult:
+    name: str  # "a" | "b" | "c" | "d"
+    label: str
+    wall_seconds: float
+    audio_seconds: float
+    peak: Peak | None
+    wer: Score | None
+    detail: str = ""
 
-    folder = cache / "bench-models" / f"random-{shape}"
-    if not (folder / "model.bin").is_file():
-        print(f"building a random-weight {shape}-shaped model in {folder} ...", file=sys.stderr)
-        build_random_whisper_model(folder, shape=shape)
-    return str(folder)
+    @property
+    def speed(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+def _sequential(model: Any, files: Sequence[Path], options: DecodeOptions) -> tuple[float, dict[Path, str]]:
+    from whisperdesk.core.engine import whisper_kwargs
+
+    audio, texts = 0.0, {}
+    for path in files:
+        segments, info = model.transcribe(str(path), **whisper_kwargs(options))
+        texts[path] = " ".join(s.text for s in segments)
+        audio += info.duration
+    return audio, texts
+
+
+def _batched(
+    model: Any, files: Sequence[Path], options: DecodeOptions, batch_size: int
+) -> tuple[float, dict[Path, str]]:
+    from faster_whisper import BatchedInferencePipeline
+
+    from whisperdesk.core.audio import decode
+    from whisperdesk.core.engine import whisper_kwargs
+
+    pipeline = BatchedInferencePipeline(model)
+    audio, texts = 0.0, {}
+    for path in files:
+        samples = decode(path)
+        kwargs = whisper_kwargs(options)
+        if not options.vad:
+            seconds = len(samples) / _SR
+            kwargs["clip_timestamps"] = [
+                {"start": s, "end": min(s + 30.0, seconds)} for s in range(0, int(seconds) + 1, 30)
+            ]
+        segments, info = pipeline.transcribe(samples, batch_size=batch_size, **kwargs)
+        texts[path] = " ".join(s.text for s in segments)
+        audio += info.duration
+    return audio, texts
+
+
+def _model_path(name: str) -> str:
+    """A model folder; ``tiny.en``/``base`` are the pinned real weights, ``random-SHAPE`` (e.g.
+    ``random-large-v3``, for a GPU's memory and speed) a random-weight model built once: its WER is
+    meaningless, its compute is real."""
+    if Path(name).is_dir():
+        return name
+    if name.startswith("random-"):
+        from whisperdesk.devtools.random_model import build_random_whisper_model
+
+        folder = AppPaths.default().cache_dir / "bench-models" / name
+        if not (folder / "model.bin").is_file():
+            build_random_whisper_model(folder, shape=name.removeprefix("random-"))
+        return str(folder)
+    from whisperdesk.devtools.real_models import fetch
+
+    return str(fetch(name))
+
+
+def run(args: argparse.Namespace, corpus: list[CorpusFile], say: Callable[[str], None]) -> dict[str, Any]:
+    from whisperdesk.core.batching.layout import cpu_batching_layout, physical_cores
+    from whisperdesk.core.engine import Engine, resolve_device
+
+    files = tuple(f.path for f in corpus)
+    known = references(corpus)
+    options = DecodeOptions(beam_size=args.beam_size)  # otherwise the app's defaults
+    threads = args.cpu_threads or physical_cores()
+    app = Settings().model
+    config = ModelConfig(
+        model=_model_path(args.model),
+        device=args.device,
+        compute_type=args.compute_type,
+        batch_size=app.batch_size,
+        cpu_threads=threads,
+    )
+    device = resolve_device(config)
+    models_dir = AppPaths.default().cache_dir / "models"
+    say("loading the models")
+    plain = Engine(dataclasses.replace(config, device=device.device, batch_size=1), models_dir)
+    model_ab = plain.model()
+    engine = Engine(dataclasses.replace(config, device=device.device), models_dir)  # the app's own loader
+    model_c = engine.model()
+    workers = workers_for(config.batch_size)
+    settings = Settings(model=engine.config, decode=options)
+    intra, ct2_workers = cpu_batching_layout(threads) if device.device == "cpu" else (0, 1)
+    one = f"1 worker × {threads} threads" if device.device == "cpu" else "1 GPU worker"
+    batching = f"{ct2_workers} workers × {intra} threads" if device.device == "cpu" else "1 GPU worker"
+
+    def app_path() -> tuple[float, dict[Path, str]]:
+        result = run_app_path(engine, settings, files)
+        if result.failed:
+            raise RuntimeError(f"(c) jobs failed: {'; '.join(result.failed[:3])}")
+        return result.audio_seconds, result.texts
+
+    paths: list[tuple[str, str, Callable[[], tuple[float, dict[Path, str]]], str]] = [
+        ("a", "WhisperModel.transcribe, file after file", lambda: _sequential(model_ab, files, options), one),
+        (
+            "b",
+            f"BatchedInferencePipeline (batch {args.baseline_batch_size}), file after file",
+            lambda: _batched(model_ab, files, options, args.baseline_batch_size),
+            one,
+        ),
+        (
+            "c",
+            f"WhisperDesk app path (batch {config.batch_size}, {workers} job threads)",
+            app_path,
+            f"job processor over a job store, {workers} job threads; {batching}",
+        ),
+    ]
+    say("warming up")
+    warm = min(files, key=lambda p: p.stat().st_size)
+    _sequential(model_ab, [warm], options)
+    _batched(model_ab, [warm], options, args.baseline_batch_size)
+    run_app_path(engine, settings, [warm])
+
+    walls: dict[str, list[float]] = {name: [] for name, *_ in paths}
+    results: dict[str, tuple[float, dict[Path, str], Peak | None]] = {}
+    for rep in range(max(1, args.repeat)):  # interleaved: a busy spell on a shared machine hits every path
+        for name, label, fn, _detail in paths:
+            say(f"({name}) {label}, run {rep + 1} of {args.repeat}")
+            watch = PeakWatch()
+            with watch.watch():
+                began = time.monotonic()
+                audio, texts = fn()
+                walls[name].append(time.monotonic() - began)
+            previous = results.get(name)
+            peak = watch.result
+            if previous is not None and previous[2] is not None and peak is not None:
+                peak = max(previous[2], peak, key=lambda p: p.rss_bytes)
+            results[name] = (audio, texts, peak)
+    engine.close()
+    runs = {}
+    for name, label, _fn, detail in paths:
+        audio, texts, peak = results[name]
+        best = min(walls[name])
+        detail += f"; runs {', '.join(f'{w:.1f}' for w in walls[name])} s" if len(walls[name]) > 1 else ""
+        runs[name] = RunResult(name, label, best, audio, peak, score_texts(texts, known), detail)
+
+    say("(d) floor: raw CTranslate2 encode + generate")
+    layouts = [(model_ab, 1, one)] + ([(model_c, ct2_workers, batching)] if model_c is not model_ab else [])
+    watch = PeakWatch()
+    with watch.watch():
+        floor = measure_floor(layouts, files, options)
+    runs["d"] = RunResult(
+        "d",
+        f"floor: raw CTranslate2 encode + generate ({floor.windows} windows)",
+        floor.seconds,
+        floor.audio_seconds,
+        watch.result,
+        score_texts(floor.texts, known),
+        floor.detail,
+    )
+    return {
+        "model": args.model,
+        "compute_type": args.compute_type,
+        "device": device.device,
+        "options": options,
+        "files": len(files),
+        "kinds": {k: sum(1 for f in corpus if f.kind == k) for k in ("memo", "talk", "lecture")},
+        "audio_seconds": runs["c"].audio_seconds,
+        "runs": runs,
+    }
+
+
+def _ratio(runs: dict[str, RunResult], top: str, bottom: str) -> float:
+    return runs[top].speed / runs[bottom].speed if runs[bottom].speed > 0 else 0.0
+
+
+def format_report(report: dict[str, Any], load: tuple[float, float]) -> str:
+    runs: dict[str, RunResult] = report["runs"]
+    kinds = report["kinds"]
+    lines = [
+        f"model {report['model']} ({report['compute_type']}) on {report['device']}; {report['files']} files "
+        f"({kinds['memo']} memos, {kinds['talk']} talks, {kinds['lecture']} lecture), "
+        f"{report['audio_seconds'] / 60:.1f} min of speech; {options_line(report['options'])}",
+        "",
+        f"{'run':<4}{'what':<62}{'wall s':>8}{'audio s/s':>11}{'WER':>8}{'peak RSS':>11}  detail",
+    ]
+    for r in runs.values():
+        lines.append(
+            f"({r.name}) {r.label:<61}{r.wall_seconds:>8.1f}{r.speed:>11.1f}{(str(r.wer) if r.wer else 'n/a'):>8}"
+            f"{mb(r.peak.rss_bytes if r.peak else None):>11}  {r.detail}"
+        )
+    ca, cb, cd = _ratio(runs, "c", "a"), _ratio(runs, "c", "b"), _ratio(runs, "c", "d")
+    lines += [
+        "",
+        f"c/a = {ca:.2f} (target >= 2.5: {'met' if ca >= 2.5 else 'NOT met'})",
+        f"c/b = {cb:.2f} (target >= 1.4: {'met' if cb >= 1.4 else 'NOT met'})",
+        f"c/d = {cd:.2f} (target >= 0.85: {'met' if cd >= 0.85 else 'NOT met'})",
+        f"machine load (1-min average) {load[0]:.2f} at start, {load[1]:.2f} at end: figures from a busy "
+        "machine are low and noisy",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--shape", default="tiny", help="random model shape: micro, tiny, large-v3 (default tiny)"
-    )
-    parser.add_argument("--model", help="use this CTranslate2 model folder instead of a random one")
-    parser.add_argument("--minutes", type=float, default=21.0, help="synthetic corpus length (default 21)")
+    parser.add_argument("--model", default="tiny.en", help="tiny.en, base, random-SHAPE or a model folder")
+    parser.add_argument("--minutes", type=float, default=QUICK_MINUTES, help="corpus length (default 4)")
+    parser.add_argument("--full", action="store_true", help=f"the full corpus ({FULL_MINUTES:g} min)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--compute-type", default="int8")
     parser.add_argument("--cpu-threads", type=int, default=0, help="0: the physical core count")
-    parser.add_argument("--batch-size", type=int, default=8, help="(c)'s batch size (default 8)")
+    parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--baseline-batch-size", type=int, default=8, help="(b)'s batch size (default 8)")
-    parser.add_argument("--beam-size", type=int, default=BENCH_OPTIONS.beam_size)
-    parser.add_argument("--max-new-tokens", type=int, default=BENCH_OPTIONS.max_new_tokens)
-    parser.add_argument("--memory-jobs", type=int, default=200)
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs of (a), (b), (c), interleaved; fastest counts"
-    )
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved runs of (a)-(c); fastest counts")
+    parser.add_argument("--corpus-dir", type=Path, help="where the corpus is cached (default: app cache)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-
-    cache = AppPaths.default().cache_dir
-    model = _model(args.shape, args.model, cache)
-    corpus = synthetic_corpus(cache / "bench-corpus", args.minutes, seed=args.seed)
-    memos = tuple(short_memos(cache / "bench-corpus"))
-    options = DecodeOptions(beam_size=args.beam_size, temperature=(0.0,), max_new_tokens=args.max_new_tokens)
-    request = SideBySideRequest(
-        files=tuple(f.path for f in corpus),
-        model=model,
-        models_dir=cache / "models",
-        device=args.device,
-        compute_type=args.compute_type,
-        cpu_threads=args.cpu_threads,
-        options=options,
-        batch_size=args.batch_size,
-        baseline_batch_size=args.baseline_batch_size,
-        memory_jobs=args.memory_jobs,
-        memory_files=memos,
-        repeat=max(1, args.repeat),
-    )
     started = time.monotonic()
 
-    def progress(message: str, fraction: float) -> None:
+    def say(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    report = run_side_by_side(request, progress=progress)
-    talks = sum(1 for f in corpus if f.kind == "talk")
-    print(
-        f"corpus: {len(corpus) - talks} memos of 10-60 s and {talks} talks of 3-6 min "
-        f"({sum(f.seconds for f in corpus) / 60:.1f} min, espeak-ng, seed {args.seed})"
-    )
-    print(format_side_by_side(report))
+    folder = args.corpus_dir or AppPaths.default().cache_dir / "bench-corpus"
+    say("making (or reusing) the corpus")
+    corpus = synthetic_corpus(folder, FULL_MINUTES if args.full else args.minutes, seed=args.seed)
+    load_start = os.getloadavg()[0]
+    report = run(args, corpus, say)
+    print(format_report(report, (load_start, os.getloadavg()[0])))
     if args.json:
-        args.json.write_text(to_json(report) + "\n", encoding="utf-8")
+        data = {**report, "options": dataclasses.asdict(report["options"])}
+        data["runs"] = {k: dataclasses.asdict(v) for k, v in report["runs"].items()}
+        data["ratios"] = {k: _ratio(report["runs"], "c", k) for k in "abd"}
+        args.json.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     return 0
 
 

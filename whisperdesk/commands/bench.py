@@ -1,9 +1,10 @@
-"""`whisperdesk bench`: which compute type and batch size are fastest here, and how the scheduler compares.
+"""`whisperdesk bench`: which compute type and batch size are fastest here, on the app's own path.
 
-Without ``--baseline`` it prints compute type × batch size (audio-seconds per second, realtime factor, model
-load time, peak RSS / VRAM) and recommends a setting. With ``--baseline`` it runs the side-by-side: (a)
-``WhisperModel.transcribe`` file after file, (b) faster-whisper's batched pipeline file after file, (c)
-WhisperDesk's scheduler, (d) the raw CTranslate2 floor, plus the memory check over a queue of short files.
+It prints compute type × batch size (audio-seconds per second, word error rate where the texts are known,
+realtime factor, model load time, peak RSS / VRAM, job threads) and recommends a setting. Every row runs
+the files through the job processor with the app's worker count and the decoding settings the app would
+use. The research side-by-side against faster-whisper and the raw CTranslate2 floor is
+``python -m bench.side_by_side`` in a source checkout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 from whisperdesk.commands.options import InvalidSetting, add_decode_options, settings_from_args
 from whisperdesk.commands.progress import TerminalProgress
@@ -59,7 +59,7 @@ def _minutes(text: str) -> float:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="time compute types × batch sizes on this machine (or --baseline: the side-by-side)",
+        help="time compute types × batch sizes on this machine, on the app's own path",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -77,33 +77,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument(
         "--compute-types",
         type=_compute_list,
-        help="comma list (default int8,int8_float16,float16,float32; --baseline: the first, else the "
-        "settings' compute type); unsupported ones are listed as skipped",
+        help="comma list (default int8,int8_float16,float16,float32); unsupported ones are listed as skipped",
     )
     group.add_argument(
         "--batch-sizes", type=_int_list, default=(1, 4, 8, 16), help="comma list (default 1,4,8,16)"
     )
-    group.add_argument(
-        "--encode-batch-size", type=int, help="encoder batch (default: 1 on CPU, the batch on GPU)"
-    )
-    base = parser.add_argument_group("side by side")
-    base.add_argument("--baseline", action="store_true", help="run the side-by-side (a, b, c, d) instead")
-    base.add_argument(
-        "--batch-size", type=int, default=16, help="(c)'s batch size with --baseline (default 16)"
-    )
-    base.add_argument(
-        "--baseline-batch-size", type=int, help="(b)'s batch size (default: same as --batch-size)"
-    )
-    base.add_argument(
-        "--repeat",
-        type=int,
-        default=1,
-        help="runs of (a), (b), (c), interleaved; the fastest counts (default 1)",
-    )
-    base.add_argument(
+    parser.add_argument(
         "--memory-jobs",
         type=int,
-        help="queue this many short files at once and report RSS growth (baseline: 200)",
+        default=0,
+        help="also queue this many short files at once and report RSS growth (default: off)",
     )
     add_decode_options(parser)
     parser.add_argument("--json", type=Path, dest="json_path", help="also write the results as JSON here")
@@ -111,37 +94,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _files(args: argparse.Namespace, paths: AppPaths) -> list[Path]:
-    from whisperdesk.core.bench import synthetic_corpus
+def _files(args: argparse.Namespace, paths: AppPaths) -> tuple[list[Path], dict[Path, str]]:
+    """The files to time and the texts known for them (those of the synthetic corpus)."""
+    from whisperdesk.benchmark.corpus import references, synthetic_corpus
 
     files = [Path(f) for f in args.files]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise WhisperDeskError(f"not a file: {', '.join(missing)}; pass recordings, or --synthetic MINUTES")
+    known: dict[Path, str] = {}
     if args.synthetic:
-        files += [
-            c.path for c in synthetic_corpus(paths.cache_dir / "bench-corpus", args.synthetic, seed=args.seed)
-        ]
+        corpus = synthetic_corpus(paths.cache_dir / "bench-corpus", args.synthetic, seed=args.seed)
+        files += [c.path for c in corpus]
+        known = references(corpus)
     if not files:
         raise WhisperDeskError(
             "nothing to time: pass recordings, or --synthetic MINUTES for a generated corpus"
         )
-    return files
+    return files, known
 
 
 def run(args: argparse.Namespace) -> int:
-    from whisperdesk.core import bench
+    from whisperdesk.benchmark import matrix
+    from whisperdesk.benchmark.corpus import short_memos
+    from whisperdesk.benchmark.run import run_matrix
 
     paths = AppPaths.default().ensure()
     setup_logging(
         paths.log_dir, stderr=sys.stderr, stderr_level=logging.INFO if args.verbose else logging.WARNING
     )
     saved, _problems = load_settings(paths.settings_file)
-    # Comparable runs by default: one temperature, a fixed token budget (overridable on the command line).
-    if args.temperature is None:
-        args.temperature = bench.BENCH_OPTIONS.temperature
-    if args.max_new_tokens is None:
-        args.max_new_tokens = bench.BENCH_OPTIONS.max_new_tokens
     try:
         settings = settings_from_args(saved, args)
     except InvalidSetting as exc:
@@ -156,45 +138,24 @@ def run(args: argparse.Namespace) -> int:
         bar.update(fraction, 1.0)
 
     try:
-        files = _files(args, paths)
+        files, known = _files(args, paths)
         memos = (
-            tuple(bench.short_memos(paths.cache_dir / "bench-corpus"))
-            if args.baseline or args.memory_jobs
-            else ()
+            tuple(f.path for f in short_memos(paths.cache_dir / "bench-corpus")) if args.memory_jobs else ()
         )
-        if args.baseline:
-            request = bench.SideBySideRequest(
-                files=tuple(files),
-                model=model.model,
-                models_dir=paths.models_dir,
-                compute_type=args.compute_types[0] if args.compute_types else model.compute_type,
-                cpu_threads=model.cpu_threads,
-                options=settings.decode,
-                batch_size=args.batch_size,
-                baseline_batch_size=args.baseline_batch_size or args.batch_size,
-                encode_batch_size=args.encode_batch_size,
-                memory_jobs=200 if args.memory_jobs is None else args.memory_jobs,
-                memory_files=memos,
-                repeat=max(1, args.repeat),
-            )
-            report: Any = bench.run_side_by_side(request, progress=progress)
-            text = bench.format_side_by_side(report)
-        else:
-            matrix = bench.BenchRequest(
-                files=tuple(files),
-                model=model.model,
-                models_dir=paths.models_dir,
-                device=model.device,
-                compute_types=args.compute_types or bench.DEFAULT_COMPUTE_TYPES,
-                batch_sizes=args.batch_sizes,
-                options=settings.decode,
-                cpu_threads=model.cpu_threads,
-                encode_batch_size=args.encode_batch_size,
-                memory_jobs=args.memory_jobs or 0,
-                memory_files=memos,
-            )
-            report = bench.run_matrix(matrix, progress=progress)
-            text = bench.format_matrix(report)
+        request = matrix.BenchRequest(
+            files=tuple(files),
+            model=model.model,
+            models_dir=paths.models_dir,
+            device=model.device,
+            compute_types=args.compute_types or matrix.DEFAULT_COMPUTE_TYPES,
+            batch_sizes=args.batch_sizes,
+            options=settings.decode,
+            cpu_threads=model.cpu_threads,
+            references=known,
+            memory_jobs=max(0, args.memory_jobs),
+            memory_files=memos,
+        )
+        report = run_matrix(request, progress=progress)
     except (WhisperDeskError, ValueError) as exc:
         bar.finish()
         print(f"whisperdesk: error: {exc}", file=sys.stderr)
@@ -204,10 +165,10 @@ def run(args: argparse.Namespace) -> int:
         print("whisperdesk: bench canceled", file=sys.stderr)
         return 130
     bar.finish()
-    print(text)
+    print(matrix.format_matrix(report))
     if args.json_path:
         try:
-            args.json_path.write_text(bench.to_json(report) + "\n", encoding="utf-8")
+            args.json_path.write_text(matrix.to_json(report) + "\n", encoding="utf-8")
         except OSError as exc:
             print(f"whisperdesk: error: {args.json_path}: cannot write JSON: {exc.strerror}", file=sys.stderr)
             return 1

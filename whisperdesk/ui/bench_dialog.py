@@ -1,17 +1,16 @@
 """Tools → Benchmark: the `whisperdesk bench` compute type × batch size table, run off the GUI thread.
 
-The run goes through whisperdesk.core.bench.run_matrix on the dialog's own one-thread pool; its progress and
-result come back through a signals object the dialog owns. "Use recommended" hands the winning compute type
+The run goes through services' BenchRunner (the app's own path, off the GUI thread); its progress and result
+come back as signals. "Use recommended" hands the winning compute type
 and batch size to the caller, which applies them like any settings change (the queue is kept).
 """
 
 from __future__ import annotations
 
-import tempfile
-import threading
 from pathlib import Path
+from typing import Protocol
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,59 +28,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from whisperdesk.core.bench import DEFAULT_BATCH_SIZES, DEFAULT_COMPUTE_TYPES, BenchReport, BenchRequest
-from whisperdesk.core.engine import Engine
-from whisperdesk.core.errors import Cancelled, WhisperDeskError
+from whisperdesk.benchmark.matrix import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_COMPUTE_TYPES,
+    BenchReport,
+    BenchRequest,
+    format_matrix,
+)
 from whisperdesk.core.settings import Settings
+from whisperdesk.services.bench_runner import BenchRunner
 
 
-class _Signals(QObject):
-    progress = Signal(str, float)
-    finished = Signal(object)  # BenchReport
-    failed = Signal(str)
+class _HasModelsDir(Protocol):
+    """What the dialog needs of the engine: where models are cached (it never runs the engine)."""
 
-
-class _BenchTask(QRunnable):
-    def __init__(
-        self,
-        request: BenchRequest | None,
-        synthetic_minutes: float,
-        base: BenchRequest,
-        signals: _Signals,
-        cancel: threading.Event,
-    ) -> None:
-        super().__init__()
-        self._request = request
-        self._minutes = synthetic_minutes
-        self._base = base
-        self._signals = signals
-        self._cancel = cancel
-
-    def run(self) -> None:
-        from whisperdesk.core.bench import run_matrix, synthetic_corpus
-
-        try:
-            request = self._request
-            with tempfile.TemporaryDirectory(prefix="whisperdesk-bench-") as scratch:
-                if request is None:
-                    self._signals.progress.emit("making the synthetic corpus", 0.0)
-                    corpus = synthetic_corpus(Path(scratch), self._minutes)
-                    request = _with_files(self._base, tuple(f.path for f in corpus))
-                report = run_matrix(request, progress=self._signals.progress.emit, cancel=self._cancel)
-        except Cancelled:
-            self._signals.failed.emit("benchmark canceled")
-        except (WhisperDeskError, ValueError, OSError) as exc:
-            self._signals.failed.emit(str(exc))
-        except Exception as exc:  # a worker must report, never die silently
-            self._signals.failed.emit(f"unexpected error: {type(exc).__name__}: {exc}")
-        else:
-            self._signals.finished.emit(report)
-
-
-def _with_files(base: BenchRequest, files: tuple[Path, ...]) -> BenchRequest:
-    import dataclasses
-
-    return dataclasses.replace(base, files=files)
+    @property
+    def models_dir(self) -> Path: ...
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -98,20 +60,17 @@ def _parse_sizes(text: str) -> tuple[int, ...]:
 class BenchmarkDialog(QDialog):
     recommendationChosen = Signal(str, int)  # compute type, batch size
 
-    def __init__(self, engine: Engine, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, engine: _HasModelsDir, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Benchmark compute types and batch sizes")
         self._engine = engine
         self._settings = settings
         self._files: tuple[Path, ...] = ()
         self._report: BenchReport | None = None
-        self._cancel = threading.Event()
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._signals = _Signals(self)
-        self._signals.progress.connect(self._on_progress)
-        self._signals.finished.connect(self._on_finished)
-        self._signals.failed.connect(self._on_failed)
+        self._runner = BenchRunner(self)
+        self._runner.signals.progress.connect(self._on_progress)
+        self._runner.signals.finished.connect(self._on_finished)
+        self._runner.signals.failed.connect(self._on_failed)
         self._build()
 
     def _build(self) -> None:
@@ -183,7 +142,7 @@ class BenchmarkDialog(QDialog):
 
     @property
     def running(self) -> bool:
-        return self._pool.activeThreadCount() > 0
+        return self._runner.running
 
     @property
     def report(self) -> BenchReport | None:
@@ -209,21 +168,18 @@ class BenchmarkDialog(QDialog):
             compute_types=types,
             batch_sizes=sizes,
             cpu_threads=model.cpu_threads,
+            options=self._settings.decode,
         )
-        self._cancel = threading.Event()
         self._report = None
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.apply_button.setEnabled(False)
         self.output.clear()
-        task = _BenchTask(
-            base if self._files else None, self.minutes.value(), base, self._signals, self._cancel
-        )
-        self._pool.start(task)
+        self._runner.start(base, self.minutes.value())
 
     @Slot()
     def cancel(self) -> None:
-        self._cancel.set()
+        self._runner.cancel()
         self.status.setText("canceling after the current step…")
 
     @Slot(str, float)
@@ -233,8 +189,6 @@ class BenchmarkDialog(QDialog):
 
     @Slot(object)
     def _on_finished(self, report: BenchReport) -> None:
-        from whisperdesk.core.bench import format_matrix
-
         self._report = report
         self.output.setPlainText(format_matrix(report))
         self.status.setText(report.recommendation)
@@ -262,6 +216,5 @@ class BenchmarkDialog(QDialog):
 
     def done(self, result: int) -> None:
         """Closing the dialog cancels a run and waits for the worker, so no thread outlives it."""
-        self._cancel.set()
-        self._pool.waitForDone()
+        self._runner.shutdown()
         super().done(result)
