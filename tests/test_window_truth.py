@@ -349,3 +349,18 @@ def test_a_reset_settings_file_is_said_in_the_window(qtbot: QtBot, paths: AppPat
     assert banner.showing and window.banner.showing
     banner.dismiss()
     assert not banner.showing
+
+
+def test_the_status_line_while_running_says_failed_and_canceled_apart(
+    store: JobStore, tmp_path: Path
+) -> None:
+    from whisperdesk.core.queue_stats import summarize
+
+    jobs = [store.add(recording(tmp_path / "in", f"r{i}.wav", 0.5, seed=i)).job for i in range(4)]
+    for _ in range(4):
+        store.claim_next()
+    store.mark_canceled(jobs[0].id)
+    store.mark_failed(jobs[1].id, "could not decode: damaged header")
+    store.mark_done(jobs[2].id, outputs=[], duration=0.5, language="en", processing_time=0.1)
+    text = summarize(store.list(), store.clock.time()).text()
+    assert text.startswith("Queue: 1 of 4 done · 1 failed · 1 canceled · 1 running")
