@@ -34,6 +34,7 @@ from whisperdesk.services.model_queue_guard import ModelQueueGuard
 from whisperdesk.services.notifier import Notifier
 from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.services.settings_controller import SettingsController
+from whisperdesk.services.speaker_renamer import SpeakerRenamer
 from whisperdesk.services.store_feed import StoreFeed
 from whisperdesk.services.watcher_bridge import WatcherBridge
 from whisperdesk.ui.gpu_panel import GpuPanel
@@ -120,6 +121,7 @@ class Desktop(QObject):
         self.view = JobQueueView(self.model)
         self.processor = JobProcessor(self.store, self.engine, OutputLedger.default(paths), self._settings)
         self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
+        self.renamer = SpeakerRenamer(self.store, OutputLedger.default(paths), self._settings, self)
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -179,6 +181,10 @@ class Desktop(QObject):
         runner.jobFailed.connect(self._on_job_failed)
         runner.queueDrained.connect(self._on_queue_drained)
         window.filesAdded.connect(runner.add_files)
+        window.filesAddedWithSpeakers.connect(self._on_files_with_speakers)
+        view.speakersRenamed.connect(self.renamer.rename)
+        self.renamer.renamed.connect(self._on_speakers_renamed)
+        self.renamer.failed.connect(window.show_warning)
         # Pause: the runner alone holds the state; the window and the tray ask it and show its answer.
         window.pauseRequested.connect(runner.set_paused)
         runner.pausedChanged.connect(window.set_paused)
@@ -277,6 +283,17 @@ class Desktop(QObject):
             "WhisperDesk is still running", "The queue keeps going; quit from the tray menu."
         )
 
+    @Slot(list)
+    def _on_files_with_speakers(self, paths: list[object]) -> None:
+        from whisperdesk.core.processor import job_settings
+
+        self.runner.add_paths(paths, job_settings(self._settings(), speakers="auto"))
+
+    @Slot(int, str)
+    def _on_speakers_renamed(self, job_id: int, summary: str) -> None:
+        self.model.refresh_speakers(job_id)
+        log.info("%s", summary)
+
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
         self.window.set_queue_summary(text, None if fraction < 0 else fraction)
@@ -334,6 +351,7 @@ class Desktop(QObject):
         self.poller.stop()
         self.watcher.shutdown()
         self.runner.shutdown()
+        self.renamer.wait()
         self.summary.shutdown()
         self.model.close()
         self.feed.close()

@@ -14,6 +14,7 @@ from whisperdesk.core.settings import (
     InvalidSetting,
     Settings,
 )
+from whisperdesk.core.speakers.count import InvalidSpeakerCount, SpeakerCount, parse_speaker_count
 
 
 def _positive_int(text: str) -> int:
@@ -86,6 +87,23 @@ def add_output_options(parser: argparse.ArgumentParser, *, formats: bool = True)
     group.add_argument("--max-line-length", type=int, dest="max_line_length")
 
 
+def _speaker_count(text: str) -> SpeakerCount:
+    try:
+        return parse_speaker_count(text)
+    except InvalidSpeakerCount as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_speaker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("speakers")
+    group.add_argument(
+        "--speakers",
+        type=_speaker_count,
+        metavar="auto|N|MIN-MAX",
+        help="label who speaks when: auto-detect the number of speakers, exactly N, or a range such as 2-4",
+    )
+
+
 def _override(section: Any, args: argparse.Namespace, names: tuple[str, ...]) -> Any:
     changes = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     return dataclasses.replace(section, **changes) if changes else section
@@ -117,5 +135,6 @@ __all__ = [
     "add_decode_options",
     "add_model_options",
     "add_output_options",
+    "add_speaker_options",
     "settings_from_args",
 ]

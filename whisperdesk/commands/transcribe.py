@@ -12,6 +12,7 @@ from whisperdesk.commands.options import (
     add_decode_options,
     add_model_options,
     add_output_options,
+    add_speaker_options,
     settings_from_args,
 )
 from whisperdesk.commands.progress import TerminalProgress
@@ -21,6 +22,7 @@ from whisperdesk.core.logging_setup import setup_logging
 from whisperdesk.core.outputs import OutputLedger, write_outputs
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import load_settings
+from whisperdesk.core.speakers.job import transcribe_with_speakers
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     add_decode_options(parser)
     add_output_options(parser)
+    add_speaker_options(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -78,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
         source = Path(name)
         bar.start(source.name)
         try:
-            transcript = engine.transcribe(source, settings.decode, progress=bar.update)
+            if args.speakers is None:
+                transcript = engine.transcribe(source, settings.decode, progress=bar.update)
+            else:
+                transcript = transcribe_with_speakers(
+                    engine, source, settings.decode, args.speakers, progress=bar.update
+                )
             written = write_outputs(
                 transcript,
                 source,

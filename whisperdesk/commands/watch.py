@@ -24,6 +24,7 @@ from whisperdesk.commands.options import (
     add_decode_options,
     add_model_options,
     add_output_options,
+    add_speaker_options,
     settings_from_args,
 )
 from whisperdesk.core.errors import ConfigError, ModelError
@@ -104,6 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     add_decode_options(parser)
     add_output_options(parser)
+    add_speaker_options(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
     parser.set_defaults(func=run)
 
@@ -290,7 +292,8 @@ def _serve(
         print(f"whisperdesk: error: model {settings.model.model}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
-    record = job_settings(settings, output_dir=output_dir, after_processing=args.after)
+    speakers = str(args.speakers) if args.speakers is not None else None
+    record = job_settings(settings, output_dir=output_dir, after_processing=args.after, speakers=speakers)
     processor = JobProcessor(store, engine, OutputLedger.default(paths), lambda: settings)
     loop = QueueLoop(
         store, processor, workers=workers_for(settings.model.batch_size), on_finished=report.finished

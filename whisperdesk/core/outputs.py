@@ -61,6 +61,7 @@ class Cue:
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str | None = None
 
     @property
     def text(self) -> str:
@@ -129,7 +130,7 @@ def _segment_cues(segment: Segment, width: int, max_lines: int) -> list[Cue]:
             c_start = max(c_start, cues[-1].end)
         c_start = min(max(c_start, start), end)
         c_end = min(max(c_end, c_start), end)
-        cues.append(Cue(c_start, c_end, _balance(group, width, max_lines)))
+        cues.append(Cue(c_start, c_end, _balance(group, width, max_lines), segment.speaker))
     return cues
 
 
@@ -201,23 +202,45 @@ def _balance(tokens: list[_Token], width: int, max_lines: int) -> tuple[str, ...
 
 # --- renderers ---------------------------------------------------------------------------------------
 def render_txt(transcript: Transcript) -> str:
+    if transcript.speakers:
+        return _render_txt_turns(transcript)
     lines = [" ".join(s.text.split()) for s in transcript.segments]
     lines = [line for line in lines if line]
     return "\n".join(lines) + "\n" if lines else ""
 
 
+def _render_txt_turns(transcript: Transcript) -> str:
+    """One paragraph per speaker turn ("Speaker 1: …"), consecutive segments of one speaker joined."""
+    turns: list[tuple[str | None, list[str]]] = []
+    for seg in transcript.segments:
+        text = " ".join(seg.text.split())
+        if not text:
+            continue
+        if not turns or turns[-1][0] != seg.speaker:
+            turns.append((seg.speaker, []))
+        turns[-1][1].append(text)
+    paragraphs = [f"{who}: {' '.join(texts)}" if who else " ".join(texts) for who, texts in turns]
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
+
+
 def render_srt(transcript: Transcript, max_line_length: int = 42) -> str:
     blocks = [
-        f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text}\n"
+        f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{_srt_text(c)}\n"
         for i, c in enumerate(subtitle_cues(transcript, max_line_length), start=1)
     ]
     return "\n".join(blocks)
+
+
+def _srt_text(cue: Cue) -> str:
+    return f"{cue.speaker}: {cue.text}" if cue.speaker else cue.text
 
 
 def render_vtt(transcript: Transcript, max_line_length: int = 42) -> str:
     blocks = ["WEBVTT\n"]
     for cue in subtitle_cues(transcript, max_line_length):
         text = "\n".join(_vtt_escape(line) for line in cue.lines)
+        if cue.speaker:
+            text = f"<v {_vtt_escape(cue.speaker)}>{text}"
         blocks.append(f"{_stamp(cue.start, '.')} --> {_stamp(cue.end, '.')}\n{text}\n")
     return "\n".join(blocks)
 
@@ -231,6 +254,8 @@ def render_json(transcript: Transcript) -> str:
             "end": _time(seg.end),
             "text": " ".join(seg.text.split()),
         }
+        if seg.speaker is not None:
+            item["speaker"] = seg.speaker
         if seg.words:
             item["words"] = [
                 {
@@ -238,6 +263,7 @@ def render_json(transcript: Transcript) -> str:
                     "end": _time(w.end),
                     "word": w.text,
                     "probability": _num(w.probability),
+                    **({"speaker": w.speaker} if w.speaker is not None else {}),
                 }
                 for w in seg.words
             ]

@@ -36,6 +36,10 @@ from whisperdesk.core.outputs import (
     write_rendered,
 )
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
+from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
+from whisperdesk.core.speakers.job import transcribe_with_speakers
+from whisperdesk.core.speakers.saved import save_job_transcript
+from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,11 @@ ENGINE_ERRORS: tuple[type[Exception], ...] = (ModelError, ConfigError)
 
 
 def job_settings(
-    settings: Settings, *, output_dir: str | Path | None = None, after_processing: str = "leave"
+    settings: Settings,
+    *,
+    output_dir: str | Path | None = None,
+    after_processing: str = "leave",
+    speakers: str | None = None,
 ) -> dict[str, Any]:
     """What a job records at queue time: its decoding and output options and what to do with the source.
 
@@ -68,11 +76,14 @@ def job_settings(
     output = settings.output
     if output_dir is not None:
         output = dataclasses.replace(output, output_dir=os.fspath(output_dir))
-    return {
+    record = {
         "decode": dataclasses.asdict(settings.decode),
         "output": dataclasses.asdict(output),
         "after_processing": after_processing,
     }
+    if speakers is not None:
+        record["speakers"] = str(parse_speaker_count(speakers))  # raises InvalidSpeakerCount if unreadable
+    return record
 
 
 def _section(cls: type, raw: Any) -> Any:
@@ -154,13 +165,7 @@ class JobProcessor:
             copied = self._copy_twin(job, output, overwrite)
             if copied is not None:
                 return self._record_done(job, *copied, after)
-            transcript = self._engine.transcribe(
-                job.source,
-                decode,
-                progress=store_progress,
-                cancel=cancel,
-                on_language=store_progress.language,
-            )
+            transcript = self._transcribe(job, decode, store_progress, cancel)
             if not job.source.exists():
                 raise FileDisappearedError(
                     job.source,
@@ -233,6 +238,33 @@ class JobProcessor:
         written = write_rendered(data, job.source, output, ledger=self._ledger, overwrite=overwrite)
         log.info("job %d: transcripts copied from job %d (%s)", job.id, twin.id, twin.source)
         return written, twin.duration, twin.language, 0.0
+
+    def _transcribe(
+        self, job: Job, decode: DecodeOptions, progress: _StoreProgress, cancel: threading.Event
+    ) -> Transcript:
+        """Speaker labels, when the job asked for them, run beside the engine (core/speakers/job.py)."""
+        speakers = (job.settings or {}).get("speakers")
+        if not speakers:
+            return self._engine.transcribe(
+                job.source, decode, progress=progress, cancel=cancel, on_language=progress.language
+            )
+        try:
+            count = parse_speaker_count(str(speakers))
+        except InvalidSpeakerCount as exc:
+            raise WhisperDeskError(
+                f"the job's speaker setting is invalid ({exc}); remove the job and add the file again"
+            ) from None
+        transcript = transcribe_with_speakers(
+            self._engine,
+            job.source,
+            decode,
+            count,
+            progress=progress,
+            cancel=cancel,
+            on_language=progress.language,
+        )
+        save_job_transcript(job.id, transcript)
+        return transcript
 
     def _finish(self, job: Job, action: str, reason: str = "", kind: str | None = None) -> Job:
         """Record how a job ended; a job canceled or removed elsewhere meanwhile is left as it is."""

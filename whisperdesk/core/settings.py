@@ -149,15 +149,31 @@ class WatchedFolder:
     output_dir: str | None = None  # None: the global output folder (or beside the source)
     after_processing: str = "leave"  # leave | move (to a "done" subfolder) | delete
     polling: bool = False
+    speakers: str | None = None  # speaker labels: None off, else "auto", "N" or "MIN-MAX"
 
     def validate(self) -> None:
         _check(bool(self.path), "path", self.path, "a folder path")
+        _check(
+            _speakers_ok(self.speakers), "speakers", self.speakers, "null, auto, a number or a range like 2-4"
+        )
         _check(
             self.after_processing in AFTER_PROCESSING,
             "after_processing",
             self.after_processing,
             f"one of {', '.join(AFTER_PROCESSING)}",
         )
+
+
+def _speakers_ok(value: object) -> bool:
+    from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
+
+    if value is None:
+        return True
+    try:
+        parse_speaker_count(str(value))
+    except InvalidSpeakerCount:
+        return False
+    return isinstance(value, str)
 
 
 @dataclass(frozen=True)

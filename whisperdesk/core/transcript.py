@@ -12,6 +12,7 @@ class Word:
     end: float
     text: str
     probability: float
+    speaker: str | None = None  # "Speaker 1" or the name the user gave; None when speakers are off
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Segment:
     end: float
     text: str
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # set by speaker labelling, which splits segments at every change of speaker
 
 
 @dataclass
@@ -35,6 +37,15 @@ class Transcript:
     processing_time: float = 0.0
     task: str = "transcribe"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def speakers(self) -> list[str]:
+        """Distinct speaker labels in order of first appearance (empty when speakers are off)."""
+        seen: dict[str, None] = {}
+        for seg in self.segments:
+            if seg.speaker is not None:
+                seen.setdefault(seg.speaker)
+        return list(seen)
 
     @property
     def text(self) -> str:

@@ -236,7 +236,10 @@ class WatcherBridge(QObject):
             if folder is None:
                 continue
             options = job_settings(
-                self._settings, output_dir=folder.output_dir, after_processing=folder.after_processing
+                self._settings,
+                output_dir=folder.output_dir,
+                after_processing=folder.after_processing,
+                speakers=folder.speakers,
             )
             requests.append(AddRequest(candidate.path, options, "watched", folder.path))
         if requests:

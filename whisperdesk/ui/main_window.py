@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
     quitRequested(), hiddenToTray()."""
 
     filesAdded = Signal(list)
+    filesAddedWithSpeakers = Signal(list)  # the same, to be transcribed with speaker labels
     pauseRequested = Signal(bool)
     settingsRequested = Signal()
     benchmarkRequested = Signal()
@@ -140,6 +141,9 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         self.add_files_action = self._action("Add files…", self.choose_files, QKeySequence.StandardKey.Open)
         self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.add_speakers_action = self._action(
+            "Add files with speaker labels…", self.choose_files_with_speakers
+        )
         self.settings_action = self._action(
             "Settings…", self.settingsRequested, QKeySequence.StandardKey.Preferences
         )
@@ -155,7 +159,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.add_files_action, self.add_folder_action])
+        file_menu.addActions([self.add_files_action, self.add_speakers_action, self.add_folder_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         bar.addMenu("&Queue").addAction(self.pause_action)
@@ -295,12 +299,12 @@ class MainWindow(QMainWindow):
         self._close_to_tray = bool(settings.ui.close_to_tray)  # type: ignore[attr-defined]
 
     # --- adding work -----------------------------------------------------------------------------------
-    def add_paths(self, paths: Iterable[Path | str]) -> IntakeResult:
+    def add_paths(self, paths: Iterable[Path | str], *, speakers: bool = False) -> IntakeResult:
         """Queue what can be queued and name what cannot; returns what happened (for callers and tests)."""
         paths = list(paths)
         result = expand_paths(paths)
         if result.supported:
-            self.filesAdded.emit(list(result.supported))
+            (self.filesAddedWithSpeakers if speakers else self.filesAdded).emit(list(result.supported))
         rejected = describe_rejections(result)
         if rejected:
             queued = f" {len(result.supported)} other file(s) were queued." if result.supported else ""
@@ -311,13 +315,18 @@ class MainWindow(QMainWindow):
         return result
 
     @Slot()
-    def choose_files(self) -> None:
+    def choose_files(self, *, speakers: bool = False) -> None:
         patterns = " ".join(f"*{ext}" for ext in sorted(SUPPORTED_EXTENSIONS))
         files, _ = QFileDialog.getOpenFileNames(
             self, "Add recordings", "", f"Audio and video ({patterns});;All files (*)"
         )
         if files:
-            self.add_paths(files)
+            self.add_paths(files, speakers=speakers)
+
+    @Slot()
+    def choose_files_with_speakers(self) -> None:
+        """Meetings and interviews: the transcripts say who spoke (number of speakers found automatically)."""
+        self.choose_files(speakers=True)
 
     @Slot()
     def choose_folder(self) -> None:

@@ -43,6 +43,7 @@ from whisperdesk.core.jobstore import (
     JobStore,
 )
 from whisperdesk.core.queue_stats import format_seconds, job_timing
+from whisperdesk.core.speakers.saved import job_speakers
 from whisperdesk.services.store_feed import StoreFeed
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class Column(IntEnum):
     ETA = 5
     SPEED = 6
     LANGUAGE = 7
-    ERROR = 8
+    SPEAKERS = 8
+    ERROR = 9
 
 
 HEADERS: dict[Column, str] = {
@@ -73,6 +75,7 @@ HEADERS: dict[Column, str] = {
     Column.ETA: "ETA",
     Column.SPEED: "Speed",
     Column.LANGUAGE: "Language",
+    Column.SPEAKERS: "Speakers",
     Column.ERROR: "Error",
 }
 STATE_LABELS = {QUEUED: "Queued", RUNNING: "Running", DONE: "Done", FAILED: "Failed", CANCELED: "Canceled"}
@@ -105,6 +108,7 @@ class JobTableModel(QAbstractTableModel):
         self._gone: set[int] = set()  # removed or archived ids; never shown again
         self._live: dict[int, tuple[float, float]] = {}  # running job -> (audio seconds done, total)
         self._probed: dict[int, float] = {}
+        self._speaker_cache: dict[int, tuple[int, list[str]]] = {}  # job id -> (job version, names)
         self._closed = False
         self._feed.jobChanged.connect(self._on_job_changed)
         self._feed.jobRemoved.connect(self._on_job_removed)
@@ -293,6 +297,8 @@ class JobTableModel(QAbstractTableModel):
             return format_seconds(self.duration_of(job))
         if column == Column.LANGUAGE:
             return job.language or ""
+        if column == Column.SPEAKERS:
+            return self._speakers_text(job)
         if column == Column.ERROR:
             return (job.error or "").splitlines()[0] if job.error else ""
         live = self._live.get(job.id) if job.state == RUNNING else None
@@ -303,9 +309,33 @@ class JobTableModel(QAbstractTableModel):
             return format_seconds(timing.eta)
         return f"{timing.speed:.1f}×" if timing.speed else ""
 
+    def speaker_names(self, job: Job) -> list[str]:
+        """The done job's speaker names (empty without speaker labels), read once per job version."""
+        cached = self._speaker_cache.get(job.id)
+        if cached is None or cached[0] != job.version:
+            names = job_speakers(job.id) if job.state == DONE and (job.settings or {}).get("speakers") else []
+            cached = self._speaker_cache[job.id] = (job.version, names)
+        return cached[1]
+
+    @Slot(int)
+    def refresh_speakers(self, job_id: int) -> None:
+        """After a rename: read the job's speaker names again."""
+        self._speaker_cache.pop(job_id, None)
+        if job_id in self._ids:
+            self._changed(self._ids.index(job_id), Column.SPEAKERS, Column.SPEAKERS)
+
+    def _speakers_text(self, job: Job) -> str:
+        requested = (job.settings or {}).get("speakers")
+        if not requested:
+            return ""
+        names = self.speaker_names(job)
+        return str(len(names)) if names else ("" if job.state == DONE else str(requested))
+
     def _tooltip(self, job: Job, column: Column) -> str | None:
         if column == Column.FILE:
             return str(job.source)
+        if column == Column.SPEAKERS and self.speaker_names(job):
+            return ", ".join(self.speaker_names(job))
         if column in (Column.ERROR, Column.STATE) and job.error:
             return job.error
         if column == Column.SPEED:

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job
 from whisperdesk.ui.queue_model import Column, JobTableModel, ProgressRole
+from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
 
 UrlOpener = Callable[[QUrl], bool]
 TRANSCRIPT_PREFERENCE = (".txt", ".srt", ".vtt", ".json")
@@ -93,6 +94,7 @@ class JobQueueView(QWidget):
     cancelRequested = Signal(int)
     removeRequested = Signal(int)
     openFailed = Signal(str)  # why a transcript or folder could not be opened
+    speakersRenamed = Signal(int, object)  # job id, {old name: new name}
 
     def __init__(
         self,
@@ -129,6 +131,7 @@ class JobQueueView(QWidget):
         self.retry_action = self._action("Retry", self.retry_selected, "Ctrl+R")
         self.cancel_action = self._action("Cancel", self.cancel_selected)
         self.remove_action = self._action("Remove", self.remove_selected, QKeySequence.StandardKey.Delete)
+        self.rename_speakers_action = self._action("Rename speakers…", self.rename_speakers)
         self.actions_in_order = (
             self.open_action,
             self.folder_action,
@@ -189,6 +192,7 @@ class JobQueueView(QWidget):
         self.retry_action.setEnabled(bool(states & {DONE, FAILED, CANCELED}))
         self.cancel_action.setEnabled(bool(states & {QUEUED, RUNNING}))
         self.remove_action.setEnabled(bool(jobs))
+        self.rename_speakers_action.setEnabled(len(jobs) == 1 and bool(self._model.speaker_names(jobs[0])))
         for action in self.actions_in_order:
             self.buttons[action.text()].setEnabled(action.isEnabled())
 
@@ -242,10 +246,26 @@ class JobQueueView(QWidget):
             return
         menu = QMenu(self)
         menu.addActions(list(self.actions_in_order[:2]))
+        if self.rename_speakers_action.isEnabled():
+            menu.addAction(self.rename_speakers_action)
         menu.addSeparator()
         menu.addActions(list(self.actions_in_order[2:]))
         menu.exec(self.table.viewport().mapToGlobal(pos))
         menu.deleteLater()
+
+    @Slot()
+    def rename_speakers(self) -> None:
+        """Ask for new speaker names; the app's SpeakerRenamer rewrites the transcripts."""
+        jobs = self.selected_jobs()
+        names = self._model.speaker_names(jobs[0]) if len(jobs) == 1 else []
+        if not names:
+            return
+        dialog = SpeakerNamesDialog(jobs[0].name, names, self)
+        accepted = dialog.exec() == SpeakerNamesDialog.DialogCode.Accepted
+        changes = dialog.changes()
+        dialog.deleteLater()
+        if accepted and changes:
+            self.speakersRenamed.emit(jobs[0].id, changes)
 
     @Slot(QModelIndex)
     def _on_double_clicked(self, index: QModelIndex) -> None:

@@ -123,6 +123,9 @@ class WatchedFoldersPanel(QWidget):
         self.enabled_box = QCheckBox("Watch this folder", self)
         self.recursive_box = QCheckBox("Include subfolders", self)
         self.polling_box = QCheckBox("Poll for changes (network shares, removable drives)", self)
+        self.speakers_box = QCheckBox(
+            "Label speakers (who said what; number of speakers found automatically)", self
+        )
         self.output_edit = QLineEdit(self)
         self.output_edit.setReadOnly(True)
         self.output_edit.setPlaceholderText("as in Settings (beside the recording unless set there)")
@@ -134,6 +137,7 @@ class WatchedFoldersPanel(QWidget):
         self.enabled_box.toggled.connect(self._on_enabled)
         self.recursive_box.toggled.connect(self._on_recursive)
         self.polling_box.toggled.connect(self._on_polling)
+        self.speakers_box.toggled.connect(self._on_speakers)
         self.output_button.clicked.connect(self.choose_output)
         self.output_clear.clicked.connect(self.clear_output)
         self.policy_box.currentIndexChanged.connect(self._on_policy)
@@ -147,6 +151,7 @@ class WatchedFoldersPanel(QWidget):
         form.addRow(self.enabled_box)
         form.addRow(self.recursive_box)
         form.addRow(self.polling_box)
+        form.addRow(self.speakers_box)
         form.addRow("Transcripts go to", output_row)
         form.addRow("After transcribing", self.policy_box)
         self.message = QLabel(self)
@@ -250,6 +255,7 @@ class WatchedFoldersPanel(QWidget):
             self.enabled_box.setChecked(folder.enabled)
             self.recursive_box.setChecked(folder.recursive)
             self.polling_box.setChecked(folder.polling)
+            self.speakers_box.setChecked(folder.speakers is not None)
             self.output_edit.setText(folder.output_dir or "")
             index = self.policy_box.findData(folder.after_processing)
             self.policy_box.setCurrentIndex(max(0, index))
@@ -323,6 +329,11 @@ class WatchedFoldersPanel(QWidget):
     def _on_polling(self, checked: bool) -> None:
         if not self._loading:
             self._edit(polling=checked)
+
+    @Slot(bool)
+    def _on_speakers(self, checked: bool) -> None:
+        if not self._loading:
+            self._edit(speakers="auto" if checked else None)
 
     @Slot(int)
     def _on_policy(self, index: int) -> None:

@@ -1,0 +1,136 @@
+"""A job's speaker-labelled transcript, kept in the data folder so its speakers can be renamed later.
+
+Why keep it: renaming "Speaker 2" to "Grace" must rewrite every format the job wrote, and the user may not
+have asked for JSON; so the full transcript (the JSON writer's output, which keeps every field) is stored
+per job, and the outputs are re-rendered from it. Files the user has edited since are left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
+from whisperdesk.core.errors import OutputWriteError, WhisperDeskError
+from whisperdesk.core.jobstore import Job
+from whisperdesk.core.outputs import FORMAT_EXTENSIONS, OutputLedger, render, render_json
+from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.settings import OutputOptions
+from whisperdesk.core.speakers.assign import rename_speakers
+from whisperdesk.core.transcript import Segment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+
+def job_transcript_path(job_id: int, paths: AppPaths | None = None) -> Path:
+    return (paths or AppPaths.default()).data_dir / "speakers" / f"job-{job_id}.json"
+
+
+def _names_path(job_id: int, paths: AppPaths | None) -> Path:
+    return job_transcript_path(job_id, paths).with_suffix(".names.json")
+
+
+def save_job_transcript(job_id: int, transcript: Transcript, paths: AppPaths | None = None) -> Path:
+    """Keep the transcript, plus its speaker names in a tiny file the queue window can read cheaply."""
+    path = job_transcript_path(job_id, paths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render_json(transcript))
+    atomic_write_text(_names_path(job_id, paths), json.dumps(transcript.speakers, ensure_ascii=False))
+    return path
+
+
+def load_transcript(path: Path) -> Transcript:
+    """Read back what :func:`render_json` wrote; raises WhisperDeskError naming the file if it cannot."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        segments = [_segment(item) for item in data["segments"]]
+        return Transcript(
+            source=str(data.get("source", "")),
+            segments=segments,
+            language=data.get("language"),
+            language_probability=data.get("language_probability"),
+            duration=float(data.get("duration") or 0.0),
+            model=str(data.get("model", "")),
+            compute_type=str(data.get("compute_type", "")),
+            device=str(data.get("device", "")),
+            processing_time=float(data.get("processing_time") or 0.0),
+            task=str(data.get("task", "transcribe")),
+            extra=dict(data.get("extra") or {}),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WhisperDeskError(
+            f"{path}: the saved speaker transcript cannot be read ({exc}); transcribe the file again"
+        ) from None
+
+
+def _segment(item: Mapping[str, Any]) -> Segment:
+    words = tuple(
+        Word(
+            float(w["start"]),
+            float(w["end"]),
+            str(w["word"]),
+            float(w.get("probability") or 0.0),
+            w.get("speaker"),
+        )
+        for w in item.get("words", ())
+    )
+    return Segment(float(item["start"]), float(item["end"]), str(item["text"]), words, item.get("speaker"))
+
+
+def job_speakers(job_id: int, paths: AppPaths | None = None) -> list[str]:
+    """The job's speaker names in order of first appearance; empty when it has no speaker labels."""
+    path = _names_path(job_id, paths)
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        log.warning("%s: speaker names cannot be read (%s)", path, exc)
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
+@dataclass(frozen=True)
+class RenameResult:
+    rewritten: tuple[Path, ...]
+    kept: tuple[Path, ...]  # edited by the user (or gone) since WhisperDesk wrote them: left untouched
+
+
+def rename_job_speakers(
+    job: Job,
+    names: Mapping[str, str],
+    ledger: OutputLedger,
+    output: OutputOptions,
+    paths: AppPaths | None = None,
+) -> RenameResult:
+    """Rename the job's speakers (e.g. {"Speaker 1": "Ada"}) and rewrite the transcripts it wrote."""
+    cleaned = {old: " ".join(new.split()) for old, new in names.items()}
+    if any(not new for new in cleaned.values()):
+        raise WhisperDeskError("a speaker name cannot be empty; type a name or keep the old one")
+    path = job_transcript_path(job.id, paths)
+    renamed = rename_speakers(load_transcript(path), cleaned)
+    rewritten: list[Path] = []
+    kept: list[Path] = []
+    for target in job.outputs:
+        fmt = next((f for f, ext in FORMAT_EXTENSIONS.items() if target.suffix.lower() == ext), None)
+        if fmt is None or not target.is_file() or not ledger.owns(target):
+            kept.append(target)
+            continue
+        data = render(renamed, fmt, output).encode("utf-8")
+        entry = ledger.lookup(target)
+        try:
+            atomic_write_bytes(target, data)
+        except OSError as exc:
+            raise OutputWriteError(
+                f"cannot rewrite {target} with the new speaker names: {exc.strerror or exc}; "
+                "check that the folder is writable and try again"
+            ) from exc
+        ledger.record({target: hashlib.sha256(data).hexdigest()}, entry.source if entry else job.source)
+        rewritten.append(target)
+    save_job_transcript(job.id, renamed, paths)
+    return RenameResult(tuple(rewritten), tuple(kept))

@@ -1,0 +1,92 @@
+"""Renames a job's speakers off the GUI thread and rewrites the transcripts it wrote.
+
+Why a service: rewriting four transcript files is disk work the window must not wait on; the result comes
+back as signals (renamed: the job id, for the table to re-read; failed: a sentence for the user).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from whisperdesk.core.errors import WhisperDeskError
+from whisperdesk.core.jobstore import JobStore
+from whisperdesk.core.outputs import OutputLedger
+from whisperdesk.core.processor import options_for
+from whisperdesk.core.settings import Settings
+from whisperdesk.core.speakers.saved import rename_job_speakers
+
+log = logging.getLogger(__name__)
+
+
+class _Signals(QObject):
+    renamed = Signal(int, str)  # job id, what was done (for the status line)
+    failed = Signal(str)
+
+
+class _RenameTask(QRunnable):
+    def __init__(self, renamer: SpeakerRenamer, job_id: int, names: dict[str, str]) -> None:
+        super().__init__()
+        self._renamer = renamer
+        self._job_id = job_id
+        self._names = names
+
+    def run(self) -> None:
+        self._renamer._run(self._job_id, self._names)
+
+
+class SpeakerRenamer(QObject):
+    """Signals: renamed(int job_id, str summary), failed(str message)."""
+
+    renamed = Signal(int, str)
+    failed = Signal(str)
+
+    def __init__(
+        self,
+        store: JobStore,
+        ledger: OutputLedger,
+        settings: Callable[[], Settings],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._ledger = ledger
+        self._settings = settings
+        self._signals = _Signals(self)
+        self._signals.renamed.connect(self.renamed)
+        self._signals.failed.connect(self.failed)
+        self._pool = QThreadPool(self)
+        self._pool.setObjectName("SpeakerRenamer.pool")
+        self._pool.setMaxThreadCount(1)  # renames of one job must not interleave
+
+    @Slot(int, object)
+    def rename(self, job_id: int, names: object) -> None:
+        """Start renaming; ``names`` maps old names to new ones ({"Speaker 1": "Ada"})."""
+        if not isinstance(names, Mapping) or not names:
+            return
+        self._pool.start(_RenameTask(self, job_id, {str(k): str(v) for k, v in names.items()}))
+
+    def wait(self, timeout_ms: int = 10_000) -> bool:
+        return self._pool.waitForDone(timeout_ms)
+
+    def _run(self, job_id: int, names: dict[str, str]) -> None:
+        job = self._store.get(job_id)
+        if job is None:
+            self._signals.failed.emit("The job was removed, so its speakers cannot be renamed.")
+            return
+        try:
+            _, output, _ = options_for(job, self._settings())
+            result = rename_job_speakers(job, names, self._ledger, output)
+        except WhisperDeskError as exc:
+            self._signals.failed.emit(f"{job.name}: speakers not renamed: {exc}")
+            return
+        except Exception:  # a bug must not take the window down
+            log.exception("renaming speakers of job %d failed", job_id)
+            self._signals.failed.emit(f"{job.name}: speakers not renamed (details in the log).")
+            return
+        summary = f"{job.name}: {len(result.rewritten)} transcript(s) rewritten with the new speaker names"
+        if result.kept:
+            summary += f"; {len(result.kept)} left as they were because they were edited or moved"
+        self._signals.renamed.emit(job_id, summary)
