@@ -5,10 +5,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# PySide6 6.11 creates Python types lazily; a Python application event filter (the paint counter of
-# test_ui_shell) that first meets a QtGui type while a native window is being created then segfaults inside
-# shiboken (seen in gdb: sendThroughApplicationEventFilters -> findDerivedType -> Module::get). Eager types.
-os.environ.setdefault("PYSIDE6_OPTION_LAZY", "0")
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +22,21 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("WHISPERDESK_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
+
+
+@pytest.fixture(autouse=True)
+def gui_thread_gc() -> Iterator[None]:
+    """Collect reference cycles only here, on the main thread after each test, never mid-test.
+
+    The same policy as the app's ``GuiThreadCollector``: an automatic collection may start on a pool thread
+    or inside a Qt event dispatch and free an earlier test's window, runner and pools there, which
+    segfaults. Collecting after every test also frees each test's Qt objects before the next one starts.
+    """
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -396,6 +396,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
     from whisperdesk.core.instance import window_lock
     from whisperdesk.core.logging_setup import setup_logging
     from whisperdesk.core.settings import load_settings
+    from whisperdesk.services.gui_gc import GuiThreadCollector
     from whisperdesk.services.single_instance import InstanceServer
 
     qapp = QApplication.instance() or QApplication(list(argv))
@@ -408,6 +409,8 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
     lock = window_lock(paths.data_dir)
     if not lock.acquire():
         return _hand_over(paths, wanted)
+    collector = GuiThreadCollector(qapp)  # cycles of Qt wrappers are freed on this thread, between events
+    collector.start()
     try:
         setup_logging(paths.log_dir)
         first_start = not paths.settings_file.exists()
@@ -431,6 +434,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
             desktop.shutdown()
     finally:
         lock.release()
+        collector.stop()
 
 
 HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
