@@ -53,7 +53,6 @@ def no_leaks(qapp: object) -> Iterator[None]:
 
     Qt test modules opt in with ``pytestmark = pytest.mark.usefixtures("no_leaks")``.
     """
-    import gc
     import threading
 
     from PySide6.QtCore import QCoreApplication, QEvent, QThreadPool, QTimer
@@ -61,16 +60,11 @@ def no_leaks(qapp: object) -> Iterator[None]:
 
     before = set(threading.enumerate())
     yield
-    gc.collect()  # apps left in reference cycles go now, not in the middle of the widget walk below
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QApplication.processEvents()
     assert QThreadPool.globalInstance().activeThreadCount() == 0
-    gc.disable()  # a collection during the walk would delete widgets under it (segfault, not a failure)
-    try:
-        timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
-        timers += [t for t in QApplication.instance().findChildren(QTimer) if t.isActive()]
-    finally:
-        gc.enable()
+    timers = [t for w in QApplication.allWidgets() for t in w.findChildren(QTimer) if t.isActive()]
+    timers += [t for t in QApplication.instance().findChildren(QTimer) if t.isActive()]
     assert timers == []
     assert [w for w in QApplication.topLevelWidgets() if w.isVisible()] == []
     leaked = [
