@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
 from whisperdesk.core.clock import FakeClock
@@ -183,6 +184,9 @@ def test_notifier_coalesces_with_its_timer_and_shows_in_the_banner(qtbot: QtBot)
     with qtbot.waitSignal(notifier.notified) as closing:
         notifier.close()  # shutdown tells what is waiting at once and leaves no timer running
     assert closing.args == ["Transcription failed", "bad.wav: the file is empty"]
+    notifier.record(READY)  # a job that ends while the app quits starts no timer
+    notifier.queue_finished()
+    assert notifier.policy.due_at is None and not notifier.findChild(QTimer).isActive()
 
 
 def test_notifier_disabled_by_settings_stays_quiet(qtbot: QtBot) -> None:

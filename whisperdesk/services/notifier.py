@@ -201,6 +201,7 @@ class Notifier(QObject):
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer may fire before the due time
         self._timer.timeout.connect(self._on_timer)
         self.last_route: str | None = None  # "tray" | "banner": where the latest notification went
+        self._closed = False
 
     @property
     def enabled(self) -> bool:
@@ -240,18 +241,23 @@ class Notifier(QObject):
     def record(self, outcome: Outcome) -> None:
         if outcome.state not in (DONE, FAILED, CANCELED):
             raise ValueError(f"not an outcome of a finished job: {outcome.state!r}")
+        if self._closed:
+            return  # jobs ending while the app quits: no timer may start after close()
         self._policy.add(outcome, self._clock())
         self._arm()
 
     @Slot()
     def queue_finished(self) -> None:
         """Connect to the runner's ``queueDrained`` (its counts are not needed: the policy keeps its own)."""
+        if self._closed:
+            return
         self._policy.queue_drained(self._clock())
         self._arm()
 
     @Slot()
     def close(self) -> None:
-        """Tell what is still waiting, now, and stop the timer (at shutdown)."""
+        """Tell what is still waiting, now, and stop the timer for good (at shutdown)."""
+        self._closed = True
         self._timer.stop()
         notice = self._policy.flush(self._clock())
         if notice is not None:
