@@ -88,7 +88,8 @@ class ProgressDelegate(QStyledItemDelegate):
         bar.progress = round(fraction * 1000)
         bar.text = index.data(Qt.ItemDataRole.DisplayRole) or ""
         bar.textVisible = True
-        bar.state = option.state  # type: ignore[attr-defined]
+        # Qt 6 reads the orientation from this flag: without it Fusion fills the bar from the bottom up.
+        bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined,operator]
         bar.palette = option.palette  # type: ignore[attr-defined]
         style = option.widget.style() if option.widget else QApplication.style()  # type: ignore[attr-defined]
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
