@@ -73,6 +73,9 @@ def _same_folder(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
+DEFAULT_OUTPUT_TIP = "As in Settings: beside each recording, unless Settings names a transcripts folder"
+
+
 class WatchedFoldersPanel(QWidget):
     """Signals: rescanRequested() (connect to ``WatcherBridge.rescan``), problem(str) for messages."""
 
@@ -134,7 +137,8 @@ class WatchedFoldersPanel(QWidget):
         self.speakers_box.setToolTip("Who said what; the number of speakers is found automatically")
         self.output_edit = QLineEdit(self)
         self.output_edit.setReadOnly(True)
-        self.output_edit.setPlaceholderText("as in Settings (beside the recording unless set there)")
+        # Short enough for the narrow panel (the long form was cut mid-word); the tooltip says it all.
+        self.output_edit.setPlaceholderText("as in Settings")
         self.output_button = QPushButton("Choose…", self)
         self.output_clear = QPushButton("Use default", self)
         self.policy_box = QComboBox(self)
@@ -271,7 +275,7 @@ class WatchedFoldersPanel(QWidget):
             self.polling_box.setChecked(folder.polling)
             self.speakers_box.setChecked(folder.speakers is not None)
             self.output_edit.setText(folder.output_dir or "")
-            self.output_edit.setToolTip(folder.output_dir or "")
+            self.output_edit.setToolTip(folder.output_dir or DEFAULT_OUTPUT_TIP)
             index = self.policy_box.findData(folder.after_processing)
             self.policy_box.setCurrentIndex(max(0, index))
         finally:
