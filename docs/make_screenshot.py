@@ -1,18 +1,21 @@
 """Take docs/screenshot.png: the real window, with recordings dropped on it, under a real X server.
 
-Run under Xvfb with a tray, e.g.::
+Run under Xvfb with an XEmbed tray, e.g.::
 
-    xvfb-run -s "-screen 0 1400x860x24" sh -c 'trayer --edge top --align right --widthtype request & \
-        python docs/make_screenshot.py docs/screenshot.png'
+    xvfb-run -s "-screen 0 1280x800x24" sh -c 'trayer --edge top --align right --widthtype request & \
+        sleep 1; python docs/make_screenshot.py docs/screenshot.png'
 
-It builds a tiny-shaped random-weight model (no download), starts the desktop app as `whisperdesk gui`
-would, drops three recordings on the window through real drag-and-drop events, and grabs the whole screen
-while the queue runs: one job done, one in progress with its ETA, one queued.
+It starts the desktop app as `whisperdesk gui` would, with its default settings (the built-in multilingual
+base model), drops real speech on the window through real drag-and-drop events (JFK's inaugural line from
+../shared/data when it is there, and three espeak-ng recordings in different voices), and grabs the window
+while the queue runs: one job done with its tray notification, one in progress with its ETA, the rest queued.
+The tray sits at the window's top-right corner, so its notification balloon lies over the window's area.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,34 +26,49 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+WINDOW_SIZE = (1280, 720)
+
+# (file name, espeak-ng voice, text, times spoken): 10-40 s each once spoken.
+SPOKEN = [
+    (
+        "team meeting.m4a",
+        "en-us",
+        "Good morning everyone, and welcome to the weekly planning meeting. First, the release is on track "
+        "for Friday. Second, the support team asks for better notes on every change we ship. Third, the new "
+        "office opens in March. ",
+        3,
+    ),
+    (
+        "Interview Berlin.mp3",
+        "de",
+        "Guten Tag und herzlich willkommen zu unserem Gespräch. Erzählen Sie uns bitte, wie Ihr Projekt "
+        "begonnen hat und was Sie als Nächstes vorhaben. ",
+        4,  # long enough to still be running (so the memo stays queued) when the shot is taken
+    ),
+    (
+        "voice memo.wav",
+        "en-gb",
+        "Reminder to self: call the printer about the brochures, and send the draft to Anna before lunch. ",
+        2,
+    ),
+]
 
 
 def recordings(folder: Path) -> list[Path]:
-    """A short memo, a long meeting and an interview: real speech from ../shared/data tiled to length when
-    it is there, else espeak-ng speech, else a generated speech-shaped signal."""
-    import numpy as np
-
+    """JFK first when ../shared/data has it (short: it is done first), then the espeak-ng recordings."""
     from whisperdesk.core.audio import decode
-    from whisperdesk.devtools.synth_audio import babble, speech_like, write_audio
+    from whisperdesk.devtools.synth_audio import speech_like, write_audio
 
     folder.mkdir(parents=True, exist_ok=True)
-    sources = [SHARED / "jfk.flac", SHARED / "multilingual.mp3", SHARED / "hotwords.mp3"]
-    if all(p.exists() for p in sources):
-        speech = [decode(p) for p in sources]
-    else:
-        speech = []
-        for i, text in enumerate(["Welcome to the weekly meeting.", "The interview starts now.", "Hello."]):
-            spoken = speech_like(text * 6, folder / f"speech-{i}.wav")
-            speech.append(decode(spoken) if spoken else babble(30.0, seed=i))
-    plan = [
-        ("voice memo.flac", speech[0], 11.0),
-        ("team meeting.m4a", speech[1], 240.0),
-        ("interview.mp3", speech[2], 180.0),
-    ]
     made = []
-    for name, clip, seconds in plan:
-        reps = int(np.ceil(seconds * 16000 / len(clip)))
-        made.append(write_audio(folder / name, np.tile(clip, reps)[: int(seconds * 16000)]))
+    jfk = SHARED / "jfk.wav"
+    if jfk.exists():
+        made.append(Path(shutil.copy(jfk, folder / "jfk inaugural.wav")))
+    for name, voice, text, times in SPOKEN:
+        spoken = speech_like(text * times, folder / f"spoken-{voice}.wav", voice=voice)
+        if spoken is None:
+            raise SystemExit("espeak-ng is needed to speak the example recordings; install it first")
+        made.append(write_audio(folder / name, decode(spoken)))
     return made
 
 
@@ -71,51 +89,56 @@ def main(out: str) -> int:
     home = Path(tempfile.mkdtemp(prefix="wd-shot-"))
     os.environ["WHISPERDESK_HOME"] = str(home)
     from whisperdesk.app import Desktop
-    from whisperdesk.core.jobstore import DONE, RUNNING
+    from whisperdesk.core.jobstore import DONE, QUEUED, RUNNING
     from whisperdesk.core.paths import AppPaths
-    from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings, WatchedFolder
-    from whisperdesk.devtools.random_model import build_random_whisper_model
+    from whisperdesk.core.settings import ModelConfig, OutputOptions, Settings, WatchedFolder
 
     recorder = home / "Recorder sync"
     recorder.mkdir()
-    model = build_random_whisper_model(home / "whisper-tiny-random", shape="tiny")
+    # The defaults a new user gets (the built-in model) but a batch of two, so that JFK finishes while the
+    # meeting is part-way (progress moves in 30-s windows) and the rest still show as queued (the default
+    # batch of eight would run all four at once), and one watched folder.
     settings = Settings(
-        model=ModelConfig(model=str(model), device="auto", compute_type="int8", batch_size=1),
-        decode=DecodeOptions(beam_size=5),
+        model=ModelConfig(batch_size=2),
         output=OutputOptions(output_dir=str(home / "transcripts")),
         watched=(WatchedFolder(path=str(recorder), recursive=True, after_processing="move"),),
     )
     app = QApplication(sys.argv[:1])
+    app.setApplicationName("WhisperDesk")
     paths = AppPaths.default().ensure()
     desktop = Desktop(paths, settings)
-    desktop.ctx.window.resize(1300, 760)
+    window = desktop.window
     desktop.show()
+    window.resize(*WINDOW_SIZE)
+    window.move(0, 0)
     files = recordings(home / "in")
-    QTimer.singleShot(1500, lambda: drop(desktop.ctx.window, files))
+    QTimer.singleShot(1500, lambda: drop(window, files))
 
     notified: list[float] = []
-    desktop.ctx.notifier.notified.connect(lambda title, text: notified.append(time.monotonic()))
+    desktop.notifier.notified.connect(lambda title, text: notified.append(time.monotonic()))
 
     def ready() -> bool:
         """One job done (its notification still showing), one running with its ETA, one queued."""
         counts = desktop.store.counts()
         running = [j for j in desktop.store.list() if j.state == RUNNING]
         fresh = bool(notified) and time.monotonic() - notified[-1] < 5.0  # tray balloons last 6 s
-        return counts.get(DONE, 0) >= 1 and bool(running) and running[0].progress > 0.06 and fresh
+        part_way = any(j.progress > 0.1 for j in running)
+        return counts.get(DONE, 0) >= 1 and counts.get(QUEUED, 0) >= 1 and part_way and fresh
 
     def poll() -> None:
-        if ready() or poll.ticks > 600:  # type: ignore[attr-defined]
-            QTimer.singleShot(400, shoot)
+        if ready() or poll.ticks > 1800:  # type: ignore[attr-defined]
+            QTimer.singleShot(300, shoot)
             return
         poll.ticks += 1  # type: ignore[attr-defined]
         QTimer.singleShot(100, poll)
 
     def shoot() -> None:
-        screen = QApplication.primaryScreen()
-        screen.grabWindow(0).save(out)
-        print(f"saved {out}")
-        desktop.runner.set_paused(True)
-        app.quit()
+        frame = window.frameGeometry()  # the window's area of the screen: the balloon over it included
+        shot = QApplication.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
+        shot.save(out)
+        print(f"saved {out} ({shot.width()}x{shot.height()})", flush=True)
+        desktop.runner.pause_now()  # the running job goes back to the queue: shutdown need not wait for it
+        app.exit(0)  # not quit(): it closes the window, whose close goes to the tray or asks to confirm
 
     poll.ticks = 0  # type: ignore[attr-defined]
     QTimer.singleShot(2000, poll)
@@ -123,6 +146,8 @@ def main(out: str) -> int:
         return int(app.exec())
     finally:
         desktop.shutdown()
+        print("shut down", flush=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
