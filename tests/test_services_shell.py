@@ -1,4 +1,4 @@
-"""Qt services without widgets: throttle, log bridge, notifier, engine bridge, settings controller."""
+"""Qt services without widgets: throttle, log bridge, engine bridge, settings controller (the notifier: test_notifier.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from whisperdesk.core.engine import Engine, EngineEvent, cuda_device_count, supp
 from whisperdesk.core.settings import ModelConfig, Settings, UiOptions, load_settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
 from whisperdesk.services.log_bridge import LogBridge
-from whisperdesk.services.notifier import Notifier
 from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.services.throttle import Throttle
 
@@ -138,34 +137,6 @@ def test_log_bridge_info_level_and_uninstall(qtbot: QtBot) -> None:
     logger.warning("after uninstall")
     assert len(got) == 1 and "model loaded" in got[0]
     assert bridge.handler not in logger.handlers
-
-
-# --- notifier ---------------------------------------------------------------------------------------------
-def test_notifier_without_tray_asks_for_the_banner(qtbot: QtBot) -> None:
-    notifier = Notifier(None)
-    banners: list[tuple[str, str, str]] = []
-    notifier.bannerRequested.connect(lambda t, m, lvl: banners.append((t, m, lvl)))
-    with qtbot.waitSignal(notifier.notified) as signal:
-        notifier.job_finished("talk.mp3", "12:03 in 0:41")
-    assert signal.args == ["Transcript ready", "talk.mp3: 12:03 in 0:41"]
-    notifier.job_failed("bad.wav", "the file is empty")
-    notifier.queue_drained(3, 1)
-    assert notifier.last_route == "banner"
-    assert banners == [
-        ("Transcript ready", "talk.mp3: 12:03 in 0:41", "info"),
-        ("Transcription failed", "bad.wav: the file is empty", "error"),
-        ("Queue finished", "3 jobs done, 1 failed", "warning"),
-    ]
-
-
-def test_notifier_disabled_by_settings_stays_quiet(qtbot: QtBot) -> None:
-    notifier = Notifier(None)
-    notifier.apply_settings(Settings(ui=UiOptions(notify_on_finish=False)))
-    with qtbot.assertNotEmitted(notifier.notified):
-        notifier.job_finished("a.wav", "")
-    assert notifier.last_route is None
-    with pytest.raises(ValueError, match="level"):
-        Notifier(None).notify("t", "m", "loud")
 
 
 # --- engine bridge -----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from whisperdesk.core.engine import (
     default_loader,
     supported_compute_types,
 )
+from whisperdesk.core.jobstore import DONE, FAILED
 from whisperdesk.core.logging_setup import teardown_handlers
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import (
@@ -42,6 +43,7 @@ from whisperdesk.core.settings import (
     load_settings,
 )
 from whisperdesk.services.engine_bridge import ModelState
+from whisperdesk.services.notifier import Outcome
 from whisperdesk.ui.log_view import LogView
 from whisperdesk.ui.main_window import MainWindow
 from whisperdesk.ui.settings_dialog import LOCAL_MODEL_ITEM, SettingsDialog
@@ -262,7 +264,9 @@ def test_pause_toggle_signals_and_reflects_state(qtbot: QtBot) -> None:
     assert paused.args == [True] and window.pause_action.text() == "Resume queue"
     with qtbot.assertNotEmitted(window.pauseRequested):
         window.set_paused(False)  # the runner reporting its state is not a new request
-    assert not window.pause_action.isChecked() and window.pause_action.text() == "Pause queue"
+    assert not window.pause_action.isChecked() and window.pause_action.text() == "Pause after the current job"
+    with qtbot.waitSignal(window.pauseNowRequested):
+        window.pause_now_action.trigger()
     with qtbot.waitSignal(window.benchmarkRequested):
         window.benchmark_action.trigger()
     with qtbot.waitSignal(window.settingsRequested):
@@ -424,7 +428,7 @@ def test_without_a_tray_notifications_show_in_the_window(qtbot: QtBot, make_app:
     ctx = make_app()
     assert ctx.tray is None
     with qtbot.waitSignal(ctx.notifier.notified) as note:
-        ctx.notifier.job_finished("interview.m4a", "done in 0:42")
+        ctx.notifier.record(Outcome(DONE, "interview.m4a", "done in 0:42"))
     assert note.args == ["Transcript ready", "interview.m4a: done in 0:42"]
     banner = ctx.window.banner
     assert banner.showing and banner.title == "Transcript ready" and "interview.m4a" in banner.text
@@ -433,15 +437,26 @@ def test_without_a_tray_notifications_show_in_the_window(qtbot: QtBot, make_app:
 def test_tray_menu_signals_and_pause_state(qtbot: QtBot) -> None:
     tray = Tray(app_icon())
     actions = {a.text(): a for a in tray.menu.actions() if a.text()}
-    assert set(actions) == {"Show/Hide WhisperDesk", "Pause queue", "Quit"}
+    assert set(actions) == {
+        "Show/Hide WhisperDesk",
+        "Pause after the current job",
+        "Pause now (running job goes back to the queue)",
+        "Quit",
+    }
     with qtbot.waitSignal(tray.toggleWindowRequested):
         actions["Show/Hide WhisperDesk"].trigger()
     with qtbot.waitSignal(tray.pauseRequested) as paused:
-        actions["Pause queue"].trigger()
+        actions["Pause after the current job"].trigger()
     assert paused.args == [True] and tray.paused
+    assert actions["Pause after the current job"].text() == "Resume queue"
+    assert not actions["Pause now (running job goes back to the queue)"].isVisible()
     with qtbot.assertNotEmitted(tray.pauseRequested):
         tray.set_paused(False)
     assert not tray.paused
+    with qtbot.waitSignal(tray.pauseNowRequested):
+        actions["Pause now (running job goes back to the queue)"].trigger()
+    tray.set_status("Queue: finished, 0 done, 1 canceled")
+    assert tray.icon.toolTip() == "WhisperDesk\nQueue: finished, 0 done, 1 canceled"
     with qtbot.waitSignal(tray.quitRequested):
         actions["Quit"].trigger()
     tray.dispose()
@@ -452,7 +467,7 @@ def test_a_tray_icon_where_no_tray_exists_falls_back_to_the_banner(qtbot: QtBot,
     ctx.show()
     assert ctx.tray is not None and not tray_available()
     with qtbot.waitSignal(ctx.notifier.notified):
-        ctx.notifier.job_failed("x.wav", "not an audio file")
+        ctx.notifier.record(Outcome(FAILED, "x.wav", "not an audio file"))
     assert ctx.notifier.last_route == "banner" and ctx.window.banner.level == "error"
     qtbot.waitUntil(lambda: not ctx.bridge.preloading, timeout=30_000)
 

@@ -19,7 +19,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
 
 from whisperdesk.core.engine import Engine
-from whisperdesk.core.jobstore import Job, JobStore
+from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
@@ -100,6 +100,7 @@ class Desktop(QObject):
             tray_available=self.tray is not None,
             close_to_tray=settings.ui.close_to_tray,
             icon=self.icon,
+            layout_file=paths.window_state_file,
         )
         self._told_tray = False
         self._closed = False
@@ -177,9 +178,11 @@ class Desktop(QObject):
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
         runner.jobsAdded.connect(self.watcher.on_enqueued)
-        runner.jobFinished.connect(self._on_job_finished)
-        runner.jobFailed.connect(self._on_job_failed)
+        for ended in (runner.jobFinished, runner.jobFailed, runner.jobCanceled):
+            ended.connect(self.notifier.job_ended)  # one policy decides what is told and when
         runner.queueDrained.connect(self._on_queue_drained)
+        runner.jobCanceling.connect(model.mark_canceling)
+        runner.busyChanged.connect(window.set_jobs_running)
         window.filesAdded.connect(runner.add_files)
         window.filesAddedWithSpeakers.connect(self._on_files_with_speakers)
         view.speakersRenamed.connect(self.renamer.rename)
@@ -187,13 +190,17 @@ class Desktop(QObject):
         self.renamer.failed.connect(window.show_warning)
         # Pause: the runner alone holds the state; the window and the tray ask it and show its answer.
         window.pauseRequested.connect(runner.set_paused)
+        window.pauseNowRequested.connect(runner.pause_now)
         runner.pausedChanged.connect(window.set_paused)
         if self.tray is not None:
             self.tray.pauseRequested.connect(runner.set_paused)
+            self.tray.pauseNowRequested.connect(window.request_pause_now)  # the window shows which pause
             runner.pausedChanged.connect(self.tray.set_paused)
         view.retryRequested.connect(runner.retry)
         view.cancelRequested.connect(runner.cancel)
         view.removeRequested.connect(runner.remove)
+        view.overwriteRequested.connect(runner.retry_overwrite)
+        view.otherFolderChosen.connect(runner.retry_in_folder)
         view.openFailed.connect(window.show_warning)
         self.controller.settingsChanged.connect(self.watcher.apply)
         self.watcher.statusChanged.connect(self.watched_panel.set_status)
@@ -205,6 +212,7 @@ class Desktop(QObject):
         """Show the window (or only the tray icon), start loading the model, then the queue and watchers."""
         if self.tray is not None:
             self.tray.show()
+        self.window.restore_layout()
         if not minimized:
             self.window.show()
         elif self.tray is None:
@@ -297,23 +305,14 @@ class Desktop(QObject):
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
         self.window.set_queue_summary(text, None if fraction < 0 else fraction)
-
-    @Slot(object)
-    def _on_job_finished(self, job: Job) -> None:
-        duration = job.duration or 0.0
-        spent = job.processing_time or 0.0
-        detail = f"{duration:.0f} s of audio in {spent:.0f} s" if duration and spent else "transcript written"
-        self.notifier.job_finished(job.name, detail)
-
-    @Slot(object)
-    def _on_job_failed(self, job: Job) -> None:
-        self.notifier.job_failed(job.name, job.error or "failed")
+        if self.tray is not None:
+            self.tray.set_status(text)
 
     @Slot(int, int, int)
     def _on_queue_drained(self, done: int, failed: int, canceled: int) -> None:
-        """Canceled jobs were the user's choice: they are not announced as failures."""
+        """Canceled jobs were the user's choice: they are not announced as failures (the notifier counts)."""
         log.info("queue finished: %d done, %d failed, %d canceled", done, failed, canceled)
-        self.notifier.queue_drained(done, failed)
+        self.notifier.queue_finished()
 
     @Slot(str, str)
     def _on_add_failed(self, path: str, reason: str) -> None:
@@ -334,6 +333,8 @@ class Desktop(QObject):
         if self._closed:
             return
         self._closed = True
+        self.notifier.close()  # what finished in the last moment is still told
+        self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
         for step in (self._shutdown_queue, self.bridge.shutdown, self.downloads.shutdown):
             try:
@@ -420,10 +421,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         server.listen()
         qapp.setWindowIcon(desktop.icon)
         desktop.window.quitRequested.connect(qapp.quit)
-        if problems:
-            desktop.window.show_warning(
-                f"Some settings in {paths.settings_file} were invalid; defaults used: " + "; ".join(problems)
-            )
+        desktop.window.show_settings_problem(paths.settings_file, problems)
         desktop.show(minimized=minimized and not wanted)
         if first_start:
             desktop.offer_better_model()

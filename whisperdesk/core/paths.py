@@ -26,6 +26,11 @@ class AppPaths:
         return self.config_dir / "settings.json"
 
     @property
+    def window_state_file(self) -> Path:
+        """The window's size, panels and column widths between runs (not settings: nothing to validate)."""
+        return self.config_dir / "window-state.json"
+
+    @property
     def jobs_db(self) -> Path:
         return self.data_dir / "jobs.sqlite3"
 

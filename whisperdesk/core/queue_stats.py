@@ -84,12 +84,15 @@ class QueueSummary:
     def text(self) -> str:
         if self.total == 0:
             return "Queue: empty"
-        finished = self.done + self.failed + self.canceled
         if not self.active:
             tail = f", {self.failed} failed" if self.failed else ""
             tail += f", {self.canceled} canceled" if self.canceled else ""
             return f"Queue: finished, {self.done} done{tail}"
-        parts = [f"Queue: {finished} of {self.total} done"]
+        parts = [f"Queue: {self.done} of {self.total} done"]  # a failure or a cancel is not "done"
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.canceled:
+            parts.append(f"{self.canceled} canceled")
         if self.paused:
             parts.append("paused")
         elif self.running:

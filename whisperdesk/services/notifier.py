@@ -1,21 +1,42 @@
-"""Tell the user when a job finishes or fails and when the queue drains, with or without a system tray.
+"""Tell the user when transcripts are ready or fail and when the queue drains, with or without a tray.
+
+**One notification policy** (:class:`NotificationPolicy`, pure and clock-driven so it is tested without
+waiting):
+
+* Outcomes that arrive close together are merged: the first one opens a short window
+  (:data:`COALESCE_S`) and everything that ends inside it is told in one message ("3 transcripts ready").
+* A message stays up at least :data:`MIN_VISIBLE_S` before the next one replaces it; outcomes meanwhile
+  wait and join the next message. So "Transcript ready" is never replaced unseen a few milliseconds later.
+* When the queue drains, the message that is due becomes "Queue finished" and says what the run did:
+  transcripts ready, failed and canceled, counted apart (a cancel is the user's choice, not a failure).
+* A cancel alone is not announced (the user just did it); it is counted in the queue-finished message.
 
 Linux desktops without an XEmbed/StatusNotifier tray (stock GNOME) have no tray messages, so every
-notification goes to exactly one place: the tray balloon when the tray can show one, otherwise the
-in-window banner (``bannerRequested``). ``notified`` fires for every notification whichever the route,
-which is what tests and the log observe.
+message goes to exactly one place: the tray balloon when the tray can show one, otherwise the in-window
+banner (``bannerRequested``). ``notified`` fires for every message whichever the route.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
+
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, Job
+from whisperdesk.core.queue_stats import format_seconds
+from whisperdesk.services.job_text import count_phrase, first_line, window_error
 
 log = logging.getLogger(__name__)
 
 TRAY_MESSAGE_MS = 6000
+COALESCE_S = 1.5  # outcomes this close together are told in one message
+MIN_VISIBLE_S = 5.0  # a message is not replaced sooner than this
+NAMES_SHOWN = 3
 _TRAY_ICONS = {
     "info": QSystemTrayIcon.MessageIcon.Information,
     "warning": QSystemTrayIcon.MessageIcon.Warning,
@@ -23,21 +44,172 @@ _TRAY_ICONS = {
 }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # DONE | FAILED | CANCELED
+    name: str
+    detail: str = ""  # done: how long it took; failed: why
+
+
+@dataclass(frozen=True)
+class Notice:
+    title: str
+    message: str
+    level: str  # "info" | "warning" | "error"
+
+
+def outcome_of(job: Job) -> Outcome:
+    """What a finished job contributes to a notification."""
+    if job.state == DONE:
+        if job.duration and job.processing_time:
+            detail = f"{format_seconds(job.duration)} of audio in {format_seconds(job.processing_time)}"
+        else:
+            detail = "transcript written"
+        return Outcome(DONE, job.name, detail)
+    if job.state == FAILED:
+        return Outcome(FAILED, job.name, first_line(window_error(job)) or "failed")
+    return Outcome(job.state, job.name)
+
+
+def counts_text(counts: Counter[str]) -> str:
+    """``3 transcripts ready, 1 failed, 1 canceled`` (zero counts left out)."""
+    parts = []
+    if counts[DONE]:
+        parts.append(f"{count_phrase(counts[DONE], 'transcript')} ready")
+    if counts[FAILED]:
+        parts.append(f"{counts[FAILED]} failed")
+    if counts[CANCELED]:
+        parts.append(f"{counts[CANCELED]} canceled")
+    return ", ".join(parts)
+
+
+def _names(outcomes: Sequence[Outcome]) -> str:
+    names = [o.name for o in outcomes[:NAMES_SHOWN]]
+    more = len(outcomes) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def _details(outcomes: Sequence[Outcome]) -> str:
+    """One outcome: "name: detail"; several: the names."""
+    if len(outcomes) == 1:
+        only = outcomes[0]
+        return f"{only.name}: {only.detail}" if only.detail else only.name
+    return _names(outcomes)
+
+
+class NotificationPolicy:
+    """Decides when a message is due and what it says; no Qt and no clock of its own (times are passed)."""
+
+    def __init__(self, *, coalesce_s: float = COALESCE_S, min_visible_s: float = MIN_VISIBLE_S) -> None:
+        self._coalesce = coalesce_s
+        self._min_visible = min_visible_s
+        self._pending: list[Outcome] = []  # not yet told
+        self._run: Counter[str] = Counter()  # every outcome since the queue last drained
+        self._drained = False
+        self._last_shown: float | None = None
+        self._due: float | None = None
+
+    @property
+    def due_at(self) -> float | None:
+        """When the next message is due (None: nothing to tell)."""
+        return self._due
+
+    def add(self, outcome: Outcome, now: float) -> None:
+        self._pending.append(outcome)
+        self._run[outcome.state] += 1
+        self._schedule(now)
+
+    def queue_drained(self, now: float) -> None:
+        if not self._run:
+            return  # nothing ran: nothing to report
+        self._drained = True
+        self._schedule(now)
+
+    def take(self, now: float) -> Notice | None:
+        """The message due at ``now`` (None if none is due yet, or only cancels happened)."""
+        if self._due is None or now < self._due:
+            return None
+        return self.flush(now)
+
+    def flush(self, now: float) -> Notice | None:
+        """Whatever is waiting, now (shutdown)."""
+        notice = self._compose()
+        self._pending.clear()
+        self._due = None
+        if self._drained:
+            self._drained = False
+            self._run.clear()
+        if notice is not None:
+            self._last_shown = now
+        return notice
+
+    def _schedule(self, now: float) -> None:
+        if self._due is not None:
+            return  # joins the message already on its way
+        due = now + self._coalesce
+        if self._last_shown is not None:
+            due = max(due, self._last_shown + self._min_visible)
+        self._due = due
+
+    def _compose(self) -> Notice | None:
+        if self._drained:
+            failed = self._run[FAILED] > 0
+            message = counts_text(self._run)
+            told = [o for o in self._pending if o.state != CANCELED]
+            if told:
+                message += f": {_details(told)}"
+            return Notice("Queue finished", message, "warning" if failed else "info")
+        done = [o for o in self._pending if o.state == DONE]
+        failed = [o for o in self._pending if o.state == FAILED]
+        if failed and done:
+            return Notice(
+                counts_text(Counter(o.state for o in done + failed)), _names(done + failed), "error"
+            )
+        if failed:
+            title = "Transcription failed" if len(failed) == 1 else f"{len(failed)} transcriptions failed"
+            return Notice(title, _details(failed), "error")
+        if done:
+            title = "Transcript ready" if len(done) == 1 else f"{len(done)} transcripts ready"
+            return Notice(title, _details(done), "info")
+        return None  # only cancels: the user knows
+
+
 class Notifier(QObject):
+    """Routes the policy's messages to the tray or the banner. Connect the runner's job signals to
+    :meth:`job_ended` and its ``queueDrained`` to :meth:`queue_finished`; call :meth:`close` at shutdown."""
+
     notified = Signal(str, str)  # title, message
     bannerRequested = Signal(str, str, str)  # title, message, level ("info" | "warning" | "error")
 
     def __init__(
-        self, tray: QSystemTrayIcon | None = None, *, enabled: bool = True, parent: QObject | None = None
+        self,
+        tray: QSystemTrayIcon | None = None,
+        *,
+        enabled: bool = True,
+        parent: QObject | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        policy: NotificationPolicy | None = None,
     ) -> None:
         super().__init__(parent)
         self._tray = tray
         self._enabled = enabled
+        self._clock = clock
+        self._policy = policy or NotificationPolicy()
+        self._timer = QTimer(self)
+        self._timer.setObjectName("Notifier.coalesce")
+        self._timer.setSingleShot(True)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer may fire before the due time
+        self._timer.timeout.connect(self._on_timer)
         self.last_route: str | None = None  # "tray" | "banner": where the latest notification went
+        self._closed = False
 
     @property
     def enabled(self) -> bool:
         return self._enabled
+
+    @property
+    def policy(self) -> NotificationPolicy:
+        return self._policy
 
     @Slot(bool)
     def set_enabled(self, enabled: bool) -> None:
@@ -60,12 +232,45 @@ class Notifier(QObject):
             and QSystemTrayIcon.supportsMessages()
         )
 
+    # --- what happened -------------------------------------------------------------------------------
+    @Slot(object)
+    def job_ended(self, job: Job) -> None:
+        """Connect to the runner's ``jobFinished``, ``jobFailed`` and ``jobCanceled``."""
+        self.record(outcome_of(job))
+
+    def record(self, outcome: Outcome) -> None:
+        if outcome.state not in (DONE, FAILED, CANCELED):
+            raise ValueError(f"not an outcome of a finished job: {outcome.state!r}")
+        if self._closed:
+            return  # jobs ending while the app quits: no timer may start after close()
+        self._policy.add(outcome, self._clock())
+        self._arm()
+
+    @Slot()
+    def queue_finished(self) -> None:
+        """Connect to the runner's ``queueDrained`` (its counts are not needed: the policy keeps its own)."""
+        if self._closed:
+            return
+        self._policy.queue_drained(self._clock())
+        self._arm()
+
+    @Slot()
+    def close(self) -> None:
+        """Tell what is still waiting, now, and stop the timer for good (at shutdown)."""
+        self._closed = True
+        self._timer.stop()
+        notice = self._policy.flush(self._clock())
+        if notice is not None:
+            self.notify(notice.title, notice.message, notice.level)
+
+    # --- telling -------------------------------------------------------------------------------------
     @Slot(str, str, str)
     def notify(self, title: str, message: str, level: str = "info") -> None:
-        if not self._enabled:
-            return
+        """Show one message now (bypasses coalescing: for messages that are not job outcomes)."""
         if level not in _TRAY_ICONS:
             raise ValueError(f"unknown notification level {level!r}; use one of {', '.join(_TRAY_ICONS)}")
+        if not self._enabled:
+            return
         if self.tray_usable():
             assert self._tray is not None
             self._tray.showMessage(title, message, _TRAY_ICONS[level], TRAY_MESSAGE_MS)
@@ -76,16 +281,16 @@ class Notifier(QObject):
         log.info("notification: %s: %s", title, message)
         self.notified.emit(title, message)
 
-    @Slot(str, str)
-    def job_finished(self, name: str, detail: str) -> None:
-        self.notify("Transcript ready", f"{name}: {detail}" if detail else name, "info")
+    def _arm(self) -> None:
+        due = self._policy.due_at
+        if due is None:
+            self._timer.stop()
+            return
+        self._timer.start(max(0, round((due - self._clock()) * 1000)))
 
-    @Slot(str, str)
-    def job_failed(self, name: str, reason: str) -> None:
-        self.notify("Transcription failed", f"{name}: {reason}", "error")
-
-    @Slot(int, int)
-    def queue_drained(self, done: int, failed: int) -> None:
-        jobs = f"{done} job{'s' if done != 1 else ''} done"
-        tail = f", {failed} failed" if failed else ""
-        self.notify("Queue finished", jobs + tail, "warning" if failed else "info")
+    @Slot()
+    def _on_timer(self) -> None:
+        notice = self._policy.take(self._clock())
+        if notice is not None:
+            self.notify(notice.title, notice.message, notice.level)
+        self._arm()

@@ -3,6 +3,11 @@
 It composes widgets it is given (queue view, watched folders, GPU panel, log view) and reports what the
 user asks for through signals; it never talks to the engine, the store or the runner itself, so each panel
 is tested on its own and the composition root (whisperdesk.app) decides the wiring.
+
+The default size fits a 1280×720 screen with every key column of the queue visible; the user's size,
+dock sizes and column widths are kept in ``layout_file`` (see :mod:`whisperdesk.ui.window_state`).
+Pausing offers both meanings the user may have: "after the current job" (the default: nothing is lost)
+and "now" (the running job goes back to the queue); the status bar says which one is in force.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, SignalInstance, Slot
+from PySide6.QtCore import QByteArray, Qt, Signal, SignalInstance, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -21,12 +26,14 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -37,9 +44,44 @@ from whisperdesk.core.models.builtin import is_builtin
 from whisperdesk.services.engine_bridge import ModelState
 from whisperdesk.ui.model_banner import BUILTIN, DOWNLOAD, FOLDER, RETRY, ModelBanner
 from whisperdesk.ui.notifications import NotificationBanner
+from whisperdesk.ui.window_state import load_layout, save_layout
 
 CHOOSE_MODEL_ACTION = "choose_model_folder"
 ConfirmFn = Callable[[QWidget, str, str], bool]
+DEFAULT_SIZE = (1280, 720)
+SIDE_PANEL_WIDTH = 330  # the docks on the right; the queue keeps the rest
+LOG_HEIGHT = 120
+PAUSE_AFTER_CURRENT = "after_current"  # which pause the user asked for (the runner only knows paused)
+PAUSE_NOW = "now"
+PAUSE_AFTER_LABEL = "Pause after the current job"
+PAUSE_NOW_LABEL = "Pause now (running job goes back to the queue)"
+RESUME_LABEL = "Resume queue"
+
+
+def pause_text(mode: str, jobs_running: bool) -> str:
+    """The status bar's pause line: which pause is in force and what the running job does meanwhile."""
+    if not mode:
+        return ""
+    if jobs_running:
+        if mode == PAUSE_NOW:
+            return "Pausing now: the running job is going back to the queue"
+        return "Paused after the current job: the running job is finishing"
+    return "Paused: queued jobs wait until you resume"
+
+
+def settings_problem_text(path: Path, problems: Sequence[str]) -> str:
+    """Words for a settings file that was reset or partly ignored (the log keeps the technical details)."""
+    if any("is not valid settings" in p for p in problems):
+        return (
+            f"The settings file {path} could not be read, so WhisperDesk started with its default settings. "
+            f"The damaged file was kept as {path.name}.bak; the log has the details. "
+            "Open Settings… to set things up again."
+        )
+    return (
+        f"Some settings in {path} could not be used, so their defaults apply: "
+        + "; ".join(problems)
+        + ". Open Settings… to check them."
+    )
 
 
 def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
@@ -57,13 +99,14 @@ def _local_paths(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[P
 
 
 class MainWindow(QMainWindow):
-    """Signals: filesAdded(list[Path]), pauseRequested(bool), settingsRequested(), benchmarkRequested(),
-    modelFolderChosen(str), modelRetryRequested(), builtinModelRequested(), modelManagerRequested(),
-    quitRequested(), hiddenToTray()."""
+    """Signals: filesAdded(list[Path]), pauseRequested(bool) (after the current job / resume),
+    pauseNowRequested(), settingsRequested(), benchmarkRequested(), modelFolderChosen(str),
+    modelRetryRequested(), builtinModelRequested(), modelManagerRequested(), quitRequested(), hiddenToTray()."""
 
     filesAdded = Signal(list)
     filesAddedWithSpeakers = Signal(list)  # the same, to be transcribed with speaker labels
     pauseRequested = Signal(bool)
+    pauseNowRequested = Signal()
     settingsRequested = Signal()
     benchmarkRequested = Signal()
     modelFolderChosen = Signal(str)
@@ -84,6 +127,7 @@ class MainWindow(QMainWindow):
         tray_available: bool = False,
         close_to_tray: bool = False,
         icon: QIcon | None = None,
+        layout_file: Path | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -91,7 +135,11 @@ class MainWindow(QMainWindow):
         if icon is not None:
             self.setWindowIcon(icon)
         self.setAcceptDrops(True)
-        self.resize(1100, 700)
+        self._layout_file = layout_file
+        self._pause_mode = ""
+        self._paused = False
+        self._jobs_running = False
+        self.resize(*self.default_size())
         self.setDockNestingEnabled(True)
         self._is_busy = is_busy or (lambda: False)
         self._confirm = confirm
@@ -101,6 +149,8 @@ class MainWindow(QMainWindow):
         self._model_banner = False
         self._banner = NotificationBanner(self)
         self._banner.actionTriggered.connect(self._on_banner_action)
+        self._settings_banner = NotificationBanner(self)  # its own strip: notifications must not hide it
+        self._settings_banner.setObjectName("settingsBanner")
         self._model_banner_widget = ModelBanner(self)
         self._model_banner_widget.actionTriggered.connect(self._on_model_banner_action)
         self._drop_hint = QLabel("Drop recordings or folders here, or use Add files… / Add folder…", self)
@@ -109,6 +159,7 @@ class MainWindow(QMainWindow):
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self._settings_banner)
         layout.addWidget(self._model_banner_widget)
         layout.addWidget(self._banner)
         layout.addWidget(self._drop_hint, 1)
@@ -151,10 +202,16 @@ class MainWindow(QMainWindow):
         self.model_folder_action = self._action("Choose local model folder…", self.choose_model_folder)
         self.models_action = self._action("Models…", self.modelManagerRequested)
         self.quit_action = self._action("Quit", self.request_quit, QKeySequence.StandardKey.Quit)
-        self.pause_action = QAction("Pause queue", self)
+        self.pause_action = QAction(PAUSE_AFTER_LABEL, self)  # checked: paused (either way)
+        self.pause_action.setIconText("Pause")
         self.pause_action.setCheckable(True)
         self.pause_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.pause_action.setToolTip("Finish the running job, then start no new one")
         self.pause_action.toggled.connect(self._on_pause_toggled)
+        self.pause_now_action = self._action(PAUSE_NOW_LABEL, self.request_pause_now, "Ctrl+Shift+P")
+        self.pause_now_action.setToolTip(
+            "Stop now; the running job starts again from the beginning on resume"
+        )
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -162,7 +219,7 @@ class MainWindow(QMainWindow):
         file_menu.addActions([self.add_files_action, self.add_speakers_action, self.add_folder_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
-        bar.addMenu("&Queue").addAction(self.pause_action)
+        bar.addMenu("&Queue").addActions([self.pause_action, self.pause_now_action])
         tools = bar.addMenu("&Tools")
         tools.addActions([self.models_action, self.benchmark_action, self.model_folder_action])
         tools.addSeparator()
@@ -171,13 +228,21 @@ class MainWindow(QMainWindow):
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("mainToolBar")
         toolbar.setMovable(False)
-        toolbar.addActions(
-            [self.add_files_action, self.add_folder_action, self.pause_action, self.settings_action]
-        )
+        toolbar.addActions([self.add_files_action, self.add_folder_action])
+        self.pause_button = QToolButton(self)  # click: pause after the current job; arrow: pause now
+        self.pause_button.setDefaultAction(self.pause_action)
+        self.pause_button.addAction(self.pause_now_action)
+        self.pause_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.pause_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        toolbar.addWidget(self.pause_button)
+        toolbar.addAction(self.settings_action)
 
     def _build_status_bar(self) -> None:
         self._model_label = QLabel("Model: not loaded yet", self)
         self._queue_label = QLabel("Queue: empty", self)
+        self._pause_label = QLabel(self)
+        self._pause_label.setObjectName("pauseStatus")
+        self._pause_label.hide()
         self._progress = QProgressBar(self)
         self._progress.setRange(0, 1000)
         self._progress.setMaximumWidth(180)
@@ -185,6 +250,7 @@ class MainWindow(QMainWindow):
         self._progress.hide()
         status = self.statusBar()
         status.addWidget(self._model_label, 1)
+        status.addPermanentWidget(self._pause_label)
         status.addPermanentWidget(self._queue_label)
         status.addPermanentWidget(self._progress)
 
@@ -214,7 +280,9 @@ class MainWindow(QMainWindow):
         )
         self.addDockWidget(area, dock)
         if area == Qt.DockWidgetArea.BottomDockWidgetArea:  # the queue keeps most of the height
-            self.resizeDocks([dock], [150], Qt.Orientation.Vertical)
+            self.resizeDocks([dock], [LOG_HEIGHT], Qt.Orientation.Vertical)
+        elif area == Qt.DockWidgetArea.RightDockWidgetArea:  # the queue keeps most of the width
+            self.resizeDocks([dock], [SIDE_PANEL_WIDTH], Qt.Orientation.Horizontal)
         self._view_menu.addAction(dock.toggleViewAction())
         return dock
 
@@ -238,6 +306,14 @@ class MainWindow(QMainWindow):
     @property
     def queue_status_text(self) -> str:
         return self._queue_label.text()
+
+    @property
+    def pause_status_text(self) -> str:
+        return self._pause_label.text() if not self._pause_label.isHidden() else ""
+
+    @property
+    def settings_banner(self) -> NotificationBanner:
+        return self._settings_banner
 
     @property
     def queue_fraction(self) -> float | None:
@@ -283,12 +359,100 @@ class MainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         self._banner.show_message("", text, "error")
 
+    def show_settings_problem(self, path: Path, problems: Sequence[str]) -> None:
+        """A settings file that was reset or partly ignored: said in the window until dismissed."""
+        if problems:
+            self._settings_banner.show_message(
+                "Settings reset", settings_problem_text(path, problems), "warning"
+            )
+
     @Slot(bool)
     def set_paused(self, paused: bool) -> None:
+        """Reflect the queue's state (from the runner) without echoing it back as a request."""
         blocked = self.pause_action.blockSignals(True)
         self.pause_action.setChecked(paused)
-        self.pause_action.setText("Resume queue" if paused else "Pause queue")
         self.pause_action.blockSignals(blocked)
+        self._paused = paused
+        self._update_pause_actions()
+        if not paused:
+            self.set_pause_mode("")
+        elif not self._pause_mode:
+            self.set_pause_mode(PAUSE_AFTER_CURRENT)
+
+    @Slot(str)
+    def set_pause_mode(self, mode: str) -> None:
+        """ "" (running), PAUSE_AFTER_CURRENT or PAUSE_NOW: which pause the status bar describes."""
+        self._pause_mode = mode
+        self._update_pause_label()
+
+    @Slot()
+    def request_pause_now(self) -> None:
+        """Ask for "pause now" (from the menu, the toolbar or the tray) and say so in the status bar."""
+        self.set_pause_mode(PAUSE_NOW)
+        self.pauseNowRequested.emit()
+
+    @Slot(bool)
+    def set_jobs_running(self, running: bool) -> None:
+        """Connect to ``JobRunner.busyChanged``: whether a job is still running while paused."""
+        self._jobs_running = running
+        self._update_pause_label()
+
+    def _update_pause_label(self) -> None:
+        text = pause_text(self._pause_mode, self._jobs_running)
+        self._pause_label.setText(text)
+        self._pause_label.setVisible(bool(text))
+        self._update_pause_actions()
+
+    def _update_pause_actions(self) -> None:
+        """Pause now stays offered while paused after the current job and that job still runs."""
+        paused = self._paused
+        self.pause_action.setText(RESUME_LABEL if paused else PAUSE_AFTER_LABEL)
+        self.pause_action.setIconText("Resume" if paused else "Pause")
+        now_helps = not paused or (self._pause_mode != PAUSE_NOW and self._jobs_running)
+        self.pause_now_action.setEnabled(now_helps)
+        self.pause_now_action.setVisible(now_helps)
+
+    # --- layout between runs --------------------------------------------------------------------------
+    @staticmethod
+    def default_size() -> tuple[int, int]:
+        """1280×720, or less on a smaller screen."""
+        width, height = DEFAULT_SIZE
+        screen = QApplication.primaryScreen()
+        if screen is not None:
+            available = screen.availableGeometry()
+            width, height = min(width, available.width()), min(height, available.height())
+        return width, height
+
+    def layout_state(self) -> dict[str, bytes]:
+        """Geometry, docks and the queue's columns as opaque blobs (see :mod:`whisperdesk.ui.window_state`)."""
+        state = {
+            "geometry": bytes(self.saveGeometry().data()),
+            "docks": bytes(self.saveState().data()),
+        }
+        header_state = getattr(self._queue_view, "header_state", None)
+        if callable(header_state):
+            state["queue_columns"] = header_state()
+        return state
+
+    def restore_layout(self) -> bool:
+        """Apply the layout saved by the last run (call after every panel is added, before showing)."""
+        if self._layout_file is None:
+            return False
+        saved = load_layout(self._layout_file)
+        restored = False
+        if "geometry" in saved:
+            restored = self.restoreGeometry(QByteArray(saved["geometry"])) or restored
+        if "docks" in saved:
+            restored = self.restoreState(QByteArray(saved["docks"])) or restored
+        restore_header = getattr(self._queue_view, "restore_header_state", None)
+        if "queue_columns" in saved and callable(restore_header):
+            restored = bool(restore_header(saved["queue_columns"])) or restored
+        return restored
+
+    def save_layout(self) -> bool:
+        if self._layout_file is None:
+            return False
+        return save_layout(self._layout_file, self.layout_state())
 
     def set_tray_available(self, available: bool) -> None:
         self._tray_available = available
@@ -404,7 +568,9 @@ class MainWindow(QMainWindow):
                 return
             self._quitting = True
             self.quitRequested.emit()
+        self.save_layout()
         self._banner.dismiss()
+        self._settings_banner.dismiss()
         event.accept()
 
     # --- action handlers ---------------------------------------------------------------------------------
@@ -426,5 +592,6 @@ class MainWindow(QMainWindow):
 
     @Slot(bool)
     def _on_pause_toggled(self, paused: bool) -> None:
-        self.pause_action.setText("Resume queue" if paused else "Pause queue")
+        self._paused = paused
+        self.set_pause_mode(PAUSE_AFTER_CURRENT if paused else "")
         self.pauseRequested.emit(paused)

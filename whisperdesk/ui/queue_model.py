@@ -44,6 +44,7 @@ from whisperdesk.core.jobstore import (
 )
 from whisperdesk.core.queue_stats import format_seconds, job_timing
 from whisperdesk.core.speakers.saved import job_speakers
+from whisperdesk.services.job_text import error_summary, window_error
 from whisperdesk.services.store_feed import StoreFeed
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ HEADERS: dict[Column, str] = {
     Column.ERROR: "Error",
 }
 STATE_LABELS = {QUEUED: "Queued", RUNNING: "Running", DONE: "Done", FAILED: "Failed", CANCELED: "Canceled"}
+CANCELING_LABEL = "Canceling…"
 NUMERIC = (Column.PROGRESS, Column.DURATION, Column.ELAPSED, Column.ETA, Column.SPEED)
 TIME_COLUMNS = (Column.ELAPSED, Column.ETA, Column.SPEED)
 
@@ -108,6 +110,7 @@ class JobTableModel(QAbstractTableModel):
         self._gone: set[int] = set()  # removed or archived ids; never shown again
         self._live: dict[int, tuple[float, float]] = {}  # running job -> (audio seconds done, total)
         self._probed: dict[int, float] = {}
+        self._canceling: set[int] = set()  # cancel asked for, job still running: shown until it stops
         self._speaker_cache: dict[int, tuple[int, list[str]]] = {}  # job id -> (job version, names)
         self._closed = False
         self._feed.jobChanged.connect(self._on_job_changed)
@@ -191,6 +194,9 @@ class JobTableModel(QAbstractTableModel):
     def feed(self) -> StoreFeed:
         return self._feed
 
+    def is_canceling(self, job_id: int) -> bool:
+        return job_id in self._canceling
+
     # --- updates ------------------------------------------------------------------------------------
     @Slot(int, float, float)
     def on_job_progress(self, job_id: int, done: float, total: float) -> None:
@@ -199,6 +205,16 @@ class JobTableModel(QAbstractTableModel):
         row = self.row_of(job_id)
         if row is not None:
             self._changed(row, Column.PROGRESS, Column.SPEED)
+
+    @Slot(int)
+    def mark_canceling(self, job_id: int) -> None:
+        """The user asked to cancel: show "Canceling…" at once, until the job's record says it stopped
+        (a running job stops at its next window of audio, which can take a while)."""
+        row = self.row_of(job_id)
+        if row is None or self._jobs[row].state != RUNNING:
+            return
+        self._canceling.add(job_id)
+        self._changed(row, Column.STATE, Column.STATE)
 
     @Slot(int, float)
     def set_probed_duration(self, job_id: int, seconds: float) -> None:
@@ -230,6 +246,7 @@ class JobTableModel(QAbstractTableModel):
             self._jobs[row] = job
             if job.state != RUNNING or (old.state != RUNNING and job.state == RUNNING):
                 self._live.pop(job.id, None)  # a new run starts from its own progress
+                self._canceling.discard(job.id)
             self._changed(row, Column.FILE, Column.ERROR)
             return
         self.beginInsertRows(QModelIndex(), row, row)
@@ -240,6 +257,7 @@ class JobTableModel(QAbstractTableModel):
     def remove_id(self, job_id: int) -> None:
         self._gone.add(job_id)
         self._live.pop(job_id, None)
+        self._canceling.discard(job_id)
         self._probed.pop(job_id, None)
         row = self.row_of(job_id)
         if row is None:
@@ -286,6 +304,8 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.FILE:
             return job.name
         if column == Column.STATE:
+            if job.state == RUNNING and job.id in self._canceling:
+                return CANCELING_LABEL
             label = STATE_LABELS.get(job.state, job.state)
             return f"{label} (attempt {job.attempts})" if job.state == RUNNING and job.attempts > 1 else label
         if column == Column.PROGRESS:
@@ -300,7 +320,7 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.SPEAKERS:
             return self._speakers_text(job)
         if column == Column.ERROR:
-            return (job.error or "").splitlines()[0] if job.error else ""
+            return error_summary(job)
         live = self._live.get(job.id) if job.state == RUNNING else None
         timing = job_timing(job, self._clock(), *(live or (None, None)))
         if column == Column.ELAPSED:
@@ -337,7 +357,7 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.SPEAKERS and self.speaker_names(job):
             return ", ".join(self.speaker_names(job))
         if column in (Column.ERROR, Column.STATE) and job.error:
-            return job.error
+            return window_error(job)
         if column == Column.SPEED:
             return "seconds of audio transcribed per second (× realtime)"
         return None

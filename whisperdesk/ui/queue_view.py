@@ -3,6 +3,11 @@
 The view only turns clicks into requests: retry/cancel/remove go out as signals (connect them to the
 runner's slots); opening a transcript or its folder goes through ``QDesktopServices`` (injectable, so tests
 see which URL would open). Dropping files is the main window's job, not this widget's.
+
+A job that failed because of its output (a foreign file in the way, a folder that cannot be written)
+offers the window's own answers, "Overwrite" and "Choose another folder…", in the context menu and as
+buttons that appear for it. The column widths fit every key column in the default window (1280×720 with
+the side panels); the user's own widths are kept through :meth:`header_state`.
 """
 
 from __future__ import annotations
@@ -10,11 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import (
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QMenu,
@@ -29,21 +45,28 @@ from PySide6.QtWidgets import (
 )
 
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job
+from whisperdesk.services.job_text import CHOOSE_FOLDER_LABEL, OVERWRITE_LABEL, OutputProblem, output_problem
 from whisperdesk.ui.queue_model import Column, JobTableModel, ProgressRole
 from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
 
 UrlOpener = Callable[[QUrl], bool]
+ChooseDirFn = Callable[[QWidget, str], str]
 TRANSCRIPT_PREFERENCE = (".txt", ".srt", ".vtt", ".json")
-COLUMN_WIDTHS = {
-    Column.FILE: 220,
-    Column.STATE: 80,
-    Column.PROGRESS: 120,
-    Column.DURATION: 70,
-    Column.ELAPSED: 70,
-    Column.ETA: 60,
-    Column.SPEED: 60,
+COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the default window's ~930 px table
+    Column.FILE: 190,
+    Column.STATE: 85,
+    Column.PROGRESS: 100,
+    Column.DURATION: 62,
+    Column.ELAPSED: 58,
+    Column.ETA: 50,
+    Column.SPEED: 55,
     Column.LANGUAGE: 70,
+    Column.SPEAKERS: 75,
 }
+
+
+def ask_directory(parent: QWidget, caption: str) -> str:
+    return QFileDialog.getExistingDirectory(parent, caption)
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -71,6 +94,17 @@ class ProgressDelegate(QStyledItemDelegate):
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 
 
+class ElideRightDelegate(QStyledItemDelegate):
+    """For the error column: its start says what is wrong, so the end is what gets cut (the tooltip
+    has it all); file names elsewhere elide in the middle to keep their start and extension."""
+
+    def initStyleOption(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight  # type: ignore[attr-defined]
+
+
 def transcript_of(job: Job) -> Path | None:
     """The transcript to open: the first existing output in txt, srt, vtt, json order."""
     existing = [p for p in job.outputs if p.exists()]
@@ -88,12 +122,15 @@ def folder_of(job: Job) -> Path:
 
 
 class JobQueueView(QWidget):
-    """Signals: retryRequested(int), cancelRequested(int), removeRequested(int), openFailed(str)."""
+    """Signals: retryRequested(int), cancelRequested(int), removeRequested(int), openFailed(str),
+    overwriteRequested(int), otherFolderChosen(int, str)."""
 
     retryRequested = Signal(int)
     cancelRequested = Signal(int)
     removeRequested = Signal(int)
     openFailed = Signal(str)  # why a transcript or folder could not be opened
+    overwriteRequested = Signal(int)  # run again, replacing the files in the way (runner.retry_overwrite)
+    otherFolderChosen = Signal(int, str)  # run again, writing to this folder (runner.retry_in_folder)
     speakersRenamed = Signal(int, object)  # job id, {old name: new name}
 
     def __init__(
@@ -102,14 +139,17 @@ class JobQueueView(QWidget):
         parent: QWidget | None = None,
         *,
         open_url: UrlOpener = QDesktopServices.openUrl,
+        choose_folder: ChooseDirFn | None = None,
     ) -> None:
         super().__init__(parent)
         self._model = model
         self._open_url = open_url
+        self._choose_folder = choose_folder
         self.table = QTableView(self)
         self.table.setObjectName("jobTable")
         self.table.setModel(model)
         self.table.setItemDelegateForColumn(int(Column.PROGRESS), ProgressDelegate(self.table))
+        self.table.setItemDelegateForColumn(int(Column.ERROR), ElideRightDelegate(self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -122,15 +162,22 @@ class JobQueueView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)  # the error message gets the room that is left
+        header.setMinimumSectionSize(40)
         for column, width in COLUMN_WIDTHS.items():
             header.resizeSection(int(column), width)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep a file name's start and extension
+        self._scroll_to: QPersistentModelIndex | None = None
+        model.rowsInserted.connect(self._on_rows_inserted)
 
         self.open_action = self._action("Open transcript", self.open_transcript, "Return")
-        self.folder_action = self._action("Open containing folder", self.open_folder)
+        self.folder_action = self._action("Show in folder", self.open_folder)
         self.retry_action = self._action("Retry", self.retry_selected, "Ctrl+R")
         self.cancel_action = self._action("Cancel", self.cancel_selected)
         self.remove_action = self._action("Remove", self.remove_selected, QKeySequence.StandardKey.Delete)
+        self.overwrite_action = self._action(OVERWRITE_LABEL, self.overwrite_selected)
+        self.overwrite_action.setToolTip("Transcribe again and replace the files that are in the way")
+        self.other_folder_action = self._action(CHOOSE_FOLDER_LABEL, self.choose_other_folder)
+        self.other_folder_action.setToolTip("Transcribe again and write the transcripts to another folder")
         self.rename_speakers_action = self._action("Rename speakers…", self.rename_speakers)
         self.actions_in_order = (
             self.open_action,
@@ -138,7 +185,10 @@ class JobQueueView(QWidget):
             self.retry_action,
             self.cancel_action,
             self.remove_action,
+            self.overwrite_action,
+            self.other_folder_action,
         )
+        self.output_actions = (self.overwrite_action, self.other_folder_action)
 
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
@@ -190,11 +240,19 @@ class JobQueueView(QWidget):
         self.open_action.setEnabled(any(j.state == DONE and transcript_of(j) for j in jobs))
         self.folder_action.setEnabled(bool(jobs))
         self.retry_action.setEnabled(bool(states & {DONE, FAILED, CANCELED}))
-        self.cancel_action.setEnabled(bool(states & {QUEUED, RUNNING}))
         self.remove_action.setEnabled(bool(jobs))
+        self.cancel_action.setEnabled(any(self._cancelable(j) for j in jobs))
+        problems = {output_problem(j) for j in jobs}
+        self.overwrite_action.setEnabled(OutputProblem.IN_THE_WAY in problems)
+        self.other_folder_action.setEnabled(bool(problems - {OutputProblem.NONE}))
         self.rename_speakers_action.setEnabled(len(jobs) == 1 and bool(self._model.speaker_names(jobs[0])))
         for action in self.actions_in_order:
             self.buttons[action.text()].setEnabled(action.isEnabled())
+        for action in self.output_actions:  # only there when they help, so the bar stays short
+            self.buttons[action.text()].setVisible(action.isEnabled())
+
+    def _cancelable(self, job: Job) -> bool:
+        return job.state == QUEUED or (job.state == RUNNING and not self._model.is_canceling(job.id))
 
     # --- actions ------------------------------------------------------------------------------------
     @Slot()
@@ -225,8 +283,55 @@ class JobQueueView(QWidget):
     @Slot()
     def cancel_selected(self) -> None:
         for job in self.selected_jobs():
-            if job.state in (QUEUED, RUNNING):
+            if self._cancelable(job):
+                self._model.mark_canceling(job.id)  # shown at once; the job stops at its next window
                 self.cancelRequested.emit(job.id)
+        self.update_actions()
+
+    @Slot()
+    def overwrite_selected(self) -> None:
+        for job in self.selected_jobs():
+            if output_problem(job) is OutputProblem.IN_THE_WAY:
+                self.overwriteRequested.emit(job.id)
+
+    @Slot()
+    def choose_other_folder(self) -> None:
+        jobs = [j for j in self.selected_jobs() if output_problem(j) is not OutputProblem.NONE]
+        if not jobs:
+            return
+        names = jobs[0].name if len(jobs) == 1 else f"{len(jobs)} recordings"
+        choose = self._choose_folder or ask_directory
+        folder = choose(self, f"Folder for the transcripts of {names}")
+        if not folder:
+            return
+        for job in jobs:
+            self.otherFolderChosen.emit(job.id, folder)
+
+    # --- layout ---------------------------------------------------------------------------------------
+    def header_state(self) -> bytes:
+        """Column widths and order, for the window-state file."""
+        return bytes(self.table.horizontalHeader().saveState().data())
+
+    def restore_header_state(self, state: bytes) -> bool:
+        header = self.table.horizontalHeader()
+        if not state or not header.restoreState(QByteArray(state)):
+            return False
+        header.setStretchLastSection(True)
+        return True
+
+    @Slot(QModelIndex, int, int)
+    def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
+        """New work shows where the user can see it (rows are added at the end, usually out of view).
+
+        Scrolled once the table has laid out the new rows: its scroll range does not include them yet."""
+        self._scroll_to = QPersistentModelIndex(self._model.index(last, 0))
+        QTimer.singleShot(0, self, self._on_scroll_to_new_row)
+
+    @Slot()
+    def _on_scroll_to_new_row(self) -> None:
+        if self._scroll_to is not None and self._scroll_to.isValid():
+            self.table.scrollTo(QModelIndex(self._scroll_to), QAbstractItemView.ScrollHint.EnsureVisible)
+        self._scroll_to = None
 
     @Slot()
     def remove_selected(self) -> None:
@@ -244,14 +349,23 @@ class JobQueueView(QWidget):
             self.table.selectRow(index.row())
         if not self.selected_jobs():
             return
+        menu = self.context_menu()
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+        menu.deleteLater()
+
+    def context_menu(self) -> QMenu:
+        """The row menu for the selection: output fixes first when the job failed on its output."""
         menu = QMenu(self)
-        menu.addActions(list(self.actions_in_order[:2]))
+        fixes = [a for a in self.output_actions if a.isEnabled()]
+        if fixes:
+            menu.addActions(fixes)
+            menu.addSeparator()
+        menu.addActions([self.open_action, self.folder_action])
         if self.rename_speakers_action.isEnabled():
             menu.addAction(self.rename_speakers_action)
         menu.addSeparator()
-        menu.addActions(list(self.actions_in_order[2:]))
-        menu.exec(self.table.viewport().mapToGlobal(pos))
-        menu.deleteLater()
+        menu.addActions([self.retry_action, self.cancel_action, self.remove_action])
+        return menu
 
     @Slot()
     def rename_speakers(self) -> None:

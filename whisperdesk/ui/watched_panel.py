@@ -38,9 +38,9 @@ from whisperdesk.services.settings_controller import SettingsController
 ConfirmFn = Callable[[QWidget, str, str], bool]
 ChooseDirFn = Callable[[QWidget, str], str]
 
-POLICIES: tuple[tuple[str, str], ...] = (
-    ("leave", "Leave the recording where it is"),
-    ("move", 'Move the recording to a "done" subfolder'),
+POLICIES: tuple[tuple[str, str], ...] = (  # short: the panel is a narrow side dock
+    ("leave", "Leave it where it is"),
+    ("move", 'Move it to a "done" subfolder'),
     ("delete", "Delete the recording"),
 )
 POLICY_SHORT = {"leave": "leave", "move": "move to done/", "delete": "delete"}
@@ -52,6 +52,7 @@ MODE_LABELS = {
     "disabled": "Disabled",
 }
 COLUMNS = ("Folder", "Status", "Subfolders", "Output folder", "After processing")
+DETAIL_COLUMNS = (2, 3, 4)  # hidden in the narrow side panel
 
 
 def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
@@ -104,8 +105,11 @@ class WatchedFoldersPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in DETAIL_COLUMNS:  # shown in the form below for the selected folder, and as a tooltip
+            self.table.setColumnHidden(column, True)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the end of a path names the folder
+        # Middle: "/home/ann/…/Recorder sync" keeps where the folder is and its name; the tooltip is whole.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.itemSelectionChanged.connect(self._on_selection)
 
         self.add_button = QPushButton("Add folder…", self)
@@ -122,16 +126,20 @@ class WatchedFoldersPanel(QWidget):
 
         self.enabled_box = QCheckBox("Watch this folder", self)
         self.recursive_box = QCheckBox("Include subfolders", self)
-        self.polling_box = QCheckBox("Poll for changes (network shares, removable drives)", self)
-        self.speakers_box = QCheckBox(
-            "Label speakers (who said what; number of speakers found automatically)", self
+        self.polling_box = QCheckBox("Poll for changes", self)
+        self.polling_box.setToolTip(
+            "For network shares and removable drives, where the system does not report new files"
         )
+        self.speakers_box = QCheckBox("Label speakers", self)
+        self.speakers_box.setToolTip("Who said what; the number of speakers is found automatically")
         self.output_edit = QLineEdit(self)
         self.output_edit.setReadOnly(True)
         self.output_edit.setPlaceholderText("as in Settings (beside the recording unless set there)")
         self.output_button = QPushButton("Choose…", self)
         self.output_clear = QPushButton("Use default", self)
         self.policy_box = QComboBox(self)
+        self.policy_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.policy_box.setMinimumContentsLength(14)  # the panel stays narrow; the open list shows it all
         for key, label in POLICIES:
             self.policy_box.addItem(label, key)
         self.enabled_box.toggled.connect(self._on_enabled)
@@ -141,18 +149,20 @@ class WatchedFoldersPanel(QWidget):
         self.output_button.clicked.connect(self.choose_output)
         self.output_clear.clicked.connect(self.clear_output)
         self.policy_box.currentIndexChanged.connect(self._on_policy)
-        output_row = QHBoxLayout()
-        output_row.addWidget(self.output_edit, 1)
+        output_row = QHBoxLayout()  # under the folder field: the path gets the panel's whole width
+        output_row.addStretch(1)
         output_row.addWidget(self.output_button)
         output_row.addWidget(self.output_clear)
         self.details = QWidget(self)
         form = QFormLayout(self.details)
         form.setContentsMargins(0, 0, 0, 0)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # labels above fields when narrow
         form.addRow(self.enabled_box)
         form.addRow(self.recursive_box)
         form.addRow(self.polling_box)
         form.addRow(self.speakers_box)
-        form.addRow("Transcripts go to", output_row)
+        form.addRow("Transcripts go to", self.output_edit)
+        form.addRow(output_row)
         form.addRow("After transcribing", self.policy_box)
         self.message = QLabel(self)
         self.message.setWordWrap(True)
@@ -222,7 +232,11 @@ class WatchedFoldersPanel(QWidget):
 
     def _fill_row(self, row: int, folder: WatchedFolder) -> None:
         path_item = QTableWidgetItem(folder.path)
-        path_item.setToolTip(folder.path)
+        path_item.setToolTip(
+            f"{folder.path}\nSubfolders: {'yes' if folder.recursive else 'no'}"
+            f"\nTranscripts go to: {folder.output_dir or 'the default output folder'}"
+            f"\nAfter transcribing: {POLICY_SHORT.get(folder.after_processing, 'leave')}"
+        )
         self.table.setItem(row, 0, path_item)
         self._fill_status(row, folder)
         self.table.setItem(row, 2, QTableWidgetItem("yes" if folder.recursive else "no"))
@@ -257,6 +271,7 @@ class WatchedFoldersPanel(QWidget):
             self.polling_box.setChecked(folder.polling)
             self.speakers_box.setChecked(folder.speakers is not None)
             self.output_edit.setText(folder.output_dir or "")
+            self.output_edit.setToolTip(folder.output_dir or "")
             index = self.policy_box.findData(folder.after_processing)
             self.policy_box.setCurrentIndex(max(0, index))
         finally:
