@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import os
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,9 @@ class RunResult:
     peak: Peak | None
     wer: Score | None
     detail: str = ""
+    # process CPU time (all threads) of the fastest run: steadier than wall time on a shared machine, where
+    # another process's load stretches the wall time but not the work
+    cpu_seconds: float | None = None
 
     @property
     def speed(self) -> float:
@@ -174,15 +178,17 @@ def run(args: argparse.Namespace, corpus: list[CorpusFile], say: Callable[[str],
     run_app_path(engine, settings, [warm])
 
     walls: dict[str, list[float]] = {name: [] for name, *_ in paths}
+    cpus: dict[str, list[float]] = {name: [] for name, *_ in paths}
     results: dict[str, tuple[float, dict[Path, str], Peak | None]] = {}
     for rep in range(max(1, args.repeat)):  # interleaved: a busy spell on a shared machine hits every path
         for name, label, fn, _detail in paths:
             say(f"({name}) {label}, run {rep + 1} of {args.repeat}")
             watch = PeakWatch()
             with watch.watch():
-                began = time.monotonic()
+                began, cpu_began = time.monotonic(), _cpu_seconds()
                 audio, texts = fn()
                 walls[name].append(time.monotonic() - began)
+                cpus[name].append(_cpu_seconds() - cpu_began)
             previous = results.get(name)
             peak = watch.result
             if previous is not None and previous[2] is not None and peak is not None:
@@ -193,8 +199,9 @@ def run(args: argparse.Namespace, corpus: list[CorpusFile], say: Callable[[str],
     for name, label, _fn, detail in paths:
         audio, texts, peak = results[name]
         best = min(walls[name])
+        cpu = cpus[name][walls[name].index(best)]
         detail += f"; runs {', '.join(f'{w:.1f}' for w in walls[name])} s" if len(walls[name]) > 1 else ""
-        runs[name] = RunResult(name, label, best, audio, peak, score_texts(texts, known), detail)
+        runs[name] = RunResult(name, label, best, audio, peak, score_texts(texts, known), detail, cpu)
 
     say("(d) floor: raw CTranslate2 encode + generate")
     layouts = [(model_ab, 1, one)] + ([(model_c, ct2_workers, batching)] if model_c is not model_ab else [])
@@ -222,8 +229,18 @@ def run(args: argparse.Namespace, corpus: list[CorpusFile], say: Callable[[str],
     }
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process, every thread (CTranslate2's workers included), user + system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _ratio(runs: dict[str, RunResult], top: str, bottom: str) -> float:
     return runs[top].speed / runs[bottom].speed if runs[bottom].speed > 0 else 0.0
+
+
+def _cpu_column(run: RunResult) -> str:
+    return f"{run.cpu_seconds:.1f}" if run.cpu_seconds is not None else "n/a"
 
 
 def format_report(report: dict[str, Any], load: tuple[float, float]) -> str:
@@ -234,11 +251,11 @@ def format_report(report: dict[str, Any], load: tuple[float, float]) -> str:
         f"({kinds['memo']} memos, {kinds['talk']} talks, {kinds['lecture']} lecture), "
         f"{report['audio_seconds'] / 60:.1f} min of speech; {options_line(report['options'])}",
         "",
-        f"{'run':<4}{'what':<62}{'wall s':>8}{'audio s/s':>11}{'WER':>8}{'peak RSS':>11}  detail",
+        f"{'run':<4}{'what':<62}{'wall s':>8}{'CPU s':>8}{'audio s/s':>11}{'WER':>8}{'peak RSS':>11}  detail",
     ]
     for r in runs.values():
         lines.append(
-            f"({r.name}) {r.label:<61}{r.wall_seconds:>8.1f}{r.speed:>11.1f}{(str(r.wer) if r.wer else 'n/a'):>8}"
+            f"({r.name}) {r.label:<61}{r.wall_seconds:>8.1f}{_cpu_column(r):>8}{r.speed:>11.1f}{(str(r.wer) if r.wer else 'n/a'):>8}"
             f"{mb(r.peak.rss_bytes if r.peak else None):>11}  {r.detail}"
         )
     ca, cb, cd = _ratio(runs, "c", "a"), _ratio(runs, "c", "b"), _ratio(runs, "c", "d")
@@ -248,7 +265,7 @@ def format_report(report: dict[str, Any], load: tuple[float, float]) -> str:
         f"c/b = {cb:.2f} (target >= 1.4: {'met' if cb >= 1.4 else 'NOT met'})",
         f"c/d = {cd:.2f} (target >= 0.85: {'met' if cd >= 0.85 else 'NOT met'})",
         f"machine load (1-min average) {load[0]:.2f} at start, {load[1]:.2f} at end: figures from a busy "
-        "machine are low and noisy",
+        "machine are low and noisy (CPU s is not stretched by other processes; (d) times only its best batch sizes)",
     ]
     return "\n".join(lines)
 

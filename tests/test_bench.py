@@ -168,6 +168,7 @@ def test_side_by_side_reports_speed_rss_and_wer_for_a_b_c_d(
     for k in "abcd":
         assert runs[k]["wer"]["words"] > 20 and runs[k]["wer"]["errors"] / runs[k]["wer"]["words"] < 0.2, k
     assert "job threads" in runs["c"]["label"]
+    assert all(runs[k]["cpu_seconds"] > 0 for k in "abc") and runs["d"]["cpu_seconds"] is None
 
 
 # --- tables -------------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 _CHUNK = 4 << 20
 _FILE_MODE = 0o644  # model files are shared read-only data, not private like mkstemp's 0600
@@ -52,40 +53,46 @@ def join_parts(parts: Iterable[Path | str], dest: Path | str, sha256: str) -> Pa
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+
+    def write(out: BinaryIO) -> None:
+        digest = hashlib.sha256()
+        for part in parts:
+            with open(part, "rb") as src:
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
         if digest.hexdigest() != sha256:
             raise IntegrityError(
                 f"The model parts joined into {dest} do not give the published model (checksum mismatch); "
                 "reinstall WhisperDesk to get intact copies."
             )
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return dest
+
+    return _replace_with(dest, write)
 
 
 def copy_into(src: Path | str, dest_dir: Path | str) -> Path:
     """Copy one small model file (config, tokenizer, vocabulary) into ``dest_dir`` atomically."""
-    src, dest_dir = Path(src), Path(dest_dir)
-    dest = dest_dir / src.name
-    fd, tmp = tempfile.mkstemp(prefix=f".{src.name}.", suffix=".part", dir=dest_dir)
-    os.close(fd)
+    src = Path(src)
+
+    def write(out: BinaryIO) -> None:
+        with open(src, "rb") as fh:
+            shutil.copyfileobj(fh, out, _CHUNK)
+
+    return _replace_with(Path(dest_dir) / src.name, write)
+
+
+def _replace_with(dest: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Run ``write`` into a temp file beside ``dest``, fsync, then rename it over ``dest``.
+
+    If ``write`` raises (a failed check, a full disk), the temp file is removed and ``dest`` is untouched.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
-        shutil.copyfile(src, tmp)
         os.chmod(tmp, _FILE_MODE)
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
