@@ -210,7 +210,7 @@ def test_preload_loads_the_real_model_once(qtbot: QtBot, pool: QThreadPool, whis
     bridge.shutdown()
     assert done.args == [True]
     assert kinds == ["loading", "ready"] and engine.load_count == 1
-    assert bridge.state.status_text().startswith("Model: ready: ") and "cpu (int8)" in bridge.state.message
+    assert bridge.state.status_text().startswith("Model ready: ") and "cpu (int8)" in bridge.state.message
 
 
 # --- settings controller and compute types --------------------------------------------------------------

@@ -150,7 +150,7 @@ def test_window_paints_while_the_model_is_still_loading(
     with qtbot.waitSignal(ctx.bridge.preloadFinished, timeout=60_000) as done:
         pass
     assert done.args == [True] and engine.load_count == 1
-    assert ctx.window.model_status_text.startswith("Model: ready: ")
+    assert ctx.window.model_status_text.startswith("Model ready: ")
 
 
 def test_missing_model_offers_every_way_out_in_plain_words(
@@ -175,7 +175,7 @@ def test_missing_model_offers_every_way_out_in_plain_words(
         qtbot.mouseClick(banner.button("builtin"), Qt.MouseButton.LeftButton)
     assert done.args == [True] and not banner.showing
     assert load_settings(ctx.paths.settings_file)[0].model.model == "builtin"
-    assert ctx.window.model_status_text.startswith("Model: ready: ")
+    assert ctx.window.model_status_text.startswith("Model ready: ")
 
 
 def test_choosing_a_real_model_folder_loads_it(qtbot: QtBot, make_app: Any, whisper_model_dir: Path) -> None:
@@ -250,7 +250,7 @@ def test_status_bar_and_injected_panels(qtbot: QtBot) -> None:
     window.set_queue_summary("Queue: empty", None)
     assert window.queue_fraction is None
     window.set_model_state(ModelState("ready", "small", "small on cpu (int8)"))
-    assert window.model_status_text == "Model: ready: small on cpu (int8)"
+    assert window.model_status_text == "Model ready: small on cpu (int8)"
     replacement = QWidget()
     window.set_queue_view(replacement)
     assert window.queue_view is replacement and replacement.isVisible()

@@ -37,7 +37,7 @@ class ModelState:
         if self.kind == "loading":
             return f"Model: loading {self.model_label}…"
         if self.kind == "ready":
-            return f"Model: ready: {self.message or self.model_label}"
+            return f"Model ready: {self.message or self.model_label}"
         if self.kind == "error":  # the full reason is in the banner and the tooltip
             return f"Model: {self.model_label} {'not available' if self.needs_model else 'failed to load'}"
         return f"Model: {self.model_label} (loads with the first job)"
