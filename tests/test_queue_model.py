@@ -364,3 +364,18 @@ def test_index_helpers_ignore_invalid_indexes(
     assert model.data(QModelIndex()) is None
     assert model.data(QPersistentModelIndex()) is None
     assert model.rowCount(model.index(0, 0)) == 0
+
+
+def test_an_empty_queue_says_what_to_do_and_the_hint_leaves_with_the_first_row(
+    qtbot: QtBot, store: JobStore, make_model: Callable[..., JobTableModel], tmp_path: Path
+) -> None:
+    model = make_model(poll_ms=3_600_000)
+    view = JobQueueView(model)
+    qtbot.addWidget(view)
+    assert view.empty_hint.isVisibleTo(view) and "Drop audio or video files" in view.empty_hint.text()
+    job = store.add(audio(tmp_path, "a.wav", seed=5)).job
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=WAIT_MS)
+    assert not view.empty_hint.isVisibleTo(view)
+    assert store.remove(job.id)
+    qtbot.waitUntil(lambda: model.rowCount() == 0, timeout=WAIT_MS)
+    assert view.empty_hint.isVisibleTo(view)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QMenu,
     QPushButton,
     QStyle,
@@ -67,6 +68,12 @@ COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the defaul
 
 def ask_directory(parent: QWidget, caption: str) -> str:
     return QFileDialog.getExistingDirectory(parent, caption)
+
+
+EMPTY_HINT = (
+    "No recordings yet.\n\nDrop audio or video files (or a folder) here, use Add files… / Add folder…, or add a "
+    "watched folder on the right: new recordings there are transcribed on their own."
+)
 
 
 class ProgressDelegate(QStyledItemDelegate):
@@ -211,6 +218,19 @@ class JobQueueView(QWidget):
         model.rowsRemoved.connect(self.update_actions)
         self.update_actions()
 
+        # An empty table of column headers tells a newcomer nothing: say what to do instead.
+        self.empty_hint = QLabel(EMPTY_HINT, self.table.viewport())
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setEnabled(False)  # drawn in the palette's muted text colour
+        self.empty_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        hint_layout = QVBoxLayout(self.table.viewport())
+        hint_layout.setContentsMargins(60, 20, 60, 20)
+        hint_layout.addWidget(self.empty_hint)
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.layoutChanged):
+            signal.connect(self._update_empty_hint)
+        self._update_empty_hint()
+
     def _action(
         self, text: str, slot: Callable[[], None], shortcut: str | QKeySequence.StandardKey | None = None
     ) -> QAction:
@@ -319,6 +339,10 @@ class JobQueueView(QWidget):
             return False
         header.setStretchLastSection(True)
         return True
+
+    @Slot()
+    def _update_empty_hint(self) -> None:
+        self.empty_hint.setVisible(self._model.rowCount() == 0)
 
     @Slot(QModelIndex, int, int)
     def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
