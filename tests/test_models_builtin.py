@@ -106,13 +106,15 @@ def test_builtin_is_the_default_model_when_nothing_is_saved() -> None:
 @pytest.mark.slow
 def test_cli_transcribes_offline_with_no_model_option(tmp_path: Path) -> None:
     """The issue's done-when: `whisperdesk transcribe FILE` works offline on a fresh home, no --model."""
-    shared = Path("/work/shared/data/jfk.wav")
-    if shared.is_file():
-        audio, expect = shutil.copy(shared, tmp_path / "jfk.wav"), "ask not what your country"
+    from whisperdesk.devtools.speech_corpus import shared_file
+
+    shared = shared_file("jfk.wav")
+    if shared is not None:
+        audio, expect = shutil.copy(shared[0], tmp_path / "jfk.wav"), "ask not what your country"
     else:
         audio = speech_like("The quick brown fox jumps over the lazy dog.", tmp_path / "fox.wav")
         if audio is None:
-            pytest.skip("espeak-ng is not installed and /work/shared is absent")
+            pytest.skip("espeak-ng is not installed and ../shared/data is absent")
         expect = "brown fox"
     home = tmp_path / "home"
     env = {

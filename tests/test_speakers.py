@@ -26,8 +26,10 @@ from whisperdesk.devtools.speaker_corpus import (
     conversation,
     espeak_available,
 )
+from whisperdesk.devtools.speech_corpus import shared_file
 
-JFK = Path("/work/shared/data/jfk.wav")
+_SHARED_JFK = shared_file("jfk.wav")
+JFK = _SHARED_JFK[0] if _SHARED_JFK else None  # ../shared/data beside the checkout, when present
 needs_espeak = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
 CORPUS = {
@@ -123,10 +125,11 @@ def test_diarization_error_and_speaker_count(
     assert score <= CORPUS[name][4]
 
 
-@pytest.mark.skipif(not JFK.is_file(), reason="shared data (jfk.wav) is not available")
+@pytest.mark.skipif(JFK is None, reason="../shared/data (jfk.wav) is not available")
 def test_one_speaker_on_jfk() -> None:
     from whisperdesk.core.audio import decode
 
+    assert JFK is not None
     turns = diarize(decode(JFK))
     assert turns
     assert {t.speaker for t in turns} == {0}

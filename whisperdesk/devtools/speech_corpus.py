@@ -229,7 +229,7 @@ def shared_data() -> Path | None:
     """``../shared/data`` next to the checkout (or $WHISPERDESK_SHARED_DATA), when present."""
     env = os.environ.get("WHISPERDESK_SHARED_DATA")
     candidates = [Path(env)] if env else []
-    candidates += [Path(__file__).resolve().parents[3] / "shared" / "data", Path("/work/shared/data")]
+    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
     for folder in candidates:
         if (folder / "references.json").is_file():
             return folder
