@@ -11,7 +11,9 @@ import os
 import stat
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 _umask_lock = threading.Lock()
 _fallback_umask: int | None = None
@@ -40,14 +42,26 @@ def _mode_for(path: Path) -> int:
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     """Write to a temp file in the same folder, flush, fsync, then rename over ``path``."""
+    atomic_write_with(path, lambda fh: fh.write(data))
+
+
+def atomic_write_with(
+    path: Path | str, write: Callable[[BinaryIO], object], *, mode: int | None = None
+) -> Path:
+    """Stream ``write(fh)`` into a temp file beside ``path``, fsync, then rename it over ``path``.
+
+    For content too large to hold in memory (a joined model file). If ``write`` raises (a failed check, a
+    full disk), the temp file is removed and ``path`` is untouched. ``mode`` defaults to the user's normal
+    mode for a new file, or the mode of the file being replaced.
+    """
     path = Path(path)
-    mode = _mode_for(path)
+    mode = _mode_for(path) if mode is None else mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wdtmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -56,6 +70,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    return path
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:

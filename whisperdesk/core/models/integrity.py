@@ -7,14 +7,13 @@ decode garbage. Every model whose content is known in advance is checked by sha2
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
+
+from whisperdesk.core.atomic import atomic_write_with
 
 _CHUNK = 4 << 20
 _FILE_MODE = 0o644  # model files are shared read-only data, not private like mkstemp's 0600
@@ -67,7 +66,7 @@ def join_parts(parts: Iterable[Path | str], dest: Path | str, sha256: str) -> Pa
                 "reinstall WhisperDesk to get intact copies."
             )
 
-    return _replace_with(dest, write)
+    return atomic_write_with(dest, write, mode=_FILE_MODE)
 
 
 def copy_into(src: Path | str, dest_dir: Path | str) -> Path:
@@ -78,24 +77,4 @@ def copy_into(src: Path | str, dest_dir: Path | str) -> Path:
         with open(src, "rb") as fh:
             shutil.copyfileobj(fh, out, _CHUNK)
 
-    return _replace_with(Path(dest_dir) / src.name, write)
-
-
-def _replace_with(dest: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Run ``write`` into a temp file beside ``dest``, fsync, then rename it over ``dest``.
-
-    If ``write`` raises (a failed check, a full disk), the temp file is removed and ``dest`` is untouched.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        os.chmod(tmp, _FILE_MODE)
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return dest
+    return atomic_write_with(Path(dest_dir) / src.name, write, mode=_FILE_MODE)
