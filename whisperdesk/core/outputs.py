@@ -626,7 +626,7 @@ def _try_writing(folder: Path) -> None:
             kind=DISK_FULL,
         )
     try:
-        fd, probe = tempfile.mkstemp(prefix=".whisperdesk-check.", dir=folder)
+        fd, probe = _open_probe(folder)
     except OSError as exc:
         raise _write_error(f"cannot write in {folder}: {_os_reason(exc)}; {_write_advice(exc)}", exc) from exc
     try:
@@ -635,8 +635,23 @@ def _try_writing(folder: Path) -> None:
         raise _write_error(f"cannot write in {folder}: {_os_reason(exc)}; {_write_advice(exc)}", exc) from exc
     finally:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(probe)
+        if probe is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+
+
+def _open_probe(folder: Path) -> tuple[int, str | None]:
+    """A file to test-write in ``folder``: unnamed where the OS allows (Linux ``O_TMPFILE``), so a process
+    killed mid-check leaves nothing behind in the user's folder; else a hidden temp file removed after."""
+    unnamed = getattr(os, "O_TMPFILE", None)
+    if unnamed is not None:
+        try:
+            return os.open(folder, unnamed | os.O_WRONLY, 0o600), None
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise  # permissions, a read-only mount, a full disk: the answer the check is for
+    fd, probe = tempfile.mkstemp(prefix=".whisperdesk-check.", dir=folder)
+    return fd, probe
 
 
 def _write_error(message: str, exc: OSError) -> OutputWriteError:
