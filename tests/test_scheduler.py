@@ -719,3 +719,38 @@ def test_ten_minutes_at_batch_8_report_progress_window_by_window_and_the_languag
         == []
     )
     _assert_clean_timeline(transcript)
+
+
+@pytest.mark.parametrize("prefetch", [1, 32])
+def test_an_unsure_first_window_lets_the_next_windows_vote_on_the_language(
+    base_model: Path, make_scheduler: Callable[..., BatchScheduler], prefetch: int
+) -> None:
+    """30 s of hum and hiss read as Nynorsk (0.33, English 0.30) must not make the English after it
+    Norwegian. The next windows vote whether the CPU stage has queued them yet (prefetch 32) or not (1)."""
+    from faster_whisper import WhisperModel
+
+    from whisperdesk.devtools.speech_corpus import Utterance, speak
+    from whisperdesk.devtools.wer import score
+
+    model = WhisperModel(str(base_model), device="cpu", compute_type="int8", cpu_threads=1, num_workers=2)
+    said = [
+        "The train to the airport leaves every twenty minutes from the second platform.",
+        "Please bring the quarterly report to the finance office before noon on Friday.",
+    ]
+    hum = (noise(30.0, amplitude=0.05, seed=2) + tone(300.0, 30.0, amplitude=0.2)).astype(np.float32)
+    windows = [hum] + [
+        np.pad(s, (0, 30 * 16000 - len(s))) for s in (speak(Utterance(t, "en-us+m3", 160, 50)) for t in said)
+    ]
+    told: list[tuple[str, float]] = []
+    scheduler = make_scheduler(prefetch_windows=prefetch)
+    transcript = scheduler.transcribe(
+        _handle(model, batch_size=8),
+        "hum-then-speech",
+        DecodeOptions(vad=False),
+        audio=np.concatenate(windows),
+        on_language=lambda code, p: told.append((code, p)),
+    )
+    assert [code for code, _p in told] == ["en"] and transcript.language == "en"
+    assert 0.5 < told[0][1] < 0.9  # the mean of three windows, one of them unsure
+    text = " ".join(s.text for s in transcript.segments if s.start >= 30.0)
+    assert score(" ".join(said), text).wer < 15.0, text

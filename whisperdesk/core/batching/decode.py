@@ -54,6 +54,8 @@ MAX_LENGTH = 448  # Whisper's decoder context
 N_FRAMES = 3000  # log-mel frames in a 30-s window
 MAX_TAIL_ROUNDS = 4  # follow-up decodes of one window at most; then the tail's tokens are kept as they are
 MIN_TAIL_SECONDS = 0.2  # a shorter unfinished stretch holds no word worth another decode
+LANGUAGE_SURE = 0.5  # a first window this sure names the file's language (faster-whisper's threshold) ...
+LANGUAGE_WINDOWS = 3  # ... else up to this many of the file's windows vote
 
 
 @dataclass
@@ -123,8 +125,30 @@ def clamp(value: float, low: float, high: float) -> float:
 # --- language, prompts, generate ---------------------------------------------------------------------------
 def detect_languages(model: Any, encoder_output: Any) -> list[tuple[str, float]]:
     """(language code, probability) of each row of an encoder output; no extra encode."""
-    results = model.model.detect_language(encoder_output)
-    return [(ranked[0][0][2:-2], float(ranked[0][1])) for ranked in results]
+    return [vote([row]) for row in language_distributions(model, encoder_output)]
+
+
+def language_distributions(model: Any, encoder_output: Any) -> list[dict[str, float]]:
+    """Every language's probability, for each row of an encoder output."""
+    return [
+        {token[2:-2]: float(p) for token, p in ranked}
+        for ranked in model.model.detect_language(encoder_output)
+    ]
+
+
+def vote(distributions: Sequence[dict[str, float]]) -> tuple[str, float]:
+    """The language with the highest mean probability over several windows, and that mean.
+
+    One window can mislead: an English espeak-ng memo read as Swahili (0.48 against 0.34 English) on its
+    first window is English at 0.44 on its second; the sequential path, which trusts one window (it chose
+    Swahili at 0.67 on the same file), and the scheduler both decoded it as gibberish.
+    """
+    totals: dict[str, float] = {}
+    for dist in distributions:
+        for language, p in dist.items():
+            totals[language] = totals.get(language, 0.0) + p
+    language = max(totals, key=totals.__getitem__)
+    return language, totals[language] / max(1, len(distributions))
 
 
 def suppress_tokens(tokenizer: Any) -> list[int]:

@@ -49,7 +49,7 @@ import numpy as np
 
 from whisperdesk.core.batching import decode as dec
 from whisperdesk.core.batching.layout import ModelHandle, default_cpu_workers
-from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_windows
+from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_windows, window_features
 from whisperdesk.core.clock import SYSTEM_CLOCK, Clock
 from whisperdesk.core.errors import Cancelled, ConfigError, ModelError, WhisperDeskError
 from whisperdesk.core.settings import DecodeOptions
@@ -166,6 +166,10 @@ class _Job:
         self.notes: list[str] = []
         self.lock = threading.Lock()  # delivery may come from several inference streams
         self.first_taken = False  # window 0 is in a batch (its language is being detected)
+        # the audio of windows 1.. that may vote on the language while it is unknown, and their encodes
+        # when they were needed before the CPU stage queued them (scheduler lock)
+        self.language_pieces: dict[int, np.ndarray] = {}
+        self.early_encodes: dict[int, np.ndarray] = {}
         self.work_total = 0.0  # seconds of windows (speech timeline) to encode and decode
         self.work_done = 0.0
         self.reported = -1.0
@@ -493,11 +497,17 @@ class BatchScheduler:
         if job.total == 0:
             self._finish(job)
             return
+        if job.language is None:  # copies: without VAD a piece is a view that would keep the whole file
+            with self._cond:
+                job.language_pieces = {
+                    i: pieces[i].copy() for i in range(1, min(len(pieces), dec.LANGUAGE_WINDOWS))
+                }
         extractor = job.handle.model.feature_extractor
         for span, features in zip(plan.spans, iter_features(extractor, pieces), strict=True):
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
             window.span = 2 * span.duration
             with self._cond:
+                window.encoded = job.early_encodes.pop(span.index, None)
                 while len(self._windows) >= self._prefetch and not job.done and not self._closing:
                     if job.canceled():
                         break
@@ -846,19 +856,82 @@ class BatchScheduler:
             self._encode_share[id(handle.model)] = dec.clamp(info.encode_seconds / spent, 0.05, 0.95)
 
     def _detect_languages(self, handle: ModelHandle, windows: list[_Window], encoder_output: Any) -> None:
-        """Language of each file from its first window, read off the batch's encoder output (no extra encode)."""
+        """Language of each file from its first window, read off the batch's encoder output (no extra encode).
+
+        A first window that is not sure (below ``LANGUAGE_SURE``) is outvoted or confirmed by the file's next
+        queued windows, encoded now (their batch then reuses the encode): an English memo whose first window
+        read as Swahili came out as gibberish, on the sequential path too.
+        """
         if all(w.job.language is not None for w in windows):
             return
         if not handle.multilingual:
             for w in windows:
                 w.job.tell_language("en", 1.0)
             return
-        for w, (language, probability) in zip(
-            windows, dec.detect_languages(handle.model, encoder_output), strict=True
-        ):
+        heard: dict[_Job, list[tuple[_Window, dict[str, float]]]] = {}
+        for w, dist in zip(windows, dec.language_distributions(handle.model, encoder_output), strict=True):
             if w.job.language is None:
-                log.info("%s: detected language %s (%.2f)", w.job.source, language, probability)
-                w.job.tell_language(language, probability)
+                heard.setdefault(w.job, []).append((w, dist))
+        for job, rows in heard.items():
+            rows.sort(key=lambda row: (row[0].index, row[0].part))
+            dists = [dist for _w, dist in rows][: dec.LANGUAGE_WINDOWS]
+            language, probability = dec.vote(dists)
+            if probability < dec.LANGUAGE_SURE:
+                heard_windows = {w.index for w, _d in rows if w.part == 0}
+                dists += self._hear(
+                    handle, job, [i for i in range(dec.LANGUAGE_WINDOWS) if i not in heard_windows]
+                )
+                language, probability = dec.vote(dists[: dec.LANGUAGE_WINDOWS])
+            log.info(
+                "%s: detected language %s (%.2f, from %d window%s)",
+                job.source,
+                language,
+                probability,
+                min(len(dists), dec.LANGUAGE_WINDOWS),
+                "" if len(dists) == 1 else "s",
+            )
+            with self._cond:
+                job.language_pieces = {}
+            job.tell_language(language, probability)
+
+    def _hear(self, handle: ModelHandle, job: _Job, indices: list[int]) -> list[dict[str, float]]:
+        """Language probabilities of more of ``job``'s first windows. A window already queued is encoded now
+        and keeps the encode for its batch (it cannot be taken meanwhile: a file's later windows wait while
+        its language is unknown); one the CPU stage has not cut yet is made from its kept audio, and its
+        encode is handed to the window when it is cut. Either way the vote does not depend on timing."""
+        dists: list[dict[str, float]] = []
+        for index in indices:
+            with self._cond:
+                queued = next(
+                    (w for w in self._windows if w.job is job and w.index == index and w.part == 0), None
+                )
+                piece = job.language_pieces.get(index)
+                early = job.early_encodes.get(index)
+            if queued is not None and queued.encoded is not None:
+                rows = queued.encoded
+            elif early is not None:
+                rows = early
+            elif queued is not None:
+                began = self._clock.monotonic()
+                queued.encoded = rows = dec.as_numpy(handle.model.encode(queued.features[None]))[0].copy()
+                queued.encode_seconds = self._clock.monotonic() - began
+                self._credit_encoded(handle, [queued])
+            elif piece is not None:
+                features = window_features(handle.model.feature_extractor, piece)
+                rows = dec.as_numpy(handle.model.encode(features[None]))[0].copy()
+                with self._cond:
+                    waiting = next(
+                        (w for w in self._windows if w.job is job and w.index == index and w.part == 0), None
+                    )
+                    if waiting is None:
+                        job.early_encodes[index] = rows
+                    elif waiting.encoded is None:
+                        waiting.encoded = rows
+            else:
+                continue  # the file has no such window
+            holder = dec.StorageHolder()
+            dists += dec.language_distributions(handle.model, dec.storage(rows[None], holder))
+        return dists
 
     # --- inference stage: handing results back ------------------------------------------------------
     def _deliver(
