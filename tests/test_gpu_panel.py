@@ -20,7 +20,7 @@ from test_gpu import GIB, FakeGpu, FakeNvml, nvidia_driver_present
 
 from whisperdesk.core.gpu import GpuSample, GpuSampler, ProcessSample, SystemSample
 from whisperdesk.services.gpu_poller import GpuPoller, SessionPeaks
-from whisperdesk.ui.gpu_panel import WARNING_COLOUR, GpuPanel
+from whisperdesk.ui.gpu_panel import NO_GPU_TEXT, WARNING_COLOUR, GpuPanel
 
 NEVER_MS = 3_600_000  # the timer never fires inside a test: samples come from start() and poll_now()
 
@@ -216,10 +216,11 @@ def test_real_sampler_on_this_machine(qtbot: QtBot, make_poller: Callable[..., G
     assert re.fullmatch(r"\d+ % · \d+ threads", panel.cpu_label.text())
     assert panel.process_box.isVisibleTo(panel)
     if nvidia_driver_present():
-        assert panel.cards() or "NVML" in panel.status_text()
+        assert panel.cards() or "NVML" in panel.status_label.toolTip()
         return
-    text = panel.status_text()
-    assert text.startswith("NVML not available: ") and text.endswith("; running on CPU")
+    assert panel.status_text() == NO_GPU_TEXT  # plain words; the library's reason is in the tooltip
+    tooltip = panel.status_label.toolTip()
+    assert "Details: NVML not available: " in tooltip and tooltip.rstrip().endswith("; running on CPU")
     assert panel.cards() == {}
     assert panel.status_label.property("warning") is False  # a CPU-only machine is not an alarm
     assert re.fullmatch(r"Session peak: RAM \d+(\.\d)? (MiB|GiB)", panel.peaks_label.text())

@@ -77,6 +77,8 @@ def test_download_shows_progress_then_the_model_can_be_used(
     hub.faults.bytes_per_second = 40_000_000
     dialog = _dialog(qtbot, downloads)
     dialog.select(NAME)
+    assert not dialog.use_button.isEnabled() and "Download this model first" in dialog.use_button.toolTip()
+    assert "damaged or incomplete" in dialog.verify_button.toolTip()  # what Check is for
     texts: list[str] = []
     downloads.progressChanged.connect(lambda _p: texts.append(dialog.progress_label.text()))
     with qtbot.waitSignal(downloads.downloadFinished, timeout=120_000):
@@ -92,6 +94,7 @@ def test_download_shows_progress_then_the_model_can_be_used(
         qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
     assert chosen.args == [NAME]
     assert _row_status(dialog, NAME) == "downloaded, in use" and not dialog.delete_button.isEnabled()
+    assert not dialog.use_button.isEnabled() and "already using" in dialog.use_button.toolTip()
 
 
 def test_cancel_then_resume_then_delete(qtbot: QtBot, downloads: ModelDownloads, hub: LoopbackHub) -> None:

@@ -44,6 +44,10 @@ def test_first_start_offers_the_better_model_in_one_line(qtbot: QtBot, make_app:
     banner = ctx.window.model_banner
     assert banner.showing and banner.level == "info" and banner.actions() == ["download"]
     assert banner.text == ctx.recommendation().reason
+    offer = ctx.recommendation().offer
+    assert banner.button("download").text() == (  # the button says what it fetches and how big it is
+        "Download small (486 MB)…" if offer == "small" else "Download large-v3-turbo (1.6 GB)…"
+    )
     ctx.window.modelManagerRequested.disconnect(ctx.open_model_manager)  # its modal dialog would block here
     with qtbot.waitSignal(ctx.window.modelManagerRequested):
         qtbot.mouseClick(banner.button("download"), Qt.MouseButton.LeftButton)

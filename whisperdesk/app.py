@@ -267,9 +267,16 @@ class Desktop(QObject):
 
     def offer_better_model(self) -> None:
         """First start with no saved choice: say in one line why this model, and offer the better one."""
+        from whisperdesk.core.models.catalogue import entry
+
         rec = self.recommendation()
         if rec.offer:
-            self.window.offer_model("Using the built-in model", rec.reason)
+            offered = entry(rec.offer)
+            size = ""
+            if offered is not None:
+                mb = offered.size_bytes / 1e6
+                size = f" ({mb:.0f} MB)" if mb < 1000 else f" ({mb / 1000:.1f} GB)"
+            self.window.offer_model("Using the built-in model", rec.reason, f"Download {rec.offer}{size}…")
 
     # --- adapters between signal shapes ----------------------------------------------------------------
     @Slot(object)

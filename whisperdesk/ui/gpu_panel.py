@@ -1,8 +1,8 @@
 """A compact side-dock view of the GPUs (VRAM, temperature, utilisation, power) and of our own process.
 
 It only displays ``SystemSample`` objects handed to ``show_sample`` in the GUI thread (by ``GpuPoller``);
-it never samples. Without NVML it says why, verbatim from the sampler ("NVML not available: …; running on
-CPU"), and the process's RAM and CPU stay visible, so a CPU-only user still sees what a job costs. A GPU
+it never samples. Without a usable NVIDIA card it says so in plain words, with the sampler's reason ("NVML not
+available: …") in the tooltip, and the process's RAM and CPU stay visible, so a CPU-only user still sees what a job costs. A GPU
 near its limits turns its bar or label red and says why in the tooltip, because colour alone is easy to
 miss and says nothing about what to do.
 """
@@ -60,6 +60,9 @@ def format_power(power_w: float | None, limit_w: float | None) -> str:
     if limit_w is None:
         return f"{power_w:.0f} W"
     return f"{power_w:.0f} W of {limit_w:.0f} W"
+
+
+NO_GPU_TEXT = "No NVIDIA graphics card in use: transcribing on the processor (CPU)."
 
 
 def _set_warning(widget: QLabel | QProgressBar, on: bool, tooltip: str) -> None:
@@ -246,9 +249,12 @@ class GpuPanel(QWidget):
 
     # --- internals ------------------------------------------------------------------------------------
     def _show_status(self, sample: SystemSample) -> None:
+        details: tuple[str, ...] = ()
         if sample.nvml_error is not None and not sample.gpus:
-            # No gauges at all: an explanation, not an alarm (a CPU-only machine is a normal setup).
-            text, warn = sample.nvml_error, False
+            # No gauges at all: plain words, not an alarm (a CPU-only machine is a normal setup); the
+            # driver library's own reason ("NVML not available: …") is for the tooltip and `doctor`.
+            text, warn = NO_GPU_TEXT, False
+            details = (f"Details: {sample.nvml_error}",)
         elif sample.nvml_error is not None:
             text, warn = sample.nvml_error, True  # some GPUs read, another fell over
         else:
@@ -256,7 +262,7 @@ class GpuPanel(QWidget):
             driver = f"NVIDIA driver {sample.driver_version}" if sample.driver_version else "NVIDIA driver"
             text, warn = f"{driver} · {count} GPU{'s' if count != 1 else ''}", False
         self.status_label.setText(text)
-        _set_warning(self.status_label, warn, "\n".join((text, *sample.warnings)))
+        _set_warning(self.status_label, warn, "\n".join((text, *details, *sample.warnings)))
 
     def _sync_cards(self, gpus: tuple[GpuSample, ...]) -> None:
         present = {gpu.index for gpu in gpus}

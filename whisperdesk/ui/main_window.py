@@ -346,10 +346,12 @@ class MainWindow(QMainWindow):
             self._model_banner = False
             banner.dismiss()
 
-    def offer_model(self, title: str, text: str) -> None:
-        """A suggestion, not a problem (e.g. a better model for this machine): Download… and dismiss."""
+    def offer_model(self, title: str, text: str, download_label: str | None = None) -> None:
+        """A suggestion, not a problem (e.g. a better model for this machine): Download… and dismiss.
+        ``download_label`` names what the button fetches, so nobody clicks into an unknown download."""
         if not self._model_banner:
-            self._model_banner_widget.show_offer(title, text, [DOWNLOAD])
+            labels = {DOWNLOAD: download_label} if download_label else None
+            self._model_banner_widget.show_offer(title, text, [DOWNLOAD], labels)
 
     @Slot(str)
     def show_warning(self, text: str) -> None:

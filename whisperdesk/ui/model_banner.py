@@ -94,15 +94,21 @@ class ModelBanner(QFrame):
     def show_problem(self, title: str, text: str, actions: list[str]) -> None:
         self._show("error", title, text, actions)
 
-    def show_offer(self, title: str, text: str, actions: list[str]) -> None:
-        self._show("info", title, text, actions)
+    def show_offer(
+        self, title: str, text: str, actions: list[str], labels: dict[str, str] | None = None
+    ) -> None:
+        """``labels`` names a button for this offer ("Download small (486 MB)…" rather than "Download…")."""
+        self._show("info", title, text, actions, labels)
 
-    def _show(self, level: str, title: str, text: str, actions: list[str]) -> None:
+    def _show(
+        self, level: str, title: str, text: str, actions: list[str], labels: dict[str, str] | None = None
+    ) -> None:
         self._level = level
         self.setStyleSheet(_STYLES[level])
         self._title.setText(title)
         self._text.setText(text)
         for action_id, button in self._buttons.items():
+            button.setText((labels or {}).get(action_id, _LABELS[action_id]))
             button.setVisible(action_id in actions)
         self.show()
 

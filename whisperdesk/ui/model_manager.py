@@ -65,6 +65,12 @@ def progress_text(p: DownloadProgress) -> str:
     return text
 
 
+CHECK_TIP = (
+    "Check the downloaded files against the sizes and checksums recorded when they were fetched: "
+    "finds a damaged or incomplete copy (which Delete and Download then replace)."
+)
+
+
 class ModelManagerDialog(QDialog):
     """``modelChosen(str)``: the settings value to use from the next job on."""
 
@@ -219,7 +225,16 @@ class ModelManagerDialog(QDialog):
         deletable = row is not None and not builtin and not row.in_use and (installed or row.partial > 0)
         self.delete_button.setEnabled(deletable)
         self.verify_button.setEnabled(installed)
-        self.use_button.setEnabled(installed and not (row is not None and row.in_use))
+        self.verify_button.setToolTip(CHECK_TIP)
+        in_use = row is not None and row.in_use
+        self.use_button.setEnabled(installed and not in_use)
+        # a greyed-out button says why, so nobody wonders what is missing
+        if in_use:
+            self.use_button.setToolTip("WhisperDesk is already using this model.")
+        elif not installed:
+            self.use_button.setToolTip("Download this model first; then you can switch to it here.")
+        else:
+            self.use_button.setToolTip("Transcribe with this model from the next recording on.")
 
     # --- actions --------------------------------------------------------------------------------------
     @Slot()
