@@ -191,3 +191,27 @@ def test_unsure_windows_vote_on_the_language_by_mean_probability() -> None:
     assert dec.vote([first]) == ("sw", 0.48)
     language, probability = dec.vote([first, second])
     assert language == "en" and probability == pytest.approx(0.39)
+
+
+def test_a_segment_starting_just_before_a_vad_join_starts_after_the_removed_silence() -> None:
+    """Chunks of 5 s and 10 s of speech joined in the speech-only timeline at 5.0 s."""
+    chunks = [{"start": 16000 * 1, "end": 16000 * 6}, {"start": 16000 * 36, "end": 16000 * 46}]
+    starts = dec.snap_starts([0.0, 4.98, 4.5, 6.0], [4.98, 9.0, 4.9, 8.0], chunks)
+    assert starts[0] == 0.0  # nowhere near the join
+    assert 5.0 < starts[1] < 5.001  # 20 ms before the join, ending after it: moved onto the later chunk
+    assert starts[2] == 4.5  # ends before the join: a segment of the earlier chunk
+    assert starts[3] == 6.0
+    items = [
+        {
+            "text": " the second sentence",
+            "tokens": [1],
+            "start": 4.98,
+            "end": 9.0,
+            "seek": 0,
+            "avg_logprob": -0.1,
+            "no_speech_prob": 0.0,
+            "compression_ratio": 1.0,
+        }
+    ]
+    (segment,) = dec.to_segments(items, 0.0, 15.0, words=False, speech_chunks=chunks, duration=50.0)
+    assert segment.start == pytest.approx(36.0, abs=0.01) and segment.end == pytest.approx(40.0, abs=0.01)

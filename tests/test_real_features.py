@@ -139,12 +139,6 @@ def test_vad_keeps_no_text_from_30_s_of_noise_and_silence(
     assert "first sentence" in text and "second sentence" in text, text
 
 
-@pytest.mark.xfail(
-    reason="known bug, both paths: without word timestamps, a segment that starts where VAD joined two "
-    "speech chunks gets the earlier chunk's end as its start (3.1 s instead of 33.1 s here), so its SRT cue "
-    "spans the dropped 30 s",
-    strict=True,
-)
 def test_segments_without_word_timestamps_do_not_span_the_dropped_stretch(
     tiny_en_model: Path, speech: dict[str, Any], tmp_path: Path
 ) -> None:
