@@ -178,3 +178,40 @@ def test_uncached_model_offline_reports_once(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and "model small" in err[0] and "model folder" in err[0]
+
+
+def test_several_files_share_batches_and_are_written_in_the_order_given(
+    tmp_path: Path, tiny_en_model: Path
+) -> None:
+    """`transcribe A B C` runs files at once like the app's queue does (their windows share the scheduler's
+    batches); outputs still come in the order given, so one stem's names never depend on which ends first."""
+    from whisperdesk.commands.transcribe import transcribe_files
+    from whisperdesk.core.engine import Engine
+    from whisperdesk.core.outputs import OutputLedger
+    from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+
+    names = []
+    for seed, (stem, ext) in enumerate((("talk", "wav"), ("talk", "flac"), ("memo", "wav"))):
+        names.append(str(write_audio(tmp_path / f"{stem}.{ext}", _signal(20.0 + 10 * seed, seed))))
+    settings = Settings(
+        model=ModelConfig(model=str(tiny_en_model), device="cpu", compute_type="int8", batch_size=8),
+        decode=DecodeOptions(beam_size=1, temperature=(0.0,)),
+        output=OutputOptions(formats=("txt",), output_dir=str(tmp_path / "out")),
+    )
+    engine = Engine(settings.model, tmp_path / "models")
+    try:
+        code = transcribe_files(
+            engine,
+            names,
+            settings,
+            output_dir=tmp_path / "out",
+            ledger=OutputLedger(tmp_path / "ledger.json"),
+        )
+        history = list(engine.scheduler.history)
+    finally:
+        engine.close()
+    assert code == 0
+    assert any(len(set(batch.sources)) >= 2 for batch in history), [b.sources for b in history]
+    assert _outputs(tmp_path / "out") == ["memo.txt", "talk.flac.txt", "talk.txt"]
+    for seed, name in enumerate(("talk.txt", "talk.flac.txt", "memo.txt")):
+        assert _said(seed) in (tmp_path / "out" / name).read_text().lower()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from whisperdesk.commands.options import (
@@ -21,8 +24,11 @@ from whisperdesk.core.errors import Cancelled, ModelError, WhisperDeskError
 from whisperdesk.core.logging_setup import setup_logging
 from whisperdesk.core.outputs import OutputLedger, write_outputs
 from whisperdesk.core.paths import AppPaths
-from whisperdesk.core.settings import load_settings
+from whisperdesk.core.queue.workers import workers_for
+from whisperdesk.core.settings import Settings, load_settings
+from whisperdesk.core.speakers.count import SpeakerCount
 from whisperdesk.core.speakers.job import transcribe_with_speakers
+from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -74,43 +80,100 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1
     engine = Engine(settings.model, paths.models_dir)
-    ledger = OutputLedger(paths.data_dir / "outputs-ledger.json")
+    return transcribe_files(
+        engine,
+        args.files,
+        settings,
+        output_dir=output_dir,
+        ledger=OutputLedger(paths.data_dir / "outputs-ledger.json"),
+        speakers=args.speakers,
+        overwrite=args.overwrite,
+    )
+
+
+def transcribe_files(
+    engine: Engine,
+    names: list[str],
+    settings: Settings,
+    *,
+    output_dir: Path | None,
+    ledger: OutputLedger,
+    speakers: SpeakerCount | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Transcribe ``names`` and write their transcripts; prints each file's outputs or its error. Exit code.
+
+    As many files run at once as the app runs jobs at this batch size, so their windows share batches (the
+    window and `watch` do the same); transcripts are written in the order given, so two files with one stem
+    always get the same names.
+    """
     bar = TerminalProgress(sys.stderr)
+    sources = [Path(name) for name in names]
+    bar.start(sources[0].name if len(sources) == 1 else f"{len(sources)} files")
+    combined = _CombinedProgress(bar)
+    stop = threading.Event()  # a model error ends the run: files not finished yet stop at once
+
+    def transcribe_one(index: int, source: Path) -> Transcript:
+        report = combined.reporter(index)
+        if speakers is None:
+            return engine.transcribe(source, settings.decode, progress=report, cancel=stop)
+        return transcribe_with_speakers(
+            engine, source, settings.decode, speakers, progress=report, cancel=stop
+        )
+
+    pool = ThreadPoolExecutor(workers_for(settings.model.batch_size), thread_name_prefix="whisperdesk-cli")
     failed = 0
-    for name in args.files:
-        source = Path(name)
-        bar.start(source.name)
-        try:
-            if args.speakers is None:
-                transcript = engine.transcribe(source, settings.decode, progress=bar.update)
-            else:
-                transcript = transcribe_with_speakers(
-                    engine, source, settings.decode, args.speakers, progress=bar.update
+    try:
+        futures = [pool.submit(transcribe_one, i, source) for i, source in enumerate(sources)]
+        for name, source, future in zip(names, sources, futures, strict=True):
+            try:
+                transcript = future.result()
+                written = write_outputs(
+                    transcript,
+                    source,
+                    settings.output,
+                    output_dir=output_dir,
+                    ledger=ledger,
+                    overwrite=overwrite,
                 )
-            written = write_outputs(
-                transcript,
-                source,
-                settings.output,
-                output_dir=output_dir,
-                ledger=ledger,
-                overwrite=args.overwrite,
-            )
-        except ModelError as exc:
-            bar.finish()
-            print(f"whisperdesk: error: model {settings.model.model}: {exc}", file=sys.stderr)
-            return 1
-        except (WhisperDeskError, Cancelled) as exc:
-            bar.finish()
-            print(error_line(name, exc), file=sys.stderr)
-            failed += 1
-            continue
-        except Exception as exc:  # a bug or an unexpected library error must not stop the other files
-            bar.finish()
-            log.exception("unexpected failure on %s", name)
-            print(error_line(name, RuntimeError(f"unexpected error: {exc}")), file=sys.stderr)
-            failed += 1
-            continue
-        bar.finish(f"{source.name}: {transcript.duration:.1f} s in {transcript.processing_time:.1f} s")
-        for path in written.values():
-            print(path)
+            except ModelError as exc:
+                bar.finish()
+                print(f"whisperdesk: error: model {settings.model.model}: {exc}", file=sys.stderr)
+                return 1
+            except (WhisperDeskError, Cancelled) as exc:
+                bar.finish()
+                print(error_line(name, exc), file=sys.stderr)
+                failed += 1
+                continue
+            except Exception as exc:  # a bug or an unexpected library error must not stop the other files
+                bar.finish()
+                log.exception("unexpected failure on %s", name)
+                print(error_line(name, RuntimeError(f"unexpected error: {exc}")), file=sys.stderr)
+                failed += 1
+                continue
+            bar.finish(f"{source.name}: {transcript.duration:.1f} s in {transcript.processing_time:.1f} s")
+            for path in written.values():
+                print(path)
+    finally:
+        stop.set()  # only files still running after an early return see it
+        pool.shutdown(wait=True, cancel_futures=True)
     return 1 if failed else 0
+
+
+class _CombinedProgress:
+    """One bar over the files being transcribed at once: the sum of their done and total seconds."""
+
+    def __init__(self, bar: TerminalProgress) -> None:
+        self._bar = bar
+        self._lock = threading.Lock()
+        self._parts: dict[int, tuple[float, float]] = {}
+
+    def reporter(self, index: int) -> Callable[[float, float], None]:
+        def report(done: float, total: float) -> None:
+            with self._lock:
+                self._parts[index] = (done, total)
+                self._bar.update(
+                    sum(d for d, _t in self._parts.values()), sum(t for _d, t in self._parts.values())
+                )
+
+        return report
