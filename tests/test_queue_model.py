@@ -379,3 +379,53 @@ def test_an_empty_queue_says_what_to_do_and_the_hint_leaves_with_the_first_row(
     assert store.remove(job.id)
     qtbot.waitUntil(lambda: model.rowCount() == 0, timeout=WAIT_MS)
     assert view.empty_hint.isVisibleTo(view)
+
+
+def test_a_failed_row_shows_its_whole_reason_with_retry_and_copy(
+    qtbot: QtBot, store: JobStore, make_model: Callable[..., JobTableModel], tmp_path: Path
+) -> None:
+    """The Error column cuts a long reason off; double-click (or "Why it failed…") shows all of it."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QPushButton
+
+    source = audio(tmp_path, "interview.wav", seed=3)
+    job = store.add(source).job
+    assert store.claim_next() is not None
+    reason = (
+        f"{source}: the file ends in the middle of its audio (it may still be copying, or the download was cut "
+        "short); wait until it is complete, then choose Retry"
+    )
+    store.mark_failed(job.id, reason)
+    model = make_model(poll_ms=3_600_000)
+    view = JobQueueView(model, open_url=lambda _u: True)
+    qtbot.addWidget(view)
+    requests = Requests(view)
+    assert not view.error_action.isEnabled()
+    assert view.select_job(job.id)
+    assert view.error_action.isEnabled() and view.error_action in view.context_menu().actions()
+
+    box = view.error_box(store.get(job.id))
+    assert reason in box.informativeText() and box.text() == "interview.wav could not be transcribed."
+    assert "Traceback" not in box.informativeText()
+    box.deleteLater()
+
+    def press(name: str) -> None:
+        dialog = view.error_dialog
+        assert dialog is not None and dialog.isVisible()
+        dialog.findChild(QPushButton, name).click()
+
+    QTimer.singleShot(50, lambda: press("errorCopy"))
+    row = model.row_of(job.id)
+    assert row is not None
+    view.show()
+    qtbot.waitExposed(view)
+    cell_rect = view.table.visualRect(model.index(row, int(Column.FILE)))
+    # a real double-click: the view only reacts to the second click on the row the first one pressed
+    qtbot.mouseClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=cell_rect.center())
+    qtbot.mouseDClick(view.table.viewport(), Qt.MouseButton.LeftButton, pos=cell_rect.center())
+    assert QGuiApplication.clipboard().text() == f"{source}\n{reason}"
+    assert requests.retry == []
+    QTimer.singleShot(50, lambda: press("errorRetry"))
+    view.error_action.trigger()
+    assert requests.retry == [job.id] and view.error_dialog is None

@@ -26,7 +26,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QPainter
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
+    QMessageBox,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -187,6 +188,8 @@ class JobQueueView(QWidget):
         self.other_folder_action = self._action(CHOOSE_FOLDER_LABEL, self.choose_other_folder)
         self.other_folder_action.setToolTip("Transcribe again and write the transcripts to another folder")
         self.rename_speakers_action = self._action("Rename speakers…", self.rename_speakers)
+        self.error_action = self._action("Why it failed…", self.show_error)
+        self.error_dialog: QMessageBox | None = None  # while the failure's dialog is open (tests click it)
         self.actions_in_order = (
             self.open_action,
             self.folder_action,
@@ -267,6 +270,7 @@ class JobQueueView(QWidget):
         self.overwrite_action.setEnabled(OutputProblem.IN_THE_WAY in problems)
         self.other_folder_action.setEnabled(bool(problems - {OutputProblem.NONE}))
         self.rename_speakers_action.setEnabled(len(jobs) == 1 and bool(self._model.speaker_names(jobs[0])))
+        self.error_action.setEnabled(len(jobs) == 1 and jobs[0].state == FAILED)
         for action in self.actions_in_order:
             self.buttons[action.text()].setEnabled(action.isEnabled())
         for action in self.output_actions:  # only there when they help, so the bar stays short
@@ -379,11 +383,12 @@ class JobQueueView(QWidget):
         menu.deleteLater()
 
     def context_menu(self) -> QMenu:
-        """The row menu for the selection: output fixes first when the job failed on its output."""
+        """The row menu for the selection: output fixes first when the job failed on its output, then why it
+        failed."""
         menu = QMenu(self)
-        fixes = [a for a in self.output_actions if a.isEnabled()]
-        if fixes:
-            menu.addActions(fixes)
+        first = [a for a in (*self.output_actions, self.error_action) if a.isEnabled()]
+        if first:
+            menu.addActions(first)
             menu.addSeparator()
         menu.addActions([self.open_action, self.folder_action])
         if self.rename_speakers_action.isEnabled():
@@ -408,5 +413,49 @@ class JobQueueView(QWidget):
 
     @Slot(QModelIndex)
     def _on_double_clicked(self, index: QModelIndex) -> None:
-        if index.isValid() and self._model.job_at(index.row()).state == DONE:
+        if not index.isValid():
+            return
+        state = self._model.job_at(index.row()).state
+        if state == DONE:
             self.open_transcript()
+        elif state == FAILED:
+            self.show_error()
+
+    def error_box(self, job: Job) -> QMessageBox:
+        """The whole reason a recording failed (the Error column cuts it off), with Retry and Copy.
+
+        The reason is already in plain words (which file, what is wrong, what to do); the technical detail
+        stays in the log panel."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Why this recording failed")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setText(f"{job.name} could not be transcribed.")
+        box.setInformativeText(
+            f"{job.error or 'No reason was recorded.'}\n\nFile: {job.source}\n\n"
+            "The Log panel (View → Log) has the technical details."
+        )
+        box.addButton("Retry", QMessageBox.ButtonRole.AcceptRole).setObjectName("errorRetry")
+        box.addButton("Copy", QMessageBox.ButtonRole.ActionRole).setObjectName("errorCopy")
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Close))
+        return box
+
+    @Slot()
+    def show_error(self) -> None:
+        jobs = self.selected_jobs()
+        if len(jobs) != 1 or jobs[0].state != FAILED:
+            return
+        job = jobs[0]
+        box = self.error_box(job)
+        self.error_dialog = box
+        try:
+            box.exec()
+        finally:
+            self.error_dialog = None
+        clicked = box.clickedButton()
+        name = clicked.objectName() if clicked is not None else ""
+        if name == "errorRetry":
+            self.retryRequested.emit(job.id)
+        elif name == "errorCopy":
+            QGuiApplication.clipboard().setText(f"{job.source}\n{job.error or ''}")
+        box.deleteLater()

@@ -23,7 +23,8 @@ so the scheduler keeps every sentence the sequential path keeps.
 Progress: each job's progress moves once per window encoded and once per window finished, in order and never
 backwards; it measures work (encode and decode each get their measured share of a window's time), so the
 ETA a caller derives from it follows the real pace instead of jumping when a whole batch lands. The language
-is reported (``on_language``) as soon as the first window's encoder output gives it.
+is reported (``on_language``) as soon as the first window's encoder output gives it, or, when that window is
+unsure, as soon as the file's next windows have voted (see ``_detect_languages``).
 
 Faults: a file that fails (decode, or its windows in a batch) fails alone; the rest of its batch is retried
 without it. A CUDA out-of-memory error halves the batch (down to 1), then moves that job to a CPU copy of the
