@@ -201,6 +201,10 @@ def test_a_segment_starting_just_before_a_vad_join_starts_after_the_removed_sile
     assert 5.0 < starts[1] < 5.001  # 20 ms before the join, ending after it: moved onto the later chunk
     assert starts[2] == 4.5  # ends before the join: a segment of the earlier chunk
     assert starts[3] == 6.0
+    assert dec.snap_starts([4.98], [5.00005], chunks) == [4.98]  # would end before its new start
+    # where VAD split long speech (or shared a short pause's padding) nothing was removed: no snapping
+    split = [{"start": 0, "end": 16000 * 30}, {"start": 16000 * 30, "end": 16000 * 50}]
+    assert dec.snap_starts([29.7], [33.0], split) == [29.7]
     items = [
         {
             "text": " the second sentence",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from whisperdesk.core.batching import decode as dec
 from whisperdesk.core.batching.decode import GenerateCall, default_generate
 from whisperdesk.core.batching.layout import ModelHandle
 from whisperdesk.core.batching.scheduler import BatchInfo, BatchScheduler, default_decode, is_out_of_memory
@@ -754,3 +755,34 @@ def test_an_unsure_first_window_lets_the_next_windows_vote_on_the_language(
     assert 0.5 < told[0][1] < 0.9  # the mean of three windows, one of them unsure
     text = " ".join(s.text for s in transcript.segments if s.start >= 30.0)
     assert score(" ".join(said), text).wer < 15.0, text
+
+
+def test_a_sure_first_window_decides_alone_whatever_shares_its_batch(
+    base_model: Path, make_scheduler: Callable[..., BatchScheduler]
+) -> None:
+    """German first, English after, all three windows encoded in one call: the first window is sure, so the
+    file is German however many of its windows the batch happened to hold (no vote)."""
+    from faster_whisper import WhisperModel
+
+    from whisperdesk.devtools.speech_corpus import Utterance, speak
+
+    model = WhisperModel(str(base_model), device="cpu", compute_type="int8", cpu_threads=2)
+    german = speak(
+        Utterance("Der Zug zum Flughafen fährt alle zwanzig Minuten vom zweiten Gleis ab.", "de", 150, 50)
+    )
+    english = speak(Utterance("The train to the airport leaves every twenty minutes.", "en-us+m3", 160, 50))
+    audio = np.concatenate([np.pad(a, (0, 30 * 16000 - len(a))) for a in (german, english, english)])
+    told: list[tuple[str, float]] = []
+    scheduler = make_scheduler()
+    with scheduler.held():
+        future = scheduler.submit(
+            _handle(model, batch_size=8, encode_batch_size=8),
+            "german-then-english",
+            DecodeOptions(vad=False, temperature=(0.0,)),
+            audio=audio,
+            on_language=lambda code, p: told.append((code, p)),
+        )
+        _wait_until(lambda: scheduler.queued_windows() == 3, "the three windows to be queued")
+    assert future.result(timeout=300).language == "de"
+    assert [b.size for b in scheduler.history] == [3]  # one batch, one encode of all three
+    assert [code for code, _p in told] == ["de"] and told[0][1] > dec.LANGUAGE_SURE

@@ -107,6 +107,14 @@ def transcribe_files(
     window and `watch` do the same); transcripts are written in the order given, so two files with one stem
     always get the same names.
     """
+    try:  # once, before any file: a missing model is one error, not one per file being decoded meanwhile
+        engine.load()
+    except ModelError as exc:
+        print(f"whisperdesk: error: model {settings.model.model}: {exc}", file=sys.stderr)
+        return 1
+    except WhisperDeskError as exc:  # e.g. a device this machine does not have
+        print(f"whisperdesk: error: {getattr(exc, 'reason', None) or exc}", file=sys.stderr)
+        return 1
     bar = TerminalProgress(sys.stderr)
     sources = [Path(name) for name in names]
     bar.start(sources[0].name if len(sources) == 1 else f"{len(sources)} files")
@@ -114,6 +122,8 @@ def transcribe_files(
     stop = threading.Event()  # a model error ends the run: files not finished yet stop at once
 
     def transcribe_one(index: int, source: Path) -> Transcript:
+        if stop.is_set():
+            raise Cancelled()
         report = combined.reporter(index)
         if speakers is None:
             return engine.transcribe(source, settings.decode, progress=report, cancel=stop)
@@ -137,21 +147,23 @@ def transcribe_files(
                     overwrite=overwrite,
                 )
             except ModelError as exc:
-                bar.finish()
+                combined.finish()
                 print(f"whisperdesk: error: model {settings.model.model}: {exc}", file=sys.stderr)
                 return 1
             except (WhisperDeskError, Cancelled) as exc:
-                bar.finish()
+                combined.finish()
                 print(error_line(name, exc), file=sys.stderr)
                 failed += 1
                 continue
             except Exception as exc:  # a bug or an unexpected library error must not stop the other files
-                bar.finish()
+                combined.finish()
                 log.exception("unexpected failure on %s", name)
                 print(error_line(name, RuntimeError(f"unexpected error: {exc}")), file=sys.stderr)
                 failed += 1
                 continue
-            bar.finish(f"{source.name}: {transcript.duration:.1f} s in {transcript.processing_time:.1f} s")
+            combined.finish(
+                f"{source.name}: {transcript.duration:.1f} s in {transcript.processing_time:.1f} s"
+            )
             for path in written.values():
                 print(path)
     finally:
@@ -177,3 +189,8 @@ class _CombinedProgress:
                 )
 
         return report
+
+    def finish(self, message: str = "") -> None:
+        """End the bar's line (with ``message``) without a worker's update writing into it."""
+        with self._lock:
+            self._bar.finish(message)

@@ -62,7 +62,7 @@ def format_power(power_w: float | None, limit_w: float | None) -> str:
     return f"{power_w:.0f} W of {limit_w:.0f} W"
 
 
-NO_GPU_TEXT = "No NVIDIA graphics card in use: transcribing on the processor (CPU)."
+NO_GPU_TEXT = "No NVIDIA graphics card found: there are no GPU figures to show."
 
 
 def _set_warning(widget: QLabel | QProgressBar, on: bool, tooltip: str) -> None:

@@ -229,7 +229,9 @@ class ModelManagerDialog(QDialog):
         in_use = row is not None and row.in_use
         self.use_button.setEnabled(installed and not in_use)
         # a greyed-out button says why, so nobody wonders what is missing
-        if in_use:
+        if row is None:
+            self.use_button.setToolTip("Choose a model in the list first.")
+        elif in_use:
             self.use_button.setToolTip("WhisperDesk is already using this model.")
         elif not installed:
             self.use_button.setToolTip("Download this model first; then you can switch to it here.")

@@ -28,6 +28,7 @@ makes no headway.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ N_FRAMES = 3000  # log-mel frames in a 30-s window
 MAX_TAIL_ROUNDS = 4  # follow-up decodes of one window at most; then the tail's tokens are kept as they are
 MIN_TAIL_SECONDS = 0.2  # a shorter unfinished stretch holds no word worth another decode
 SNAP_SECONDS = 0.4  # a segment start this close before a VAD join belongs after it (see snap_starts)
+JOIN_STEP = 1e-4  # seconds past a join (1.6 samples): in the later chunk whatever the float rounding
+MIN_REMOVED_SAMPLES = 160  # 10 ms: a join with less silence removed is not one (see snap_starts)
 LANGUAGE_SURE = 0.5  # a first window this sure names the file's language (faster-whisper's threshold) ...
 LANGUAGE_WINDOWS = 3  # ... else up to this many of the file's windows vote
 
@@ -459,16 +462,21 @@ def snap_starts(
     of 33.1 s in the test). A start within :data:`SNAP_SECONDS` of a join whose segment ends after it moves
     onto the join: the last ``speech_pad_ms`` (400 ms) of a chunk is padding, not a word.
     """
+    chunks = list(speech_chunks)
     joins = []
     total = 0
-    for chunk in list(speech_chunks)[:-1]:
+    for chunk, after in itertools.pairwise(chunks):
         total += int(chunk["end"]) - int(chunk["start"])
-        joins.append(total / 16000)
+        # Only where VAD removed silence: there a chunk ends with its full padding. Where it split long
+        # speech (30-s limit) or shared the padding of a short pause, nothing was removed and the last
+        # 0.4 s before the join is speech.
+        if int(after["start"]) - int(chunk["end"]) > MIN_REMOVED_SAMPLES:
+            joins.append(total / 16000)
     out = []
     for start, end in zip(starts, ends, strict=True):
         for join in joins:
-            if join - SNAP_SECONDS <= start < join < end:
-                start = join + 1e-4  # just past it: maps to the later chunk's first sample
+            if join - SNAP_SECONDS <= start < join and join + JOIN_STEP < end:
+                start = join + JOIN_STEP  # just past it: maps to the later chunk's first sample
                 break
         out.append(start)
     return out

@@ -508,7 +508,6 @@ class BatchScheduler:
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
             window.span = 2 * span.duration
             with self._cond:
-                window.encoded = job.early_encodes.pop(span.index, None)
                 while len(self._windows) >= self._prefetch and not job.done and not self._closing:
                     if job.canceled():
                         break
@@ -518,6 +517,8 @@ class BatchScheduler:
                 if job.canceled():
                     raise Cancelled()
                 window.ready_at = self._clock.monotonic()
+                if window.encoded is None:  # the language vote may have encoded it already
+                    window.encoded = job.early_encodes.pop(span.index, None)
                 self._windows.append(window)
                 self.peak_queued_windows = max(self.peak_queued_windows, len(self._windows))
                 self._cond.notify_all()
@@ -751,7 +752,7 @@ class BatchScheduler:
             spent = (self._clock.monotonic() - began) / len(chunk)
             for w in chunk:
                 w.encode_seconds = spent
-            self._detect_languages(handle, chunk, output)
+            self._detect_languages(handle, chunk, output, windows)
             self._credit_encoded(handle, chunk)
 
     def _encode(self, handle: ModelHandle, windows: list[_Window], holder: dec.StorageHolder) -> Any:
@@ -856,12 +857,20 @@ class BatchScheduler:
             self._pace[id(handle.model)] = spent / info.size
             self._encode_share[id(handle.model)] = dec.clamp(info.encode_seconds / spent, 0.05, 0.95)
 
-    def _detect_languages(self, handle: ModelHandle, windows: list[_Window], encoder_output: Any) -> None:
+    def _detect_languages(
+        self,
+        handle: ModelHandle,
+        windows: list[_Window],
+        encoder_output: Any,
+        batch: list[_Window] | None = None,
+    ) -> None:
         """Language of each file from its first window, read off the batch's encoder output (no extra encode).
 
         A first window that is not sure (below ``LANGUAGE_SURE``) is outvoted or confirmed by the file's next
-        queued windows, encoded now (their batch then reuses the encode): an English memo whose first window
-        read as Swahili came out as gibberish, on the sequential path too.
+        two windows, encoded now (their batch then reuses the encode): an English memo whose first window
+        read as Swahili came out as gibberish, on the sequential path too. A sure first window decides alone,
+        so the result never depends on which windows happened to share its batch. ``batch`` is the whole
+        batch when ``windows`` is only the part just encoded.
         """
         if all(w.job.language is not None for w in windows):
             return
@@ -869,70 +878,81 @@ class BatchScheduler:
             for w in windows:
                 w.job.tell_language("en", 1.0)
             return
-        heard: dict[_Job, list[tuple[_Window, dict[str, float]]]] = {}
+        heard: dict[_Job, dict[int, dict[str, float]]] = {}  # job -> window index -> distribution
         for w, dist in zip(windows, dec.language_distributions(handle.model, encoder_output), strict=True):
-            if w.job.language is None:
-                heard.setdefault(w.job, []).append((w, dist))
+            if w.job.language is None and w.part == 0:
+                heard.setdefault(w.job, {})[w.index] = dist
         for job, rows in heard.items():
-            rows.sort(key=lambda row: (row[0].index, row[0].part))
-            dists = [dist for _w, dist in rows][: dec.LANGUAGE_WINDOWS]
-            language, probability = dec.vote(dists)
+            first = min(rows)
+            language, probability = dec.vote([rows[first]])
+            voters = 1
             if probability < dec.LANGUAGE_SURE:
-                heard_windows = {w.index for w, _d in rows if w.part == 0}
-                dists += self._hear(
-                    handle, job, [i for i in range(dec.LANGUAGE_WINDOWS) if i not in heard_windows]
-                )
-                language, probability = dec.vote(dists[: dec.LANGUAGE_WINDOWS])
+                wanted = range(first, first + dec.LANGUAGE_WINDOWS)
+                try:
+                    more = self._hear(handle, job, [i for i in wanted if i not in rows], batch or windows)
+                except Exception:  # the vote is a refinement: the first window's answer still stands
+                    log.exception("%s: reading the language of later windows failed", job.source)
+                    more = {}
+                votes = [d for i, d in sorted({**rows, **more}.items()) if i in wanted]
+                language, probability = dec.vote(votes)
+                voters = len(votes)
             log.info(
                 "%s: detected language %s (%.2f, from %d window%s)",
                 job.source,
                 language,
                 probability,
-                min(len(dists), dec.LANGUAGE_WINDOWS),
-                "" if len(dists) == 1 else "s",
+                voters,
+                "" if voters == 1 else "s",
             )
             with self._cond:
                 job.language_pieces = {}
             job.tell_language(language, probability)
 
-    def _hear(self, handle: ModelHandle, job: _Job, indices: list[int]) -> list[dict[str, float]]:
-        """Language probabilities of more of ``job``'s first windows. A window already queued is encoded now
-        and keeps the encode for its batch (it cannot be taken meanwhile: a file's later windows wait while
-        its language is unknown); one the CPU stage has not cut yet is made from its kept audio, and its
-        encode is handed to the window when it is cut. Either way the vote does not depend on timing."""
-        dists: list[dict[str, float]] = []
+    def _hear(
+        self, handle: ModelHandle, job: _Job, indices: list[int], batch: list[_Window]
+    ) -> dict[int, dict[str, float]]:
+        """Language probabilities of more of ``job``'s first windows, by window index.
+
+        A window in this thread's batch, or queued (it cannot be taken meanwhile: a file's later windows wait
+        while its language is unknown), is encoded now and keeps the encode for its batch. One the CPU stage
+        has not cut yet is made from its kept audio, and its encode is handed to the window when it is
+        queued. Either way the vote does not depend on timing.
+        """
+        found: dict[int, dict[str, float]] = {}
         for index in indices:
+            if job.canceled():
+                break
+            mine = next((w for w in batch if w.job is job and w.index == index and w.part == 0), None)
             with self._cond:
-                queued = next(
-                    (w for w in self._windows if w.job is job and w.index == index and w.part == 0), None
-                )
+                window = mine or self._queued_window_locked(job, index)
                 piece = job.language_pieces.get(index)
                 early = job.early_encodes.get(index)
-            if queued is not None and queued.encoded is not None:
-                rows = queued.encoded
+            if window is not None and window.encoded is None:
+                began = self._clock.monotonic()
+                window.encoded = dec.as_numpy(handle.model.encode(window.features[None]))[0].copy()
+                window.encode_seconds = self._clock.monotonic() - began
+                self._credit_encoded(handle, [window])
+            if window is not None:
+                rows = window.encoded
             elif early is not None:
                 rows = early
-            elif queued is not None:
-                began = self._clock.monotonic()
-                queued.encoded = rows = dec.as_numpy(handle.model.encode(queued.features[None]))[0].copy()
-                queued.encode_seconds = self._clock.monotonic() - began
-                self._credit_encoded(handle, [queued])
             elif piece is not None:
                 features = window_features(handle.model.feature_extractor, piece)
                 rows = dec.as_numpy(handle.model.encode(features[None]))[0].copy()
                 with self._cond:
-                    waiting = next(
-                        (w for w in self._windows if w.job is job and w.index == index and w.part == 0), None
-                    )
+                    waiting = self._queued_window_locked(job, index)
                     if waiting is None:
-                        job.early_encodes[index] = rows
+                        job.early_encodes[index] = rows  # _prepare hands it over when it queues the window
                     elif waiting.encoded is None:
                         waiting.encoded = rows
             else:
                 continue  # the file has no such window
             holder = dec.StorageHolder()
-            dists += dec.language_distributions(handle.model, dec.storage(rows[None], holder))
-        return dists
+            found[index] = dec.language_distributions(handle.model, dec.storage(rows[None], holder))[0]
+        return found
+
+    def _queued_window_locked(self, job: _Job, index: int) -> _Window | None:
+        return next((w for w in self._windows if w.job is job and w.index == index and w.part == 0), None)
 
     # --- inference stage: handing results back ------------------------------------------------------
     def _deliver(
@@ -1044,6 +1064,7 @@ class BatchScheduler:
         if job.done:
             return False
         job.done = True
+        job.language_pieces, job.early_encodes = {}, {}
         self._live.pop(job.id, None)
         self._cond.notify_all()
         return True
