@@ -431,8 +431,9 @@ class JobQueueView(QWidget):
         box.setWindowTitle("Why this recording failed")
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.setText(f"{job.name} could not be transcribed.")
+        reason = job.error or "No reason was recorded."
         box.setInformativeText(
-            f"{job.error or 'No reason was recorded.'}\n\nFile: {job.source}\n\n"
+            f"{reason[:1].upper()}{reason[1:]}\n\nFile: {job.source}\n\n"
             "The Log panel (View → Log) has the technical details."
         )
         box.addButton("Retry", QMessageBox.ButtonRole.AcceptRole).setObjectName("errorRetry")
