@@ -111,6 +111,19 @@ def base_model() -> Path:
     return fetch("base")
 
 
+@pytest.fixture(scope="module")
+def engine(whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> object:
+    """The micro model loaded once per module, one job at a time (batch size 1); modules needing another
+    layout define their own ``engine``."""
+    from whisperdesk.core.engine import Engine
+    from whisperdesk.core.settings import ModelConfig
+
+    config = ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1)
+    eng = Engine(config, tmp_path_factory.mktemp("models"))
+    eng.load()
+    return eng
+
+
 @pytest.fixture(scope="session")
 def speech_corpus(tmp_path_factory: pytest.TempPathFactory) -> object:
     """~85 s of espeak-ng English with known sentences, crossing 30-s windows; built once per session."""

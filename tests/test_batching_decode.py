@@ -150,7 +150,7 @@ def test_languages_are_read_off_the_batch_encoder_output(base_model: Path, tmp_p
     english = speak(Utterance("The train to the airport leaves every twenty minutes.", "en-us+m3", 160, 50))
     german = speak(Utterance("Der Zug zum Flughafen fährt alle zwanzig Minuten ab.", "de+f2", 150, 50))
     features = np.stack([window_features(model.feature_extractor, a) for a in (english, german)])
-    found = dec.detect_languages(model, model.encode(features))
+    found = [dec.vote([row]) for row in dec.language_distributions(model, model.encode(features))]
     assert [code for code, _p in found] == ["en", "de"]
     assert all(0.5 < p <= 1.0 for _c, p in found)
 

@@ -148,14 +148,6 @@ class Recorder(QObject):
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
-@pytest.fixture(scope="module")
-def engine(whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    config = ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1)
-    eng = Engine(config, tmp_path_factory.mktemp("models"))
-    eng.load()
-    return eng
-
-
 @pytest.fixture
 def box(whisper_model_dir: Path) -> SettingsBox:
     return SettingsBox(

@@ -57,14 +57,6 @@ class Box:
         return self.value
 
 
-@pytest.fixture(scope="module")
-def engine(whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    config = ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1)
-    eng = Engine(config, tmp_path_factory.mktemp("models"))
-    eng.load()
-    return eng
-
-
 @pytest.fixture
 def no_model(tmp_path: Path) -> Engine:
     return Engine(ModelConfig(model=str(tmp_path / "no-model-here"), device="cpu"), tmp_path / "models")

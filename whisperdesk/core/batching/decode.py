@@ -128,11 +128,6 @@ def clamp(value: float, low: float, high: float) -> float:
 
 
 # --- language, prompts, generate ---------------------------------------------------------------------------
-def detect_languages(model: Any, encoder_output: Any) -> list[tuple[str, float]]:
-    """(language code, probability) of each row of an encoder output; no extra encode."""
-    return [vote([row]) for row in language_distributions(model, encoder_output)]
-
-
 def language_distributions(model: Any, encoder_output: Any) -> list[dict[str, float]]:
     """Every language's probability, for each row of an encoder output."""
     return [

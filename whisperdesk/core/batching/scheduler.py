@@ -41,7 +41,7 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -922,9 +922,9 @@ class BatchScheduler:
         for index in indices:
             if job.canceled():
                 break
-            mine = next((w for w in batch if w.job is job and w.index == index and w.part == 0), None)
+            mine = self._planned_window(batch, job, index)
             with self._cond:
-                window = mine or self._queued_window_locked(job, index)
+                window = mine or self._planned_window(self._windows, job, index)
                 piece = job.language_pieces.get(index)
                 early = job.early_encodes.get(index)
             if window is not None and window.encoded is None:
@@ -940,7 +940,7 @@ class BatchScheduler:
                 features = window_features(handle.model.feature_extractor, piece)
                 rows = dec.as_numpy(handle.model.encode(features[None]))[0].copy()
                 with self._cond:
-                    waiting = self._queued_window_locked(job, index)
+                    waiting = self._planned_window(self._windows, job, index)
                     if waiting is None:
                         job.early_encodes[index] = rows  # _prepare hands it over when it queues the window
                     elif waiting.encoded is None:
@@ -951,8 +951,10 @@ class BatchScheduler:
             found[index] = dec.language_distributions(handle.model, dec.storage(rows[None], holder))[0]
         return found
 
-    def _queued_window_locked(self, job: _Job, index: int) -> _Window | None:
-        return next((w for w in self._windows if w.job is job and w.index == index and w.part == 0), None)
+    @staticmethod
+    def _planned_window(windows: Iterable[_Window], job: _Job, index: int) -> _Window | None:
+        """``job``'s planned window ``index`` among ``windows`` (the queue: hold the lock), not a follow-up."""
+        return next((w for w in windows if w.job is job and w.index == index and w.part == 0), None)
 
     # --- inference stage: handing results back ------------------------------------------------------
     def _deliver(
