@@ -7,6 +7,7 @@ the queue when the app stops or the model is unusable.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from whisperdesk.core.engine import Engine
-from whisperdesk.core.errors import ModelError
+from whisperdesk.core.errors import SUPERSEDED, ModelError
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, done_path, job_settings, options_for
@@ -259,7 +260,9 @@ def test_source_changed_while_running_is_not_deleted(
                 fh.write(b"\0" * 64)
 
     final = processor.process(job, progress=append)
-    assert final.state == DONE and wav.is_file()
+    assert final.state == CANCELED and final.error_kind == SUPERSEDED and wav.is_file()
+    (newer,) = store.list([QUEUED])  # the changed content is its own job, deleted only once it is done
+    assert newer.size == wav.stat().st_size
 
 
 # --- the loop -----------------------------------------------------------------------------------------
@@ -333,3 +336,72 @@ def test_loop_stops_on_an_engine_error_with_jobs_still_queued(
     assert len(errors) == 1 and isinstance(loop.error, ModelError)
     assert [store.require(j.id).state for j in jobs] == [QUEUED, QUEUED]
     assert all(store.require(j.id).attempts == 0 for j in jobs)
+
+
+# --- a recording replaced while its job waits or runs --------------------------------------------------------
+def _replace(path: Path, seconds: float, seed: int) -> None:
+    """A recorder re-exporting, a sync tool updating: the new file is renamed over the old one."""
+    staged = write_audio(path.parent / ".staging" / path.name, signal(seconds, seed))
+    staged.replace(path)
+
+
+def test_recording_replaced_while_transcribed_is_superseded_and_the_new_one_wins(
+    store: JobStore, processor: JobProcessor, settings: Settings, tmp_path: Path
+) -> None:
+    wav = write_audio(tmp_path / "in" / "a.wav", signal(6.0, 1))
+    out = tmp_path / "out"
+    job = claim(store, queue(store, settings, wav, out=out, folder=wav.parent))
+    replaced = threading.Event()
+
+    def replace_once(*_: float) -> None:
+        if not replaced.is_set():
+            replaced.set()
+            _replace(wav, 2.0, 2)
+
+    final = processor.process(job, progress=replace_once)
+    assert replaced.is_set()
+    assert final.state == CANCELED and final.error_kind == SUPERSEDED
+    assert "a.wav was replaced while it was being transcribed" in (final.error or "")
+    assert not out.exists() or list(out.iterdir()) == []  # the old content's transcript is not written
+    (newer,) = store.list([QUEUED])  # the new content has its own job, named in the reason
+    assert newer.size == wav.stat().st_size and f"job {newer.id}" in (final.error or "")
+    assert newer.watch_folder == str(wav.parent) and newer.settings == job.settings
+    done = processor.process(claim(store, newer))
+    assert done.state == DONE and done.duration == pytest.approx(2.0, abs=0.05)
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.txt"]
+
+
+def test_recording_replaced_while_the_app_was_closed_is_transcribed_once(
+    store: JobStore, processor: JobProcessor, settings: Settings, tmp_path: Path
+) -> None:
+    wav = write_audio(tmp_path / "in" / "a.wav", signal(6.0, 1))
+    out = tmp_path / "out"
+    record = job_settings(settings, output_dir=out)
+    first = store.add(wav, record, origin="watched", watch_folder=str(wav.parent)).job
+    _replace(wav, 2.0, 2)  # the app is closed: nothing saw the change
+    # Next start: the queue runs the old job before the startup scan reaches the folder ...
+    started = store.claim_next()
+    assert started is not None and started.id == first.id
+    progress: list[float] = []
+    final = processor.process(started, progress=lambda _id, done, _total: progress.append(done))
+    assert final.state == CANCELED and final.error_kind == SUPERSEDED and progress == []  # no work spent
+    assert "a.wav changed after it was queued" in (final.error or "")
+    # ... and the scan then finds the new content already queued.
+    scan = store.add(wav, record, origin="watched", watch_folder=str(wav.parent))
+    assert not scan.created
+    finished = []
+    while (job := store.claim_next()) is not None:
+        finished.append(processor.process(job))
+    assert [(j.state, round(j.duration or 0)) for j in finished] == [(DONE, 2)]
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.txt"]
+
+
+def test_recording_replaced_by_the_same_content_is_still_written(
+    store: JobStore, processor: JobProcessor, settings: Settings, tmp_path: Path
+) -> None:
+    """A sync tool touching the file (new mtime, same bytes) is not a new recording: the job finishes."""
+    wav = write_audio(tmp_path / "in" / "a.wav", signal(2.0, 1))
+    job = claim(store, queue(store, settings, wav, out=tmp_path / "out"))
+    os.utime(wav, ns=(job.mtime_ns + 5_000_000_000, job.mtime_ns + 5_000_000_000))
+    final = processor.process(job)
+    assert final.state == DONE and store.list([QUEUED]) == []

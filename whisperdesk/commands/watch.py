@@ -27,7 +27,7 @@ from whisperdesk.commands.options import (
     add_speaker_options,
     settings_from_args,
 )
-from whisperdesk.core.errors import ConfigError, ModelError
+from whisperdesk.core.errors import SUPERSEDED, ConfigError, ModelError
 from whisperdesk.core.instance import window_running
 from whisperdesk.core.jobstore import CANCELED, FAILED, QUEUED, Job, JobStore, JobStoreError
 from whisperdesk.core.logging_setup import setup_logging, teardown_handlers
@@ -127,6 +127,8 @@ class _Report:
             if job.state == FAILED:
                 self.failed += 1
                 print(error_line(job.source, job.error), file=sys.stderr, flush=True)
+            elif job.state == CANCELED and job.error_kind == SUPERSEDED:
+                print(f"{job.source}: {job.error}", flush=True)  # not a failure: the newer one is queued
             elif job.state == CANCELED:
                 log.info("job %d canceled: %s", job.id, job.source)
             else:

@@ -36,7 +36,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from whisperdesk.core.clock import SYSTEM_CLOCK, Clock
-from whisperdesk.core.errors import FileDisappearedError, UnreadableFileError, WhisperDeskError
+from whisperdesk.core.errors import (
+    SUPERSEDED,
+    FileDisappearedError,
+    UnreadableFileError,
+    WhisperDeskError,
+)
 from whisperdesk.core.fingerprint import fingerprint_file
 
 log = logging.getLogger(__name__)
@@ -827,6 +832,20 @@ class JobStore:
                     (CANCELED, self.clock.time(), tx.seq, job_id),
                 )
                 tx.event("changed", job_id)
+        return self.require(job_id)
+
+    def mark_superseded(self, job_id: int, reason: str) -> Job:
+        """End a running job whose recording was replaced by newer content: it stops like a canceled job
+        (nothing written, no failure to retry) and keeps ``reason``, which names the job for the new
+        content, so the window and the CLI can say why."""
+        with self._write() as tx:
+            self._require_state(tx, job_id, (RUNNING,), "supersede")
+            tx.conn.execute(
+                "UPDATE jobs SET state = ?, error = ?, error_kind = ?, finished_at = ?, owner = NULL, "
+                "changed_seq = ? WHERE id = ?",
+                (CANCELED, reason, SUPERSEDED, self.clock.time(), tx.seq, job_id),
+            )
+            tx.event("changed", job_id)
         return self.require(job_id)
 
     def release(self, job_id: int) -> Job:

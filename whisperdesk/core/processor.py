@@ -27,7 +27,17 @@ from whisperdesk.core.errors import (
     ModelError,
     WhisperDeskError,
 )
-from whisperdesk.core.jobstore import CANCELED, DONE, Job, JobStateError, JobStore, JobStoreError
+from whisperdesk.core.fingerprint import fingerprint_file
+from whisperdesk.core.jobstore import (
+    CANCELED,
+    DONE,
+    ORIGINS,
+    RUNNING,
+    Job,
+    JobStateError,
+    JobStore,
+    JobStoreError,
+)
 from whisperdesk.core.outputs import (
     FORMAT_EXTENSIONS,
     OutputLedger,
@@ -162,6 +172,7 @@ class JobProcessor:
                 )
             # Output problems fail the job now, not after the whole transcription.
             check_outputs(job.source, output, ledger=self._ledger, overwrite=overwrite)
+            _require_queued_content(job, "queued")
             copied = self._copy_twin(job, output, overwrite)
             if copied is not None:
                 return self._record_done(job, *copied, after)
@@ -172,7 +183,10 @@ class JobProcessor:
                     "file disappeared while it was being transcribed (moved, renamed or deleted); "
                     "no transcript was written; add it again from where it is now",
                 )
+            _require_queued_content(job, "transcribed")
             written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
+        except _Superseded as superseded:
+            return self._supersede(job, superseded)
         except Cancelled:
             if shutdown is not None and shutdown.is_set():
                 log.info("job %d interrupted by shutdown; it stays queued: %s", job.id, job.source)
@@ -192,6 +206,35 @@ class JobProcessor:
         return self._record_done(
             job, written, transcript.duration, transcript.language, transcript.processing_time, after
         )
+
+    def _supersede(self, job: Job, superseded: _Superseded) -> Job:
+        """End a job whose recording was replaced: nothing is written for the old content, and the new
+        content has a job (the watcher's, if it already queued it; the queue's dedupe keeps it to one)."""
+        try:
+            newer = self._store.add(
+                job.source,
+                job.settings,
+                origin=job.origin if job.origin in ORIGINS else "dropped",  # type: ignore[arg-type]
+                watch_folder=job.watch_folder,
+                force=True,  # the same path with the same size and time may still hold new bytes
+            ).job
+        except WhisperDeskError as exc:  # replaced, then gone or unreadable: say that instead
+            reason = getattr(exc, "reason", None) or str(exc)
+            return self._finish(job, "fail", reason, getattr(exc, "kind", None))
+        where = "is being transcribed" if newer.state == RUNNING else f"is {newer.state}"
+        if superseded.when == "queued":
+            what = f"{job.source.name} changed after it was queued; nothing was transcribed"
+        else:
+            what = (
+                f"{job.source.name} was replaced while it was being transcribed; the transcript of the "
+                "old recording was not written"
+            )
+        reason = f"{what}; the new recording {where} as job {newer.id}"
+        log.info("job %d superseded: %s: %s", job.id, job.source, reason)
+        try:
+            return self._store.mark_superseded(job.id, reason)
+        except JobStoreError:  # canceled or removed elsewhere meanwhile: leave it as it is
+            return self._store.get(job.id) or job
 
     def _record_done(
         self,
@@ -323,6 +366,28 @@ class JobProcessor:
                 log.info("deleted %s after transcribing it", job.source)
         except OSError as exc:  # the transcript is done; a tidy-up failure is only worth a warning
             log.warning("could not %s %s after transcribing it: %s", policy, job.source, exc)
+
+
+class _Superseded(Exception):
+    """The recording is no longer the content its job was queued for (replaced, re-exported, synced)."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__(when)
+        self.when = when  # "queued" (changed before the job started) or "transcribed" (while it ran)
+
+
+def _require_queued_content(job: Job, when: str) -> None:
+    """Raise :class:`_Superseded` unless ``job.source`` still holds the content the job was queued with.
+
+    The job row's size and fingerprint were taken when it was queued (the watcher updates a waiting job
+    when its file changes). A new modification time with the same bytes (a sync tool touching the file)
+    is the same recording, as in the queue's dedupe; a different size or fingerprint is new content,
+    whose transcript must not be overwritten by this one's. Raises FileDisappearedError /
+    UnreadableFileError when the file is gone or cannot be read.
+    """
+    now = fingerprint_file(job.source)
+    if now.size != job.size or now.digest != job.fingerprint:
+        raise _Superseded(when)
 
 
 def overwrite_for(job: Job) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
-from whisperdesk.core.errors import WhisperDeskError
+from whisperdesk.core.errors import SUPERSEDED, WhisperDeskError
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, JobStoreError
 from whisperdesk.core.processor import JobProcessor, job_settings
 from whisperdesk.core.queue.cancel import CancelRegistry
@@ -439,6 +439,8 @@ class JobRunner(QObject):
             log.warning("%s failed: %s", job.source, job.error)  # shown in the window's log view
             self.jobFailed.emit(job)
         elif job.state == CANCELED:
+            if job.error_kind == SUPERSEDED:  # the Log says why a job stopped that nobody canceled
+                log.warning("%s: %s", job.source, job.error)
             self.jobCanceled.emit(job)
         elif job.state == QUEUED:
             self.jobRequeued.emit(job)
