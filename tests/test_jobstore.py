@@ -518,3 +518,32 @@ def test_fingerprint_samples_large_files_and_sees_their_changes(tmp_path: Path) 
         assert fingerprint_file(big).digest != fp.digest
     big.write_bytes(data)
     assert fingerprint_file(big).digest == fp.digest
+
+
+def test_zero_byte_database_is_damaged_not_new(tmp_path: Path) -> None:
+    """A database truncated to nothing (a full disk, a sync tool) is a lost queue, not a first start."""
+    db = tmp_path / "jobs.sqlite3"
+    db.write_bytes(b"")
+    with JobStore(db) as store:
+        assert store.recovered_from is not None and store.recovered_from.exists()
+        assert "empty (0 bytes)" in store.recovery_reason
+        assert not store.started_new  # the window and the CLI say it was recovered, not "first start"
+
+
+def test_two_recoveries_in_one_second_keep_both_copies(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.sqlite3"
+    kept = []
+    for text in (b"first damaged queue" * 50, b"second damaged queue" * 50):
+        db.write_bytes(text)
+        with JobStore(db) as store:
+            assert store.recovered_from is not None
+            kept.append(store.recovered_from)
+    assert kept[0] != kept[1]
+    assert kept[0].read_bytes().startswith(b"first") and kept[1].read_bytes().startswith(b"second")
+
+
+def test_a_missing_database_is_a_new_one(tmp_path: Path) -> None:
+    with JobStore(tmp_path / "jobs.sqlite3") as store:
+        assert store.started_new and store.recovered_from is None
+    with JobStore(tmp_path / "jobs.sqlite3") as store:
+        assert not store.started_new

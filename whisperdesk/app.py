@@ -24,6 +24,7 @@ from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import JobProcessor
+from whisperdesk.core.queue.reset import RESET_TITLE, reset_notice
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
 from whisperdesk.services.gpu_poller import GpuPoller
@@ -107,6 +108,7 @@ class Desktop(QObject):
         self._wire_shell()
         self._wire_queue()
         self.log_bridge.install()
+        self._tell_queue_reset()
 
     def _build_queue(
         self,
@@ -120,9 +122,10 @@ class Desktop(QObject):
         self.feed = StoreFeed(self.store, self)  # the one listener and poller of the job store
         self.model = JobTableModel(self.store, self, feed=self.feed)
         self.view = JobQueueView(self.model)
-        self.processor = JobProcessor(self.store, self.engine, OutputLedger.default(paths), self._settings)
+        self.ledger = OutputLedger.default(paths)
+        self.processor = JobProcessor(self.store, self.engine, self.ledger, self._settings)
         self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
-        self.renamer = SpeakerRenamer(self.store, OutputLedger.default(paths), self._settings, self)
+        self.renamer = SpeakerRenamer(self.store, self.ledger, self._settings, self)
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -208,6 +211,12 @@ class Desktop(QObject):
         self.watched_panel.problem.connect(window.show_warning)
 
     # --- behaviour -----------------------------------------------------------------------------------------
+    def _tell_queue_reset(self) -> None:
+        notice = reset_notice(self.store, self.ledger)
+        if notice is not None:
+            log.warning("%s", notice)  # the Log view keeps it after the banner is dismissed
+            self.window.show_queue_reset(RESET_TITLE, notice)
+
     def show(self, *, minimized: bool = False) -> None:
         """Show the window (or only the tray icon), start loading the model, then the queue and watchers."""
         if self.tray is not None:

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from whisperdesk.commands.notices import warn_if_reset
 from whisperdesk.core.jobstore import (
     CANCELED,
     DONE,
@@ -24,6 +25,7 @@ from whisperdesk.core.jobstore import (
     JobStore,
     JobStoreError,
 )
+from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.queue.retry import retry_settings
 from whisperdesk.core.settings import load_settings
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         store = JobStore.default()
     except JobStoreError as exc:
         return _fail(str(exc))
+    warn_if_reset(store, OutputLedger.default())
     try:
         if action == "retry":
             return _retry(store, args)

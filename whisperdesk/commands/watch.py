@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from whisperdesk.commands.notices import warn_if_reset
 from whisperdesk.commands.options import (
     InvalidSetting,
     add_decode_options,
@@ -280,6 +281,8 @@ def _serve(
     from whisperdesk.core.queue.enqueue import enqueue
     from whisperdesk.core.queue.loop import QueueLoop
 
+    ledger = OutputLedger.default(paths)
+    warn_if_reset(store, ledger)
     report = _Report()
     recovery = store.recover_after_crash()
     for job in recovery.failed:
@@ -296,7 +299,7 @@ def _serve(
 
     speakers = str(args.speakers) if args.speakers is not None else None
     record = job_settings(settings, output_dir=output_dir, after_processing=args.after, speakers=speakers)
-    processor = JobProcessor(store, engine, OutputLedger.default(paths), lambda: settings)
+    processor = JobProcessor(store, engine, ledger, lambda: settings)
     loop = QueueLoop(
         store, processor, workers=workers_for(settings.model.batch_size), on_finished=report.finished
     )
@@ -310,7 +313,12 @@ def _serve(
             while not stop.is_set():
                 for candidate in watcher.tick():
                     outcome = enqueue(
-                        store, candidate.path, record, origin="watched", watch_folder=str(candidate.folder)
+                        store,
+                        candidate.path,
+                        record,
+                        origin="watched",
+                        watch_folder=str(candidate.folder),
+                        ledger=ledger,
                     )
                     _queue(watcher, outcome, report)
                 if loop.stopped:

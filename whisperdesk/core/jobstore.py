@@ -400,6 +400,8 @@ class JobStore:
         self.path = Path(path)
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.recovered_from: Path | None = None  # set when an unreadable database was moved aside
+        self.recovery_reason = ""  # why it was: plain words for the window's banner and the CLI
+        self.started_new = False  # no database was there: a first start, or one deleted meanwhile
         self._local = threading.local()
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
@@ -431,6 +433,11 @@ class JobStore:
         return conn
 
     def _open_schema(self) -> None:
+        self.started_new = not os.path.lexists(self.path)
+        if not self.started_new and _empty_file(self.path):
+            # SQLite opens a 0-byte file as a valid empty database; ours always has its header (WAL mode
+            # writes it at creation), so nothing here is a queue that was truncated or lost.
+            self._move_aside("the file is empty (0 bytes)")
         try:
             conn = self._connect()
             try:
@@ -444,7 +451,7 @@ class JobStore:
                     f"cannot open the job database {self.path}: {exc}; check that its folder is writable, "
                     "the disk is not full and no other program holds it locked"
                 ) from exc
-            self._move_aside(exc)
+            self._move_aside(f"it is damaged ({exc})")
             conn = self._connect()
             try:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -459,19 +466,32 @@ class JobStore:
                 mode,
             )
 
-    def _move_aside(self, exc: Exception) -> None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+    def _move_aside(self, reason: str) -> None:
+        target = self._kept_name()
         for suffix in ("", "-wal", "-shm"):
             src = Path(os.fspath(self.path) + suffix)
             if src.exists():
                 os.replace(src, Path(os.fspath(target) + suffix))
         self.recovered_from = target
+        self.recovery_reason = reason
+        self.started_new = False
         log.error(
             "the job database %s could not be read (%s); it was kept as %s and a new, empty job list started",
             self.path,
-            exc,
+            reason,
             target,
+        )
+
+    def _kept_name(self) -> Path:
+        """A name no earlier kept copy has: two recoveries in one second must not overwrite the first."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1, 10_000):
+            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}" + (f"-{n}" if n > 1 else ""))
+            if not any(os.path.lexists(os.fspath(target) + s) for s in ("", "-wal", "-shm")):
+                return target
+        raise JobStoreError(
+            f"the job database {self.path} cannot be read and there are too many kept copies beside it; "
+            "delete the old jobs.sqlite3.corrupt-* files and start again"
         )
 
     def _conn(self) -> sqlite3.Connection:
@@ -996,6 +1016,13 @@ class JobStore:
             (QUEUED, tx.seq, job_id),
         )
         tx.event("changed", job_id)
+
+
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _check_states(states: Iterable[str]) -> list[str]:

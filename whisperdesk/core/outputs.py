@@ -449,6 +449,29 @@ class OutputLedger:
                 }
             self._save(entries)
 
+    def has_entries(self) -> bool:
+        """True once WhisperDesk has written any transcript with this data folder."""
+        with self._lock:
+            return bool(self._load())
+
+    def transcripts_of(self, source: Path | str, *, written_after: float) -> list[Path]:
+        """Transcripts recorded for ``source`` that are still on disk and were written after
+        ``written_after`` (the recording's modification time): the recording as it is now was transcribed."""
+        with self._lock:
+            entries = self._load()
+        key = _key(source)
+        found = []
+        for target, raw in entries.items():
+            if not isinstance(raw, dict) or raw.get("source") != key:
+                continue
+            try:
+                when = float(raw.get("written_at", 0))
+            except (TypeError, ValueError):
+                continue
+            if when >= written_after and os.path.isfile(target):
+                found.append(Path(target))
+        return sorted(found)
+
     def forget(self, targets: Iterable[Path | str]) -> None:
         with self._lock:
             entries = self._load()

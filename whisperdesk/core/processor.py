@@ -136,6 +136,11 @@ class JobProcessor:
         self._ledger = ledger
         self._settings = settings
 
+    @property
+    def ledger(self) -> OutputLedger:
+        """Which transcripts WhisperDesk wrote: the queue also asks it (:mod:`core.queue.reset`)."""
+        return self._ledger
+
     def process(
         self,
         job: Job,

@@ -31,6 +31,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from whisperdesk.core.errors import SUPERSEDED, WhisperDeskError
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore, JobStoreError
+from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
 from whisperdesk.core.queue.cancel import CancelRegistry
 from whisperdesk.core.queue.enqueue import Enqueued, enqueue
@@ -108,9 +109,12 @@ class _JobTask(QRunnable):
 class _AddTask(QRunnable):
     """Queue files off the GUI thread through :func:`enqueue` (it hashes each file)."""
 
-    def __init__(self, store: JobStore, requests: Sequence[AddRequest], signals: _Signals) -> None:
+    def __init__(
+        self, store: JobStore, requests: Sequence[AddRequest], signals: _Signals, ledger: OutputLedger
+    ) -> None:
         super().__init__()
         self._store = store
+        self._ledger = ledger
         self._requests = list(requests)
         self._signals = signals
 
@@ -122,6 +126,7 @@ class _AddTask(QRunnable):
                 r.settings,
                 origin=r.origin,  # type: ignore[arg-type]
                 watch_folder=r.watch_folder,
+                ledger=self._ledger,
             )
             for r in self._requests
         ]
@@ -335,7 +340,7 @@ class JobRunner(QObject):
         if self._closing or not requests:
             return
         self._adding += 1
-        self._pool.start(_AddTask(self._store, requests, self._signals))
+        self._pool.start(_AddTask(self._store, requests, self._signals, self._processor.ledger))
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop claiming, interrupt running jobs (they go back to the queue) and wait for the pool.

@@ -151,6 +151,8 @@ class MainWindow(QMainWindow):
         self._banner.actionTriggered.connect(self._on_banner_action)
         self._settings_banner = NotificationBanner(self)  # its own strip: notifications must not hide it
         self._settings_banner.setObjectName("settingsBanner")
+        self._reset_banner = NotificationBanner(self)  # the job list was reset: until the user dismisses it
+        self._reset_banner.setObjectName("queueResetBanner")
         self._model_banner_widget = ModelBanner(self)
         self._model_banner_widget.actionTriggered.connect(self._on_model_banner_action)
         self._drop_hint = QLabel("Drop recordings or folders here, or use Add files… / Add folder…", self)
@@ -160,6 +162,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self._settings_banner)
+        layout.addWidget(self._reset_banner)
         layout.addWidget(self._model_banner_widget)
         layout.addWidget(self._banner)
         layout.addWidget(self._drop_hint, 1)
@@ -314,6 +317,15 @@ class MainWindow(QMainWindow):
     @property
     def settings_banner(self) -> NotificationBanner:
         return self._settings_banner
+
+    @property
+    def queue_reset_banner(self) -> NotificationBanner:
+        return self._reset_banner
+
+    def show_queue_reset(self, title: str, text: str) -> None:
+        """The job list was damaged or missing and started empty: where the old one was kept, and that
+        watched recordings with transcripts are not queued again."""
+        self._reset_banner.show_message(title, text[:1].upper() + text[1:], "warning")
 
     @property
     def queue_fraction(self) -> float | None:

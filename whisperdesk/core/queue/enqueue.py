@@ -19,6 +19,8 @@ from typing import Any
 
 from whisperdesk.core.errors import AudioError, FileDisappearedError, WhisperDeskError
 from whisperdesk.core.jobstore import FAILED, Job, JobStore, Origin
+from whisperdesk.core.outputs import OutputLedger
+from whisperdesk.core.queue.reset import already_transcribed
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,22 @@ def enqueue(
     *,
     origin: Origin = "dropped",
     watch_folder: str | None = None,
+    ledger: OutputLedger | None = None,
 ) -> Enqueued:
-    """Queue ``path`` with its job ``settings``; never raises for a bad file or a busy database."""
+    """Queue ``path`` with its job ``settings``; never raises for a bad file or a busy database.
+
+    With the outputs ``ledger``, a watched recording that already has transcripts but no job (the job list
+    was reset) is not queued again (:mod:`whisperdesk.core.queue.reset`)."""
     path = Path(path)
+    if origin == "watched" and ledger is not None:
+        try:
+            known = already_transcribed(store, ledger, path)
+        except (OSError, sqlite3.Error):
+            known = []  # the store's add below reports a database that cannot be read
+        if known:
+            names = ", ".join(p.name for p in known)
+            log.info("not queued: %s: already transcribed (%s) before the job list was reset", path, names)
+            return Enqueued(path, None, False, f"already transcribed ({names}); not queued again")
     try:
         result = store.add(path, settings, origin=origin, watch_folder=watch_folder)
     except FileDisappearedError as exc:
