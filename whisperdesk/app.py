@@ -22,7 +22,7 @@ from whisperdesk.core.engine import Engine
 from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
-from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.paths import AppFolderError, AppPaths
 from whisperdesk.core.processor import JobProcessor
 from whisperdesk.core.queue.reset import RESET_TITLE, reset_notice
 from whisperdesk.core.settings import Settings
@@ -420,7 +420,11 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
     qapp.setApplicationName("WhisperDesk")
     qapp.setDesktopFileName("whisperdesk")
     qapp.setQuitOnLastWindowClosed(False)  # the window may close to the tray; quitting is explicit
-    paths = AppPaths.default().ensure()
+    try:
+        paths = AppPaths.default().ensure()
+    except AppFolderError as exc:
+        _cannot_start(str(exc))
+        return 1
     wanted = [os.path.abspath(f) for f in files]
     lock = window_lock(paths.data_dir)
     if not lock.acquire():
@@ -451,6 +455,17 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
     finally:
         lock.release()
         collector.stop()
+
+
+def _cannot_start(reason: str) -> None:
+    """Before there is a window, a problem is a dialog (started from a menu, nobody reads stderr) and a line
+    on stderr (started from a terminal)."""
+    import sys
+
+    from PySide6.QtWidgets import QMessageBox
+
+    print(f"whisperdesk: error: {reason}", file=sys.stderr)
+    QMessageBox.critical(None, "WhisperDesk cannot start", reason[:1].upper() + reason[1:])
 
 
 HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up

@@ -50,7 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["gui", *words])
     if not hasattr(args, "func"):
         parser.error(f"the {args.command!r} command is not available in this build")
-    return int(args.func(args) or 0)
+    from whisperdesk.core.paths import AppFolderError
+
+    try:
+        return int(args.func(args) or 0)
+    except AppFolderError as exc:  # every command needs the app's folders; the window says it itself
+        print(f"whisperdesk: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def gui_main() -> int:

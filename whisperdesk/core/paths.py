@@ -6,12 +6,45 @@ portable installs use it to live on a USB stick.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from whisperdesk.core.errors import WhisperDeskError
+
 APP_NAME = "WhisperDesk"
 HOME_ENV = "WHISPERDESK_HOME"
+PRIVATE_DIR_MODE = 0o700  # the job list names every recording; settings and logs name folders
+
+
+class AppFolderError(WhisperDeskError):
+    """One of the app's own folders cannot be created or written: nothing can start without it."""
+
+    def __init__(self, folder: Path, role: str, reason: str, *, verb: str = "create") -> None:
+        self.folder = folder
+        super().__init__(f"cannot {verb} WhisperDesk's {role} folder {folder}: {reason}; {_advice(folder)}")
+
+
+def _advice(folder: Path) -> str:
+    return (
+        f"fix the permissions of {folder.parent} (or free space on its disk), or set {HOME_ENV} to a folder "
+        "you can write to (e.g. WHISPERDESK_HOME=~/WhisperDesk)"
+    )
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "the disk is read-only"
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return "the disk is full"
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a file is in the way"
+    return (exc.strerror or str(exc)).lower()
 
 
 @dataclass(frozen=True)
@@ -43,8 +76,16 @@ class AppPaths:
         return self.log_dir / "whisperdesk.log"
 
     def ensure(self) -> AppPaths:
-        for d in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
+        """Create the folders (data, config and logs private to the user) or raise :class:`AppFolderError`
+        naming the one that cannot be made or written, and what to do."""
+        folders = (
+            (self.config_dir, "settings", True),
+            (self.data_dir, "data", True),
+            (self.cache_dir, "cache", False),
+            (self.log_dir, "log", True),
+        )
+        for folder, role, private in folders:
+            _make(folder, role, private)
         return self
 
     @classmethod
@@ -65,3 +106,26 @@ class AppPaths:
             Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
             Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)),
         )
+
+
+def _make(folder: Path, role: str, private: bool) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE if private else 0o777)
+    except OSError as exc:
+        raise AppFolderError(folder, role, _reason(exc)) from exc
+    if not folder.is_dir():  # a dangling link, or something else that is not a folder
+        raise AppFolderError(folder, role, "a file is in the way")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AppFolderError(folder, role, "permission denied", verb="write in")
+    if private:
+        _make_private(folder)
+
+
+def _make_private(folder: Path) -> None:
+    """Folders an older version made under the umask (0755) lose group and other access; a file system
+    without permissions (a FAT stick) simply keeps what it has."""
+    with contextlib.suppress(OSError):
+        st = folder.stat()
+        mine = not hasattr(os, "geteuid") or st.st_uid == os.geteuid()
+        if stat.S_IMODE(st.st_mode) & 0o077 and mine:
+            folder.chmod(stat.S_IMODE(st.st_mode) & ~0o077)
