@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -547,3 +548,16 @@ def test_a_missing_database_is_a_new_one(tmp_path: Path) -> None:
         assert store.started_new and store.recovered_from is None
     with JobStore(tmp_path / "jobs.sqlite3") as store:
         assert not store.started_new
+
+
+def test_the_database_is_private_to_the_user(tmp_path: Path) -> None:
+    """It lists the path of every recording: 0600 whatever the umask, its WAL too; an older 0644 one is
+    tightened on open."""
+    db = tmp_path / "jobs.sqlite3"
+    with JobStore(db) as store:
+        store.add(_write(tmp_path / "a.wav"))
+        for path in (db, Path(f"{db}-wal")):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    db.chmod(0o644)
+    JobStore(db).close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -14,7 +14,7 @@ import pytest
 
 from whisperdesk import __version__
 from whisperdesk.core import atomic, outputs
-from whisperdesk.core.errors import OutputConflictError, OutputWriteError
+from whisperdesk.core.errors import NAME_TOO_LONG, OutputConflictError, OutputWriteError
 from whisperdesk.core.outputs import OutputLedger, output_paths, render, subtitle_cues, write_outputs
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import OutputOptions
@@ -464,3 +464,76 @@ def test_death_between_writes_and_ledger_update_does_not_orphan_our_files(
     rerun["txt"].write_text("my edit", encoding="utf-8")
     with pytest.raises(OutputConflictError, match="changed after WhisperDesk wrote it"):
         write_outputs(_transcript(), source, options, ledger=ledger)
+
+
+# --- names near the file-system limit (issue 18, point 5) -----------------------------------------------
+def _name_max(folder: Path) -> int:
+    return os.pathconf(folder, "PC_NAME_MAX")
+
+
+def test_longest_allowed_output_name_is_written(tmp_path: Path, ledger: OutputLedger) -> None:
+    """A final name at the limit is written: the temp file beside it has a short name of its own."""
+    limit = _name_max(tmp_path)
+    source = tmp_path / ("r" * (limit - len(".json")) + ".wav")
+    source.write_bytes(b"not decoded here")
+    options = OutputOptions(formats=("txt", "json"))
+    outputs.check_outputs(source, options, ledger=ledger)
+    written = write_outputs(_transcript(), source, options, ledger=ledger)
+    assert max(len(p.name.encode()) for p in written.values()) == limit
+    assert all(p.is_file() for p in written.values()) and _leftovers(tmp_path) == []
+
+
+def test_too_long_a_name_fails_the_pre_check_with_the_right_advice(
+    tmp_path: Path, ledger: OutputLedger
+) -> None:
+    limit = _name_max(tmp_path)
+    source = tmp_path / ("r" * (limit - len(".txt")) + ".wav")  # fits as .txt, not as .json
+    source.write_bytes(b"not decoded here")
+    with pytest.raises(OutputWriteError) as caught:
+        outputs.check_outputs(source, OutputOptions(formats=("txt", "json")), ledger=ledger)
+    message = str(caught.value)
+    assert f"{limit + 1} bytes" in message and "rename the recording to a shorter name" in message
+    assert "check the folder is still available" not in message
+    assert caught.value.kind == NAME_TOO_LONG
+
+
+# --- modes (issue 18, point 7) --------------------------------------------------------------------------
+def _mode(path: Path) -> int:
+    return os.lstat(path).st_mode & 0o7777
+
+
+def test_new_outputs_take_the_umask_mode(tmp_path: Path, source: Path, ledger: OutputLedger) -> None:
+    old = os.umask(0o027)
+    try:
+        written = write_outputs(_transcript(), source, OutputOptions(formats=("txt",)), ledger=ledger)
+    finally:
+        os.umask(old)
+    assert _mode(written["txt"]) == 0o640
+
+
+def test_replacing_a_symlinked_output_neither_follows_the_link_nor_copies_special_bits(
+    tmp_path: Path, source: Path, ledger: OutputLedger
+) -> None:
+    target = tmp_path / "elsewhere" / "setuid-program"
+    target.parent.mkdir()
+    target.write_text("#!/bin/sh\n")
+    target.chmod(0o4777)
+    link = tmp_path / "talk.txt"
+    link.symlink_to(target)
+    old = os.umask(0o022)
+    try:
+        write_outputs(_transcript(), source, OutputOptions(formats=("txt",)), ledger=ledger, overwrite=True)
+    finally:
+        os.umask(old)
+    assert not link.is_symlink() and _mode(link) == 0o644  # the umask's mode, not -rwsrwxrwx
+    assert target.read_text() == "#!/bin/sh\n" and _mode(target) == 0o4777  # the link's target untouched
+
+
+def test_replacing_a_regular_output_keeps_its_permissions_but_no_special_bits(
+    tmp_path: Path, source: Path, ledger: OutputLedger
+) -> None:
+    existing = tmp_path / "talk.txt"
+    existing.write_text("old\n")
+    existing.chmod(0o2640)
+    write_outputs(_transcript(), source, OutputOptions(formats=("txt",)), ledger=ledger, overwrite=True)
+    assert _mode(existing) == 0o640

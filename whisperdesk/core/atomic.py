@@ -1,7 +1,12 @@
 """Atomic file writes: a crash leaves either the old file or the complete new one, never a half.
 
 ``mkstemp`` creates its file with mode 0600; a transcript must get the mode any other new file of the user
-gets (0666 less the umask), or the file it replaces keeps its own, so shares and media servers can read it.
+gets (0666 less the umask), or the file it replaces keeps its own permission bits, so shares and media servers
+can read it. Special bits (setuid, setgid, sticky) are never carried over, and a symbolic link in the way is
+replaced, never followed for its target's mode.
+
+Temp files have short names (``.{first bytes of the name}.XXXXXXXX.wdtmp``, at most 48 bytes): a final name
+at the file system's limit (255 bytes on most) must not fail because its temp name is longer.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+TEMP_SUFFIX = ".wdtmp"
+_TEMP_NAME_BYTES = 32  # of the final name kept in the temp name, so a stray temp file says what it was
 
 _umask_lock = threading.Lock()
 _fallback_umask: int | None = None
@@ -34,10 +42,24 @@ def current_umask() -> int:
 
 
 def _mode_for(path: Path) -> int:
+    """The replaced regular file's permission bits (never its special bits), else the umask's mode."""
     try:
-        return stat.S_IMODE(os.stat(path).st_mode)  # replacing a file keeps its mode
+        st = os.lstat(path)  # a link is replaced by the new file, so its target's mode does not count
     except OSError:
-        return 0o666 & ~current_umask()
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return stat.S_IMODE(st.st_mode) & 0o777
+    return 0o666 & ~current_umask()
+
+
+def temp_file(path: Path) -> tuple[int, str]:
+    """Create the temp file that will be renamed over ``path``: ``(fd, name)``, beside it, short-named."""
+    return tempfile.mkstemp(prefix=f".{_short(path.name)}.", suffix=TEMP_SUFFIX, dir=path.parent)
+
+
+def _short(name: str) -> str:
+    """At most ``_TEMP_NAME_BYTES`` bytes of ``name`` (UTF-8), cut at a character boundary."""
+    return name.encode("utf-8", "surrogateescape")[:_TEMP_NAME_BYTES].decode("utf-8", "ignore")
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -56,7 +78,7 @@ def atomic_write_with(
     """
     path = Path(path)
     mode = _mode_for(path) if mode is None else mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".wdtmp", dir=path.parent)
+    fd, tmp = temp_file(path)
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, mode)

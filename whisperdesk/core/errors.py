@@ -86,6 +86,7 @@ class CudaUnavailableError(ModelError):
 OUTPUT_EXISTS = "output_exists"  # a file in the way: "Overwrite" or "Choose another folder"
 OUTPUT_UNWRITABLE = "output_unwritable"  # no permission, read-only, gone: "Choose another folder"
 DISK_FULL = "disk_full"  # free some space, or "Choose another folder" on another disk
+NAME_TOO_LONG = "name_too_long"  # a transcript's file name is longer than the folder allows: rename it
 # Not a failure: the recording was replaced by a newer one (queued as its own job); nothing was written.
 SUPERSEDED = "superseded"
 

@@ -441,6 +441,7 @@ class JobStore:
         try:
             conn = self._connect()
             try:
+                _make_private(self.path)  # before WAL mode creates -wal and -shm, which copy its mode
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 apply_migrations(conn, where=str(self.path))
             finally:
@@ -454,6 +455,7 @@ class JobStore:
             self._move_aside(f"it is damaged ({exc})")
             conn = self._connect()
             try:
+                _make_private(self.path)
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 apply_migrations(conn, where=str(self.path))
             finally:
@@ -1016,6 +1018,16 @@ class JobStore:
             (QUEUED, tx.seq, job_id),
         )
         tx.event("changed", job_id)
+
+
+def _make_private(db: Path) -> None:
+    """The job list names every recording: 0600 for the database and the WAL files SQLite made beside it
+    (an older version left them under the umask). A file system without permissions keeps what it has."""
+    for suffix in ("", "-wal", "-shm"):
+        path = Path(os.fspath(db) + suffix)
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(path.stat().st_mode) & 0o077:
+                path.chmod(0o600)
 
 
 def _empty_file(path: Path) -> bool:

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from whisperdesk import __version__
-from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
+from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text, temp_file
 from whisperdesk.core.errors import (
     DISK_FULL,
+    NAME_TOO_LONG,
     OUTPUT_UNWRITABLE,
     OutputConflictError,
     OutputWriteError,
@@ -540,6 +541,7 @@ def check_outputs(
         _try_writing(folder)
         if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
             paths = _full_name_paths(source, paths)
+        _check_names(paths.values())
         _check_targets(source, paths.values(), ledger, overwrite)
     return paths
 
@@ -663,6 +665,37 @@ def _try_writing(folder: Path) -> None:
                 os.unlink(probe)
 
 
+def _check_names(targets: Iterable[Path]) -> None:
+    """Each final name within the folder's limit, and its real temp file created and removed: a name the
+    file system refuses fails the job now, with advice that fits, not after the whole transcription."""
+    for target in targets:
+        limit = _name_max(target.parent)
+        size = len(os.fsencode(target.name))
+        if size > limit:
+            raise OutputWriteError(
+                f"cannot write {target}: the file name is {size} bytes, longer than this folder allows "
+                f"({limit}); {_write_advice_for(errno.ENAMETOOLONG)}",
+                kind=NAME_TOO_LONG,
+            )
+        try:
+            fd, temp = temp_file(target)
+        except OSError as exc:
+            raise _write_error(
+                f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}", exc
+            ) from exc
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the folder's file system takes; 255 where it cannot be asked."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):
+        return 255
+
+
 def _open_probe(folder: Path) -> tuple[int, str | None]:
     """A file to test-write in ``folder``: unnamed where the OS allows (Linux ``O_TMPFILE``), so a process
     killed mid-check leaves nothing behind in the user's folder; else a hidden temp file removed after."""
@@ -678,6 +711,8 @@ def _open_probe(folder: Path) -> tuple[int, str | None]:
 
 
 def _write_error(message: str, exc: OSError) -> OutputWriteError:
+    if exc.errno == errno.ENAMETOOLONG:
+        return OutputWriteError(message, kind=NAME_TOO_LONG)
     full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
     return OutputWriteError(message, kind=DISK_FULL if full else OUTPUT_UNWRITABLE)
 
@@ -759,6 +794,8 @@ def _write_advice(exc: OSError) -> str:
 def _write_advice_for(code: int | None) -> str:
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         return "the disk is full: free some space or choose an output folder on another disk"
+    if code == errno.ENAMETOOLONG:
+        return "rename the recording to a shorter name (its transcripts are named after it)"
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "WhisperDesk may not write there: choose another output folder or fix the folder's permissions"
     return "check the folder is still available, or choose another output folder"
