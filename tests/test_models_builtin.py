@@ -144,3 +144,47 @@ def test_cli_transcribes_offline_with_no_model_option(tmp_path: Path) -> None:
     data = json.loads(Path(audio).with_suffix(".json").read_text(encoding="utf-8"))
     assert expect in data["text"].lower()
     assert (builtin_dir(home / "cache" / "models") / "model.bin").is_file()
+
+
+# --- every file is on the hash list (issue 18, point 6) ----------------------------------------------------
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    with open(path, "r+b") as fh:
+        fh.truncate(int(fh.seek(0, 2) * keep))
+
+
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "vocabulary.json"])
+def test_a_truncated_small_file_is_named_by_verify_and_repaired(
+    name: str, assembled: Path, isolated_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from whisperdesk.cli import main
+    from whisperdesk.core.paths import AppPaths
+
+    models = _copy_models(assembled, AppPaths.default().models_dir)
+    damaged = builtin_dir(models) / name
+    before = damaged.read_bytes()
+    _truncate(damaged)
+    assert main(["models", "verify", BUILTIN]) == 0
+    out = capsys.readouterr().out
+    assert f"{name} was damaged and has been rebuilt" in out
+    assert damaged.read_bytes() == before  # repaired from the installed copy
+
+
+def test_a_damaged_small_file_without_installed_parts_is_named(assembled: Path, tmp_path: Path) -> None:
+    models = _copy_models(assembled, tmp_path / "models")
+    _truncate(builtin_dir(models) / "tokenizer.json")
+    gone = BuiltinSource((tmp_path / "nowhere.part1",), (tmp_path / "config.json",))
+    with pytest.raises(ModelUnavailableError) as info:
+        ensure_builtin(models, gone)
+    message = str(info.value)
+    assert "tokenizer.json is damaged" in message and "reinstall WhisperDesk" in message
+
+
+def test_a_truncated_small_file_is_repaired_before_a_job_loads_it(assembled: Path, tmp_path: Path) -> None:
+    """The engine resolves the built-in model through the same check: the job runs, no parser error."""
+    from whisperdesk.core.engine import Engine
+
+    models = _copy_models(assembled, tmp_path / "models")
+    _truncate(builtin_dir(models) / "tokenizer.json")
+    engine = Engine(ModelConfig(model=BUILTIN, device="cpu", compute_type="int8"), models)
+    engine.load()
+    assert sha256_of(builtin_dir(models) / "tokenizer.json") == sha256_of(installed_source().small_files[1])

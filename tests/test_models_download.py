@@ -156,10 +156,10 @@ def test_a_truncated_installed_copy_is_detected_before_use_and_by_verify(
     with open(folder / "model.bin", "r+b") as fh:
         fh.truncate(fh.seek(0, 2) - 1000)
     assert installed_path(NAME, models_dir) is None
-    with pytest.raises(ModelUnavailableError, match="not downloaded yet"):
+    with pytest.raises(ModelUnavailableError, match=r"is damaged: model\.bin"):
         resolve.resolve(NAME, models_dir, local_files_only=True)
     assert main(["models", "verify", NAME]) == 1
-    assert "damaged or incomplete: model.bin" in capsys.readouterr().err
+    assert "damaged: model.bin" in capsys.readouterr().err
 
 
 def test_server_gone_mid_download_is_one_plain_error_and_a_new_server_resumes(
@@ -217,3 +217,45 @@ def test_cli_lists_downloads_verifies_and_removes(
     assert main(["models", "remove", NAME]) == 1
     assert main(["models", "download", "huge-v9"]) == 1
     assert "not a model WhisperDesk knows" in capsys.readouterr().err
+
+
+# --- a damaged download says so (issue 18, point 6) ---------------------------------------------------------
+@pytest.mark.parametrize("name", ["model.bin", "tokenizer.json", "config.json"])
+def test_a_truncated_download_is_damaged_not_missing_for_jobs_and_verify(
+    name: str,
+    hub: LoopbackHub,
+    models_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = download_model(NAME, models_dir)
+    with open(folder / name, "r+b") as fh:
+        fh.truncate(fh.seek(0, 2) // 2)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # and the server is unreachable now
+    for local_only in (True, False):
+        with pytest.raises(ModelUnavailableError) as info:
+            resolve.resolve(NAME, models_dir, local_files_only=local_only)
+        message = str(info.value)
+        assert f"The downloaded model tiny.en is damaged: {name}" in message, message
+        assert "not downloaded" not in message and "could not be reached" not in message
+        assert (
+            f"whisperdesk models remove {NAME}" in message
+            and f"whisperdesk models download {NAME}" in message
+        )
+    assert main(["models", "verify", NAME]) == 1
+    err = capsys.readouterr().err
+    assert f"damaged: {name}" in err and f"whisperdesk models download {NAME}" in err
+
+
+def test_a_local_model_folder_with_a_truncated_tokenizer_names_it(
+    tiny_en_model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from whisperdesk.core.models.store import local_folder_problems
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(tiny_en_model, folder)
+    with open(folder / "tokenizer.json", "r+b") as fh:
+        fh.truncate(fh.seek(0, 2) // 2)
+    assert local_folder_problems(folder) == ["tokenizer.json cannot be read (cut off or damaged)"]

@@ -8,7 +8,6 @@ decode garbage. Every model whose content is known in advance is checked by sha2
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
@@ -69,12 +68,18 @@ def join_parts(parts: Iterable[Path | str], dest: Path | str, sha256: str) -> Pa
     return atomic_write_with(dest, write, mode=_FILE_MODE)
 
 
-def copy_into(src: Path | str, dest_dir: Path | str) -> Path:
-    """Copy one small model file (config, tokenizer, vocabulary) into ``dest_dir`` atomically."""
+def copy_into(src: Path | str, dest_dir: Path | str, sha256: str | None = None) -> Path:
+    """Copy one small model file (config, tokenizer, vocabulary) into ``dest_dir`` atomically; with
+    ``sha256``, only a copy with that content is put in place (else :class:`IntegrityError`)."""
     src = Path(src)
 
     def write(out: BinaryIO) -> None:
+        digest = hashlib.sha256()
         with open(src, "rb") as fh:
-            shutil.copyfileobj(fh, out, _CHUNK)
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise IntegrityError(f"The model file {src} is damaged (checksum mismatch).")
 
     return atomic_write_with(Path(dest_dir) / src.name, write, mode=_FILE_MODE)

@@ -8,16 +8,20 @@ from pathlib import Path
 from whisperdesk.core.errors import ModelUnavailableError
 from whisperdesk.core.models.builtin import (
     BUILTIN_LABEL,
-    BUILTIN_SHA256,
     builtin_dir,
     ensure_builtin,
     installed_source,
     is_builtin,
 )
+from whisperdesk.core.models.builtin import damaged_files as builtin_damaged_files
 from whisperdesk.core.models.catalogue import repo_id_for
 from whisperdesk.core.models.download import DownloadError, download_model, offline
-from whisperdesk.core.models.integrity import sha256_of
-from whisperdesk.core.models.store import installed_path, local_folder_problems
+from whisperdesk.core.models.store import (
+    damage_message,
+    damaged_download,
+    installed_path,
+    local_folder_problems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,9 @@ def resolve(model: str, models_dir: Path, *, local_files_only: bool = False) -> 
     found = installed_path(model, models_dir, repo_id)
     if found is not None:
         return found
+    damaged = damaged_download(model, models_dir)
+    if damaged:
+        raise ModelUnavailableError(damage_message(model, damaged))
     if local_files_only or offline():
         raise ModelUnavailableError(
             f"The model {model} is not downloaded yet. Use the built-in model, download it (in the window: "
@@ -81,7 +88,7 @@ def availability(model: str, models_dir: Path) -> tuple[bool, str]:
     """Whether ``model`` can be loaded right now without a download, and what it is; writes nothing."""
     if is_builtin(model):
         copy = builtin_dir(models_dir) / "model.bin"
-        if copy.is_file() and sha256_of(copy) == BUILTIN_SHA256:
+        if not builtin_damaged_files(copy.parent):
             return True, f"{BUILTIN_LABEL}: available ({copy.parent})"
         source = installed_source()
         if source is not None and not source.missing():

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 _CHUNK = 4 << 20
+# Files up to this size are hashed before every load (config, tokenizer, vocabulary: milliseconds); larger
+# ones (model.bin, up to 3 GB) by their size there, and hashed by `models verify`.
+HASH_BEFORE_LOAD = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -91,15 +94,43 @@ def installed_path(name: str, models_dir: Path, repo_id: str | None = None) -> P
     """The folder of a complete, verified download of ``name``, or None."""
     folder = model_folder(name, models_dir)
     manifest = read_manifest(folder)
-    if manifest is not None and _sizes_match(folder, manifest) and not local_folder_problems(folder):
+    if manifest is not None and not damaged_files(folder, manifest) and not local_folder_problems(folder):
         return folder
     return _hf_cache_snapshot(repo_id, models_dir) if repo_id else None
 
 
-def _sizes_match(folder: Path, manifest: Manifest) -> bool:
-    """The cheap check before every load: a truncated file shows by its size (``verify`` hashes)."""
-    return all(
-        (folder / f.name).is_file() and (folder / f.name).stat().st_size == f.size for f in manifest.files
+def damaged_files(folder: Path, manifest: Manifest, *, full: bool = False) -> list[str]:
+    """Files of a download that are missing or differ from its manifest (the hash list the hub published).
+
+    Before a load (``full=False``) large files are checked by size, the rest by hash; ``full`` hashes all.
+    """
+    bad = []
+    for remote in manifest.files:
+        path = folder / remote.name
+        if full or remote.size <= HASH_BEFORE_LOAD:
+            intact = file_matches(path, remote)
+        else:
+            intact = path.is_file() and path.stat().st_size == remote.size
+        if not intact:
+            bad.append(remote.name)
+    return bad
+
+
+def damaged_download(name: str, models_dir: Path) -> list[str]:
+    """The damaged files of a finished download of ``name`` (before a load); [] when there is none or it is
+    intact. A damaged download is not "not downloaded": the fix is to download it again, not to wait."""
+    folder = model_folder(name, models_dir)
+    manifest = read_manifest(folder)
+    return [] if manifest is None else damaged_files(folder, manifest)
+
+
+def damage_message(name: str, bad: list[str]) -> str:
+    """One wording for `models verify` and for a job that cannot load the model."""
+    verb = "is" if len(bad) == 1 else "are"
+    return (
+        f"The downloaded model {name} is damaged: {', '.join(bad)} {verb} cut off or changed since it was "
+        f"downloaded. Download it again: whisperdesk models remove {name}, then whisperdesk models download "
+        f"{name} (in the window: Tools → Models…)."
     )
 
 
@@ -138,6 +169,12 @@ def local_folder_problems(folder: Path | str) -> list[str]:
             json.loads(config.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             problems.append("config.json cannot be read")
+    tokenizer = folder / "tokenizer.json"  # cut off, it fails every job with a JSON parser's message
+    if tokenizer.is_file():
+        try:
+            json.loads(tokenizer.read_bytes())
+        except (OSError, ValueError):
+            problems.append("tokenizer.json cannot be read (cut off or damaged)")
     model_bin = folder / "model.bin"
     if model_bin.is_file() and model_bin.stat().st_size < 1_000_000:
         problems.append("model.bin is too small to be a Whisper model")
@@ -182,11 +219,9 @@ def verify_download(name: str, models_dir: Path) -> VerifyResult:
         manifest = Manifest.from_json(manifest_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return VerifyResult(name, False, "its manifest is unreadable; remove it and download it again")
-    bad = [f.name for f in manifest.files if not file_matches(folder / f.name, f)]
+    bad = damaged_files(folder, manifest, full=True)
     if bad:
-        return VerifyResult(
-            name, False, f"damaged or incomplete: {', '.join(bad)}; remove it and download it again"
-        )
+        return VerifyResult(name, False, damage_message(name, bad))
     return VerifyResult(name, True, f"intact ({len(manifest.files)} files checked)")
 
 
