@@ -138,3 +138,32 @@ def long_speech(tmp_path_factory: pytest.TempPathFactory) -> object:
     from whisperdesk.devtools.speech_corpus import build_long_file
 
     return build_long_file(tmp_path_factory.mktemp("long-speech"), minutes=10)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 4-MiB file system (tmpfs), for a full disk without filling the machine's; needs root."""
+    import subprocess
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)], check=False
+    )
+    if made.returncode != 0:
+        pytest.skip("this machine does not allow mounting a small file system")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(folder: Path, leave: int) -> None:
+    """Fill ``folder``'s file system until about ``leave`` bytes are free."""
+    import shutil
+
+    free = shutil.disk_usage(folder).free
+    with open(folder / "filler.bin", "wb") as fh:
+        fh.write(b"\0" * max(0, free - leave))

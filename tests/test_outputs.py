@@ -537,3 +537,22 @@ def test_replacing_a_regular_output_keeps_its_permissions_but_no_special_bits(
     existing.chmod(0o2640)
     write_outputs(_transcript(), source, OutputOptions(formats=("txt",)), ledger=ledger, overwrite=True)
     assert _mode(existing) == 0o640
+
+
+# --- the free-space floor is sized from the outputs (issue 18, point 8's last line) -----------------------
+def test_a_nearly_full_disk_still_takes_a_short_recordings_transcripts(small_disk: Path) -> None:
+    """Transcripts are kilobytes: 200 KB free is enough for a minute's, not for ten hours' (a fixed 16-MB
+    floor refused both)."""
+    from conftest import fill_disk
+
+    source = small_disk / "talk.wav"
+    source.write_bytes(b"not decoded here")
+    fill_disk(small_disk, 200_000)
+    options = OutputOptions()  # every format
+    ledger = OutputLedger(small_disk / "ledger.json")
+    outputs.check_outputs(source, options, ledger=ledger, duration=60.0)
+    written = write_outputs(_transcript(), source, options, ledger=ledger)
+    assert all(p.is_file() for p in written.values())
+    with pytest.raises(OutputWriteError) as caught:
+        outputs.check_outputs(source, options, ledger=ledger, duration=10 * 3600.0, overwrite=True)
+    assert caught.value.kind == "disk_full" and "free some space" in str(caught.value)

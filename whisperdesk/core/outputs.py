@@ -49,7 +49,13 @@ log = logging.getLogger(__name__)
 FORMAT_EXTENSIONS: dict[str, str] = {"txt": ".txt", "srt": ".srt", "vtt": ".vtt", "json": ".json"}
 JSON_SCHEMA_VERSION = 1
 MAX_LINES_PER_CUE = 2
-MIN_FREE_BYTES = 16 * 1024 * 1024  # transcripts are small: below this much free space the disk counts as full
+# The free-space floor is sized from the outputs to write: transcripts are kilobytes, so a fixed floor of
+# megabytes would call a nearly full disk "full" for nothing. Before transcribing, their size is estimated
+# from these generous bounds per hour of fast speech (JSON carries every word's timing); when they are
+# rendered, it is known exactly.
+OUTPUT_BYTES_PER_HOUR: dict[str, int] = {"txt": 120_000, "srt": 300_000, "vtt": 300_000, "json": 3_000_000}
+ASSUMED_SECONDS = 3600.0  # a recording whose length is not known yet
+FREE_MARGIN = 64 * 1024  # the ledger and the folder's own entries: never fill a disk to the last byte
 
 # One lock for check-then-write across jobs: two workers finishing "talk.mp3" and "talk.wav" into the same
 # folder must not both decide "talk.txt" is free. Writes are small; serialising them costs nothing.
@@ -527,10 +533,12 @@ def check_outputs(
     output_dir: Path | str | None = None,
     ledger: OutputLedger | None = None,
     overwrite: bool = False,
+    duration: float | None = None,
 ) -> dict[str, Path]:
     """Before transcribing: raise now what writing would raise later, so a job fails in a moment instead of
     after its whole transcription. Creates the output folder, tries a file in it, looks at the free space
-    and runs the same "is anything in the way" checks as :func:`write_outputs`. Returns the planned paths.
+    (enough for the transcripts of ``duration`` seconds, an hour when not known) and runs the same "is
+    anything in the way" checks as :func:`write_outputs`. Returns the planned paths.
     """
     options.validate()
     source = Path(source)
@@ -538,7 +546,7 @@ def check_outputs(
     folder = next(iter(paths.values())).parent
     with _WRITE_LOCK:
         _make_folder(folder)
-        _try_writing(folder)
+        _try_writing(folder, estimated_output_bytes(options.formats, duration))
         if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
             paths = _full_name_paths(source, paths)
         _check_names(paths.values())
@@ -593,6 +601,7 @@ def write_rendered(
         if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
             paths = _full_name_paths(source, paths)
         previous = _check_targets(source, paths.values(), ledger, overwrite)
+        _check_free_space(folder, sum(len(data[fmt]) for fmt in paths) + FREE_MARGIN)
         digests = {paths[fmt]: hashlib.sha256(data[fmt]).hexdigest() for fmt in paths}
         if ledger is not None:
             try:
@@ -639,17 +648,29 @@ def _make_folder(folder: Path) -> None:
         ) from exc
 
 
-def _try_writing(folder: Path) -> None:
-    """Create and remove a small file: permissions, read-only mounts and a full disk all show here."""
+def estimated_output_bytes(formats: Iterable[str], duration: float | None) -> int:
+    """A generous bound on the bytes the transcripts of ``duration`` seconds take, plus the margin."""
+    seconds = duration if duration is not None and duration > 0 else ASSUMED_SECONDS
+    per_hour = sum(OUTPUT_BYTES_PER_HOUR.get(fmt, max(OUTPUT_BYTES_PER_HOUR.values())) for fmt in formats)
+    return FREE_MARGIN + int(per_hour * seconds / 3600)
+
+
+def _check_free_space(folder: Path, needed: int) -> None:
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
-        free = None
-    if free is not None and free < MIN_FREE_BYTES:
+        return  # cannot be asked (some network file systems): the write itself will tell
+    if free < needed:
         raise OutputWriteError(
-            f"the disk holding {folder} is full ({free // 1024} KB free); {_write_advice_for(errno.ENOSPC)}",
+            f"the disk holding {folder} is full ({free // 1024} KB free, the transcripts need about "
+            f"{-(-needed // 1024)} KB); {_write_advice_for(errno.ENOSPC)}",
             kind=DISK_FULL,
         )
+
+
+def _try_writing(folder: Path, needed: int) -> None:
+    """Create and remove a small file: permissions, read-only mounts and a full disk all show here."""
+    _check_free_space(folder, needed)
     try:
         fd, probe = _open_probe(folder)
     except OSError as exc:

@@ -176,7 +176,7 @@ class JobProcessor:
                     "add it again from where it is now",
                 )
             # Output problems fail the job now, not after the whole transcription.
-            check_outputs(job.source, output, ledger=self._ledger, overwrite=overwrite)
+            check_outputs(job.source, output, ledger=self._ledger, overwrite=overwrite, duration=job.duration)
             _require_queued_content(job, "queued")
             copied = self._copy_twin(job, output, overwrite)
             if copied is not None:
