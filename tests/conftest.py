@@ -167,3 +167,31 @@ def fill_disk(folder: Path, leave: int) -> None:
     free = shutil.disk_usage(folder).free
     with open(folder / "filler.bin", "wb") as fh:
         fh.write(b"\0" * max(0, free - leave))
+
+
+@pytest.fixture
+def as_other_user() -> list[str]:
+    """A command prefix that runs a child as an unprivileged user, so folder permissions apply (root
+    ignores them); empty when the tests already run as one."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permissions cannot be tested")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder another user can enter (pytest's own tmp folders are private to this user)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="wd-shared-"))
+    folder.chmod(0o755)
+    yield folder
+    for root, dirs, _files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+    shutil.rmtree(folder)

@@ -4,11 +4,9 @@ do, in every command and the window, never a traceback (issue 18, point 4); they
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,31 +48,8 @@ def test_every_command_says_it_in_plain_words(
     assert str(blocked_home / "config") in err
 
 
-def _as_other_user() -> list[str]:
-    """Run a child as an unprivileged user, so folder permissions apply (root ignores them)."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: permissions cannot be tested")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
-@pytest.fixture
-def shared_tmp() -> Iterator[Path]:
-    """A folder another user can enter (pytest's own tmp folders are private to this user)."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="wd-paths-"))
-    folder.chmod(0o755)
-    yield folder
-    for root, dirs, _files in os.walk(folder):
-        for d in dirs:
-            os.chmod(os.path.join(root, d), 0o755)
-    shutil.rmtree(folder)
-
-
-def test_an_unwritable_home_is_a_message_not_a_traceback(shared_tmp: Path) -> None:
-    prefix = _as_other_user()
+def test_an_unwritable_home_is_a_message_not_a_traceback(shared_tmp: Path, as_other_user: list[str]) -> None:
+    prefix = as_other_user
     home = shared_tmp / "home"
     home.mkdir(mode=0o555)
     home.chmod(0o555)  # exists, but nobody but root may create the app's folders in it

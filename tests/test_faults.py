@@ -26,7 +26,8 @@ import pytest
 
 from whisperdesk.core.clock import FakeClock
 from whisperdesk.core.engine import Engine
-from whisperdesk.core.jobstore import DONE, FAILED, QUEUED, RUNNING, Job, JobStore
+from whisperdesk.core.errors import SUPERSEDED
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import JobProcessor, job_settings
@@ -429,3 +430,150 @@ def test_sigkill_mid_job_then_restart_completes_the_job_exactly_once(
         assert outputs_in(out) == ["long interview.json", "long interview.txt"]
         assert again.stdout.splitlines() == [f"{done.source} -> {', '.join(map(str, done.outputs))}"]
         assert db.counts()[QUEUED] == 0
+
+
+# --- the headless `watch` under the faults of issue 18 ------------------------------------------------------
+# Each runs `python -m whisperdesk watch --exit-when-idle` as a child process, as a user or a service would.
+# Held before issue 18 and kept here so they do not regress: SIGKILL mid-job (above), a disk with no room.
+# Fixed by issue 18: a recording replaced mid-job or while stopped, a damaged or 0-byte queue, an unreadable
+# data root, a nearly full disk refused by a fixed 16-MB floor. The squatted hand-over socket is tested with
+# the socket's own fix (services/single_instance).
+def run_watch(command: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, timeout=WAIT, **kw)
+
+
+def duration_in(transcript_json: Path) -> float:
+    return float(json.loads(transcript_json.read_text())["duration"])
+
+
+def replace_with(path: Path, seconds: float, seed: int) -> None:
+    """A recorder re-exporting the file: the new recording is renamed over the old one."""
+    staged = write_audio(path.parent.parent / "staging" / path.name, signal_of(seconds, seed))
+    staged.replace(path)
+
+
+@pytest.mark.slow
+def test_watch_recording_replaced_mid_job_ends_with_the_new_transcript(
+    inbox: Path, out: Path, whisper_model_dir: Path
+) -> None:
+    recording = write_audio(inbox / "a.wav", signal_of(600.0))
+    command = watch_command(inbox, out, whisper_model_dir)
+    with JobStore(AppPaths.default().ensure().jobs_db) as db:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            old = wait_until_running(proc, db)
+            wait_for(lambda: db.require(old.id).progress > 0, "the old content to be transcribed")
+            replace_with(recording, 3.0, 7)
+            assert db.require(old.id).state == RUNNING  # replaced while the old content was transcribed
+        finally:
+            stdout, stderr = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, stderr
+        jobs = db.list()
+    assert duration_in(out / "a.json") == pytest.approx(3.0, abs=0.05)  # the new recording's, not the old
+    assert [(j.id, j.state, j.error_kind) for j in jobs] == [
+        (old.id, CANCELED, SUPERSEDED),
+        (jobs[-1].id, DONE, None),
+    ]
+    assert f"{recording}: a.wav was replaced while it was being transcribed" in stdout
+    assert outputs_in(out) == ["a.json", "a.txt"]
+
+
+@pytest.mark.slow
+def test_watch_recording_replaced_while_stopped_is_transcribed_once(
+    inbox: Path, out: Path, whisper_model_dir: Path
+) -> None:
+    recording = write_audio(inbox / "a.wav", signal_of(600.0))
+    command = watch_command(inbox, out, whisper_model_dir)
+    with JobStore(AppPaths.default().ensure().jobs_db) as db:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until_running(proc, db)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.communicate(timeout=WAIT)
+        replace_with(recording, 3.0, 7)  # while nothing runs
+        again = run_watch(command)
+        assert again.returncode == 0, again.stderr
+        done = db.list([DONE])
+    assert len(done) == 1 and done[0].duration == pytest.approx(3.0, abs=0.05)  # once, the new content
+    assert duration_in(out / "a.json") == pytest.approx(3.0, abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", [b"", b"not a database " * 300], ids=["zero-byte", "corrupt"])
+def test_watch_after_a_lost_queue_warns_and_does_not_transcribe_again(
+    damage: bytes, inbox: Path, out: Path, whisper_model_dir: Path
+) -> None:
+    write_audio(inbox / "a.wav", signal_of(3.0))
+    command = watch_command(inbox, out, whisper_model_dir)
+    first = run_watch(command)
+    assert first.returncode == 0, first.stderr
+    written = (out / "a.txt").stat().st_mtime_ns
+    db = AppPaths.default().jobs_db
+    db.write_bytes(damage)
+    write_audio(inbox / "b.wav", signal_of(3.0, 2))
+    second = run_watch(command)
+    assert second.returncode == 0, second.stderr
+    (kept,) = db.parent.glob("jobs.sqlite3.corrupt-*[!lm]")  # the damaged file, its -wal/-shm beside it
+    assert second.stderr.startswith("whisperdesk: warning: the job list") and str(kept) in second.stderr
+    assert second.stdout.splitlines() == [f"{inbox / 'b.wav'} -> {out / 'b.txt'}, {out / 'b.json'}"]
+    assert (out / "a.txt").stat().st_mtime_ns == written  # a.wav was not transcribed a second time
+    with JobStore(db) as store:
+        assert [j.source.name for j in store.list()] == ["b.wav"]
+    assert kept.read_bytes() == damage
+
+
+@pytest.mark.slow
+def test_watch_with_an_unreadable_data_root_says_so_plainly(
+    shared_tmp: Path, as_other_user: list[str]
+) -> None:
+    home = shared_tmp / "home"
+    data = home / "data"
+    data.mkdir(parents=True)
+    if os.geteuid() == 0:
+        for folder in (home, data):
+            os.chown(folder, 65534, 65534)
+    data.chmod(0)
+    inbox = shared_tmp / "in"
+    inbox.mkdir()
+    env = {**os.environ, "WHISPERDESK_HOME": str(home)}
+    run = run_watch([*as_other_user, sys.executable, "-m", "whisperdesk", "watch", str(inbox)], env=env)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"whisperdesk: error: cannot write in WhisperDesk's data folder {data}")
+    assert "permission denied" in run.stderr and "WHISPERDESK_HOME" in run.stderr
+
+
+@pytest.mark.slow
+def test_watch_on_a_nearly_full_disk_writes_and_on_a_full_one_fails_plainly_then_retries(
+    inbox: Path, small_disk: Path, whisper_model_dir: Path
+) -> None:
+    """A real 4-MiB file system: 300 KB free takes a short recording's transcripts (a fixed 16-MB floor
+    refused them); 20 KB free fails the job before any work, with nothing partial left, and a retry
+    after freeing space finishes it."""
+    from conftest import fill_disk
+
+    out = small_disk / "out"
+    out.mkdir()
+    write_audio(inbox / "a.wav", signal_of(3.0))
+    command = watch_command(inbox, out, whisper_model_dir)
+    fill_disk(small_disk, 300_000)
+    first = run_watch(command)
+    assert first.returncode == 0, first.stderr
+    assert outputs_in(out) == ["a.json", "a.txt"]
+
+    (small_disk / "filler.bin").unlink()
+    fill_disk(small_disk, 20_000)
+    write_audio(inbox / "b.wav", signal_of(3.0, 2))
+    full = run_watch(command)
+    assert full.returncode == 1
+    (line,) = full.stderr.splitlines()
+    assert line.startswith(f"whisperdesk: error: {inbox / 'b.wav'}: the disk holding {out} is full")
+    assert "free some space" in line
+    assert outputs_in(out) == ["a.json", "a.txt"]  # nothing partial, no temp files
+
+    (small_disk / "filler.bin").unlink()
+    retried = run_watch([sys.executable, "-m", "whisperdesk", "jobs", "retry", "--failed"])
+    assert retried.returncode == 0, retried.stderr
+    final = run_watch(command)
+    assert final.returncode == 0, final.stderr
+    assert outputs_in(out) == ["a.json", "a.txt", "b.json", "b.txt"]

@@ -477,7 +477,7 @@ class JobStore:
         self.recovered_from = target
         self.recovery_reason = reason
         self.started_new = False
-        log.error(
+        log.info(  # the front ends tell the user (core.queue.reset): a banner, a warning on stderr
             "the job database %s could not be read (%s); it was kept as %s and a new, empty job list started",
             self.path,
             reason,

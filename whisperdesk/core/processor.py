@@ -31,7 +31,9 @@ from whisperdesk.core.fingerprint import fingerprint_file
 from whisperdesk.core.jobstore import (
     CANCELED,
     DONE,
+    FAILED,
     ORIGINS,
+    QUEUED,
     RUNNING,
     Job,
     JobStateError,
@@ -176,7 +178,9 @@ class JobProcessor:
                     "add it again from where it is now",
                 )
             # Output problems fail the job now, not after the whole transcription.
-            check_outputs(job.source, output, ledger=self._ledger, overwrite=overwrite, duration=job.duration)
+            check_outputs(
+                job.source, output, ledger=self._ledger, overwrite=overwrite, duration=_length_of(job)
+            )
             _require_queued_content(job, "queued")
             copied = self._copy_twin(job, output, overwrite)
             if copied is not None:
@@ -215,18 +219,29 @@ class JobProcessor:
     def _supersede(self, job: Job, superseded: _Superseded) -> Job:
         """End a job whose recording was replaced: nothing is written for the old content, and the new
         content has a job (the watcher's, if it already queued it; the queue's dedupe keeps it to one)."""
+        origin = job.origin if job.origin in ORIGINS else "dropped"
         try:
+            # The store's dedupe finds the watcher's job for the new content, queued, running or already
+            # done (another worker); only when it can only point back at this job (same size and time,
+            # other bytes) is the new content queued by force.
             newer = self._store.add(
                 job.source,
                 job.settings,
-                origin=job.origin if job.origin in ORIGINS else "dropped",  # type: ignore[arg-type]
-                watch_folder=job.watch_folder,
-                force=True,  # the same path with the same size and time may still hold new bytes
+                origin=origin,
+                watch_folder=job.watch_folder,  # type: ignore[arg-type]
             ).job
+            if newer.id == job.id:
+                newer = self._store.add(
+                    job.source,
+                    job.settings,
+                    origin=origin,  # type: ignore[arg-type]
+                    watch_folder=job.watch_folder,
+                    force=True,
+                ).job
         except WhisperDeskError as exc:  # replaced, then gone or unreadable: say that instead
             reason = getattr(exc, "reason", None) or str(exc)
             return self._finish(job, "fail", reason, getattr(exc, "kind", None))
-        where = "is being transcribed" if newer.state == RUNNING else f"is {newer.state}"
+        where = _STATE_WORDS.get(newer.state, f"is {newer.state}")
         if superseded.when == "queued":
             what = f"{job.source.name} changed after it was queued; nothing was transcribed"
         else:
@@ -373,6 +388,15 @@ class JobProcessor:
             log.warning("could not %s %s after transcribing it: %s", policy, job.source, exc)
 
 
+_STATE_WORDS = {
+    QUEUED: "is queued",
+    RUNNING: "is being transcribed",
+    DONE: "was transcribed",
+    FAILED: "failed",
+    CANCELED: "was canceled",
+}
+
+
 class _Superseded(Exception):
     """The recording is no longer the content its job was queued for (replaced, re-exported, synced)."""
 
@@ -393,6 +417,19 @@ def _require_queued_content(job: Job, when: str) -> None:
     now = fingerprint_file(job.source)
     if now.size != job.size or now.digest != job.fingerprint:
         raise _Superseded(when)
+
+
+def _length_of(job: Job) -> float | None:
+    """The recording's length, to size the free space its transcripts need: known once probed, else read
+    from its header (milliseconds); None when it cannot be (the transcription will say why)."""
+    if job.duration:
+        return job.duration
+    from whisperdesk.core.audio import probe
+
+    try:
+        return probe(job.source).duration or None
+    except Exception:  # a damaged file is the decoder's to report, in its own words
+        return None
 
 
 def overwrite_for(job: Job) -> bool:
