@@ -259,3 +259,24 @@ def test_a_local_model_folder_with_a_truncated_tokenizer_names_it(
     with open(folder / "tokenizer.json", "r+b") as fh:
         fh.truncate(fh.seek(0, 2) // 2)
     assert local_folder_problems(folder) == ["tokenizer.json cannot be read (cut off or damaged)"]
+
+
+def test_a_download_damaged_inside_model_bin_fails_the_load_with_verifys_words(
+    hub: LoopbackHub, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Same size, other bytes: the cheap check before a load passes, CTranslate2 refuses the file; the job's
+    error then names the damaged file and the fix, as `models verify` does, not the library's words."""
+    from whisperdesk.core.engine import Engine
+    from whisperdesk.core.settings import ModelConfig
+
+    folder = download_model(NAME, models_dir)
+    with open(folder / "model.bin", "r+b") as fh:
+        fh.write(b"\xff" * 4096)  # the header CTranslate2 reads first
+    engine = Engine(
+        ModelConfig(model=NAME, device="cpu", compute_type="int8"), models_dir, local_files_only=True
+    )
+    with pytest.raises(ModelUnavailableError) as info:
+        engine.load()
+    assert str(info.value).startswith(f"The downloaded model {NAME} is damaged: model.bin")
+    assert main(["models", "verify", NAME]) == 1
+    assert str(info.value) in capsys.readouterr().err

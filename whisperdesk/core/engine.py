@@ -124,6 +124,19 @@ def resolve_model_path(model: str, models_dir: Path, *, local_files_only: bool =
     return str(resolve.resolve(model, models_dir, local_files_only=local_files_only))
 
 
+def _raise_if_damaged(
+    config: ModelConfig, models_dir: Path, exc: Exception, emit: Callable[[EngineEvent], None]
+) -> None:
+    """A load that failed on a damaged download says which file and what to do, not the library's guess."""
+    from whisperdesk.core.models.resolve import damage_behind_failed_load
+
+    damage = damage_behind_failed_load(config.model, models_dir)
+    if damage is not None:
+        log.warning("model %s failed to load (%s): %s", config.model, exc, damage)
+        emit(EngineEvent("load_failed", config, damage, error_type=ModelUnavailableError))
+        raise ModelUnavailableError(damage) from exc
+
+
 def default_loader(config: ModelConfig, model_path: str, device: ResolvedDevice) -> Any:
     """Batch size > 1 gets the scheduler's layout (two CTranslate2 workers on CPU: ~20 % faster there, see
     BENCHMARKS.md), so the app runs as fast as the benchmark measured; batch size 1 keeps one worker."""
@@ -257,6 +270,7 @@ class Engine:
             self._emit(EngineEvent("load_failed", config, str(exc), error_type=type(exc)))
             raise
         except Exception as exc:
+            _raise_if_damaged(config, self._models_dir, exc, self._emit)
             message = f"could not load model {config.model}: {exc}"
             self._emit(EngineEvent("load_failed", config, message, error_type=ModelLoadError))
             raise ModelLoadError(message) from exc

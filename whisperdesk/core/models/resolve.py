@@ -19,8 +19,11 @@ from whisperdesk.core.models.download import DownloadError, download_model, offl
 from whisperdesk.core.models.store import (
     damage_message,
     damaged_download,
+    damaged_files,
     installed_path,
     local_folder_problems,
+    model_folder,
+    read_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,18 @@ def resolve(model: str, models_dir: Path, *, local_files_only: bool = False) -> 
         return download_model(model, models_dir)
     except DownloadError as exc:
         raise ModelUnavailableError(f"The model {model} is not downloaded yet and {_lower(exc)}") from exc
+
+
+def damage_behind_failed_load(model: str, models_dir: Path) -> str | None:
+    """After a load failed: hash every file of a downloaded model against its manifest (the check before
+    a load only sizes model.bin), so a damaged file is named with the fix, in `models verify`'s words,
+    instead of the library's guess. None when nothing is damaged or there is no hash list (a folder)."""
+    if is_builtin(model) or looks_like_folder(model) or repo_id_for(model) is None:
+        return None  # the built-in model was hashed in full just before the load
+    folder = model_folder(model, models_dir)
+    manifest = read_manifest(folder)
+    bad = damaged_files(folder, manifest, full=True) if manifest is not None else []
+    return damage_message(model, bad) if bad else None
 
 
 def _local_folder(model: str) -> Path:
