@@ -24,7 +24,7 @@ from whisperdesk.core.settings import DecodeOptions
 SAMPLE_RATE = 16000
 WINDOW_SECONDS = 30
 N_FRAMES = 3000  # log-mel frames per 30-s window, what the encoder expects
-KEEP_SECONDS = 600.0  # a recording this short is kept from pass one (38 MB) rather than decoded twice
+KEEP_SECONDS = 120.0  # a recording this short is kept from pass one (7.7 MB) rather than decoded twice
 # faster-whisper's SileroVADModel: 512-sample windows with 64 samples of context, run 10,000 at a time
 VAD_WINDOW = 512
 VAD_CONTEXT = 64
@@ -78,7 +78,7 @@ def plan_stream(
     open_blocks: Callable[[], Iterable[np.ndarray]],
     options: DecodeOptions,
     *,
-    keep_seconds: float = KEEP_SECONDS,
+    keep_seconds: float | None = None,
     stop: Callable[[], bool] | None = None,
     source: str = "",
 ) -> tuple[WindowPlan, Iterator[np.ndarray]]:
@@ -89,10 +89,11 @@ def plan_stream(
     the whole plan before it hands out the first window. Pass one (``open_blocks()``: decode, VAD) keeps
     only speech offsets; pass two opens the stream again and cuts the windows out of it one at a time, so
     memory stays at a few blocks and one window whatever the length. A recording of at most
-    ``keep_seconds`` is kept from pass one instead of being decoded twice (a voice memo costs one decode).
+    ``keep_seconds`` (default ``KEEP_SECONDS``) is kept from pass one instead of being decoded twice (a
+    voice memo costs one decode).
     ``stop()`` is asked between blocks of pass one; true raises :class:`Cancelled`.
     """
-    keep = int(keep_seconds * SAMPLE_RATE)
+    keep = int((KEEP_SECONDS if keep_seconds is None else keep_seconds) * SAMPLE_RATE)
     kept: list[np.ndarray] | None = []
     held = 0
 
@@ -138,7 +139,12 @@ def scan(blocks: Iterable[np.ndarray], options: DecodeOptions) -> WindowPlan:
             spans.append(WindowSpan(i, i * float(WINDOW_SECONDS), length, i * WINDOW_SECONDS + length))
         return WindowPlan(duration, tuple(spans), None)
     finder.feed(silero.finish())
-    chunks = finder.finish(total)
+    return plan_from_regions(total, finder.finish(total))
+
+
+def plan_from_regions(total: int, chunks: list[dict[str, int]]) -> WindowPlan:
+    """The windows faster-whisper's ``collect_chunks`` makes of these speech regions in ``total`` samples."""
+    duration = float(total) / SAMPLE_RATE
     if not chunks:
         return WindowPlan(duration, (), ())
     from faster_whisper.vad import collect_chunks
@@ -149,14 +155,14 @@ def scan(blocks: Iterable[np.ndarray], options: DecodeOptions) -> WindowPlan:
     )
     plan = WindowPlan(duration, (), tuple(dict(c) for c in chunks))
     ts_map = plan.timestamp_map()
-    spans_vad: list[WindowSpan] = []
+    spans: list[WindowSpan] = []
     for meta in metadata:
         if meta["duration"] == 0:  # collect_chunks can emit an empty leading chunk; nothing to decode there
             continue
         offset, length = float(meta["offset"]), float(meta["duration"])
         end = float(ts_map.get_original_time(offset + length, is_end=True))
-        spans_vad.append(WindowSpan(len(spans_vad), offset, length, min(end, duration)))
-    return WindowPlan(duration, tuple(spans_vad), plan.speech_chunks)
+        spans.append(WindowSpan(len(spans), offset, length, min(end, duration)))
+    return WindowPlan(duration, tuple(spans), plan.speech_chunks)
 
 
 def cut(blocks: Iterable[np.ndarray], plan: WindowPlan, *, source: str = "") -> Iterator[np.ndarray]:
@@ -210,8 +216,8 @@ class _SileroStream:
     the last 64 samples of the last window (a side effect of how it builds the contexts, kept here), and
     runs the model ``VAD_BATCH_WINDOWS`` windows at a time, carrying the LSTM state from batch to batch.
     Running the same batches on the same inputs with the same state gives the same probabilities; a batch
-    can run as soon as its windows have arrived, except the last, which waits for the end of the stream.
-    Memory: one batch of audio (~20 MB), whatever the length.
+    runs as soon as its windows have arrived, except the last, which waits for the end of the stream.
+    Blocks are copied straight into the model's input rows, so memory is one batch (23 MB) at any length.
     """
 
     def __init__(self) -> None:
@@ -221,39 +227,53 @@ class _SileroStream:
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._context = np.zeros(VAD_CONTEXT, dtype=np.float32)
-        self._pending: list[np.ndarray] = []
-        self._held = 0
+        self._inputs = np.zeros((VAD_BATCH_WINDOWS, VAD_CONTEXT + VAD_WINDOW), dtype=np.float32)
+        self._samples = self._inputs[:, VAD_CONTEXT:]  # the rows' audio part, filled as blocks arrive
+        self._held = 0  # samples in the batch being filled
 
     def feed(self, block: np.ndarray) -> Iterator[np.ndarray]:
         """Probabilities of every batch this block completes (none, usually)."""
-        batch = VAD_BATCH_WINDOWS * VAD_WINDOW
-        if len(block):
-            self._pending.append(np.asarray(block, dtype=np.float32))
-            self._held += len(block)
-        while self._held >= batch:
-            joined = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
-            self._pending = [joined[batch:]]
-            self._held = len(joined) - batch
-            yield self._run(joined[:batch], last=False)
+        size = VAD_BATCH_WINDOWS * VAD_WINDOW
+        at = 0
+        while at < len(block):
+            take = min(len(block) - at, size - self._held)
+            self._copy(block[at : at + take])
+            at += take
+            if self._held == size:
+                yield self._run(VAD_BATCH_WINDOWS, last=False)
 
     def finish(self) -> np.ndarray:
-        """The last batch: what is left, padded as faster-whisper pads the file."""
-        rest = np.concatenate(self._pending) if self._pending else np.zeros(0, dtype=np.float32)
-        padded = np.zeros(len(rest) + VAD_WINDOW - len(rest) % VAD_WINDOW, dtype=np.float32)
-        padded[: len(rest)] = rest
-        self._pending, self._held = [], 0
-        return self._run(padded, last=True)
+        """The last batch: what is left, padded with zeros as faster-whisper pads the file."""
+        rows = self._held // VAD_WINDOW + 1
+        row, col = divmod(self._held, VAD_WINDOW)
+        self._samples[row, col:] = 0.0
+        return self._run(rows, last=True)
 
-    def _run(self, samples: np.ndarray, *, last: bool) -> np.ndarray:
-        rows = samples.reshape(-1, VAD_WINDOW)
-        inputs = np.empty((len(rows), VAD_CONTEXT + VAD_WINDOW), dtype=np.float32)
+    def _copy(self, piece: np.ndarray) -> None:
+        """Append ``piece`` (it fits) to the batch's rows: the open row's end, whole rows, the next row's start."""
+        at = 0
+        row, col = divmod(self._held, VAD_WINDOW)
+        if col:
+            take = min(len(piece), VAD_WINDOW - col)
+            self._samples[row, col : col + take] = piece[:take]
+            at, row = take, row + (col + take == VAD_WINDOW)
+        whole = (len(piece) - at) // VAD_WINDOW
+        if whole:
+            self._samples[row : row + whole] = piece[at : at + whole * VAD_WINDOW].reshape(whole, VAD_WINDOW)
+            at, row = at + whole * VAD_WINDOW, row + whole
+        if at < len(piece):
+            self._samples[row, : len(piece) - at] = piece[at:]
+        self._held += len(piece)
+
+    def _run(self, rows: int, *, last: bool) -> np.ndarray:
+        inputs = self._inputs[:rows]  # the first rows of a C-ordered array: contiguous
         inputs[0, :VAD_CONTEXT] = self._context
-        inputs[1:, :VAD_CONTEXT] = rows[:-1, -VAD_CONTEXT:]
-        inputs[:, VAD_CONTEXT:] = rows
-        self._context = rows[-1, -VAD_CONTEXT:].copy()
+        inputs[1:, :VAD_CONTEXT] = inputs[:-1, -VAD_CONTEXT:]
+        self._context = inputs[-1, -VAD_CONTEXT:].copy()
         if last:
             inputs[-1, -VAD_CONTEXT:] = 0.0
         out, self._h, self._c = self._session.run(None, {"input": inputs, "h": self._h, "c": self._c})
+        self._held = 0
         return np.asarray(out)
 
 
