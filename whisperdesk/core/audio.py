@@ -29,7 +29,7 @@ import math
 import os
 import stat
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -116,22 +116,71 @@ def decode(
 ) -> np.ndarray:
     """Decode ``path``'s first audio track to mono float32 in [-1, 1] at ``sampling_rate``.
 
-    WAV/FLAC/Ogg-Vorbis go through libsndfile when it can read them (no FFmpeg demuxing); everything else,
-    and anything libsndfile rejects, through FFmpeg. Audio is converted in bounded chunks into one
-    preallocated buffer, so peak memory is about the size of the result (~230 MB per hour at 16 kHz).
+    The whole recording in one array (~230 MB per hour at 16 kHz): for short files and callers that need
+    it all at once. Long recordings are read as an :class:`AudioStream` (what this collects), whose blocks go
+    into one buffer preallocated from the header's length, so peak memory is about the size of the result.
     """
-    path = Path(path)
-    if sampling_rate <= 0:
-        raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
-    head = _check_readable(path)
-    sniffed = _sniff(head)
-    if sniffed.not_media:
-        raise _fail(NotAudioError, path, _not_audio_message(sniffed.not_media))
-    if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
-        samples = _decode_with_soundfile(path, head, sampling_rate, allow_truncated)
-        if samples is not None:
-            return samples
-    return _decode_with_ffmpeg(path, head, sampling_rate, allow_truncated)
+    stream = AudioStream(path, sampling_rate, allow_truncated=allow_truncated)
+    sink: _Sink | None = None
+    for block in stream:
+        if sink is None:
+            sink = _Sink(stream.expected_samples)
+        sink.add(block)
+    return sink.result() if sink is not None else np.zeros(0, dtype=np.float32)
+
+
+class AudioStream:
+    """``path``'s first audio track as mono float32 blocks at ``sampling_rate``, decoded as they are read.
+
+    Why: a 12-hour recording is 2.8 GB of samples at 16 kHz; a consumer that works block by block (VAD,
+    window cutting) keeps memory flat whatever the length. Blocks hold ``_BLOCK_FRAMES`` samples or a little
+    more (the last one fewer), are fresh arrays the consumer may keep, and are exactly the samples
+    :func:`decode` returns for the file, in order.
+
+    Every iteration decodes the file from the start (a second pass reads the same samples) and runs
+    :func:`decode`'s checks: a file that cannot be opened raises before the first block; damage only the
+    whole decode can show (cut off, undecodable tail, too many bad packets) raises after the last block,
+    so a consumer that reads to the end never takes a damaged file for a whole one.
+    WAV/FLAC/Ogg-Vorbis go through libsndfile when it can read them (no FFmpeg demuxing); everything else,
+    and anything libsndfile rejects, through FFmpeg. When libsndfile fails in the middle of a file, FFmpeg
+    takes over from the sample where it stopped (both decode lossless formats to the same samples).
+    """
+
+    def __init__(
+        self, path: Path | str, sampling_rate: int = SAMPLE_RATE, *, allow_truncated: bool = False
+    ) -> None:
+        if sampling_rate <= 0:
+            raise ValueError(f"sampling_rate must be positive, got {sampling_rate}")
+        self.path = Path(path)
+        self.sampling_rate = sampling_rate
+        self.allow_truncated = allow_truncated
+        self.expected_samples: int | None = None  # the header's length, once an iteration has opened the file
+        self.samples = 0  # handed out by the current (or last) iteration
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.samples, self.expected_samples = 0, None
+        head = _check_readable(self.path)
+        sniffed = _sniff(head)
+        if sniffed.not_media:
+            raise _fail(NotAudioError, self.path, _not_audio_message(sniffed.not_media))
+        if self.path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+            try:
+                for block in _soundfile_blocks(self, head):
+                    self.samples += len(block)
+                    yield block
+                return
+            except _NotForSoundfile:
+                pass  # FFmpeg reads it (and classifies what is wrong with it)
+        skip = self.samples
+        for block in _ffmpeg_blocks(self, head):
+            if skip:
+                cut = min(skip, len(block))
+                skip -= cut
+                block = block[cut:]
+                if not len(block):
+                    continue
+            self.samples += len(block)
+            yield block
 
 
 _E = TypeVar("_E", bound=AudioError)
@@ -552,16 +601,41 @@ class _Sink:
     def result(self) -> np.ndarray:
         out = self.buf
         out.resize((self.n,), refcheck=False)  # shrinks in place: no second copy of an hour of audio
-        np.clip(out, -1.0, 1.0, out=out)  # resampling filters overshoot slightly at full scale
         return out
+
+
+class _Gather:
+    """Resampled frames (about a thousand samples each) gathered into blocks of at least ``_BLOCK_FRAMES``."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.n = 0
+
+    def add(self, chunk: np.ndarray) -> None:
+        if len(chunk):
+            self.parts.append(chunk)
+            self.n += len(chunk)
+
+    def take(self, *, final: bool = False) -> list[np.ndarray]:
+        """The gathered block once it is full (or, ``final``, whatever is left), clipped; else nothing."""
+        if not self.n or (self.n < _BLOCK_FRAMES and not final):
+            return []
+        block = np.concatenate(self.parts)  # a fresh array: never a view of a frame's buffer
+        self.parts, self.n = [], 0
+        return [_clipped(block)]
+
+
+def _clipped(block: np.ndarray) -> np.ndarray:
+    """In place: resampling filters overshoot slightly at full scale, and float WAV may hold anything."""
+    return np.clip(block, -1.0, 1.0, out=block)
 
 
 class _Resampler:
     """FFmpeg's resampler to mono float at the target rate; rebuilt if the input format changes mid-file."""
 
-    def __init__(self, rate: int, sink: _Sink) -> None:
+    def __init__(self, rate: int, out: Callable[[np.ndarray], None]) -> None:
         self.rate = rate
-        self.sink = sink
+        self.out = out
         self.key: tuple[str, str, int] | None = None
         self.impl: Any = None
 
@@ -587,12 +661,13 @@ class _Resampler:
 
     def _take(self, frames: list[Any]) -> None:
         for out in frames:
-            self.sink.add(out.to_ndarray().reshape(-1))
+            self.out(out.to_ndarray().reshape(-1))
 
 
-def _decode_with_ffmpeg(path: Path, head: bytes, rate: int, allow_truncated: bool) -> np.ndarray:
+def _ffmpeg_blocks(state: AudioStream, head: bytes) -> Iterator[np.ndarray]:
     import av
 
+    path, rate = state.path, state.sampling_rate
     with _open_container(path, head) as container:
         stream = _audio_stream(path, head, container)
         if stream.codec_context is None:
@@ -604,9 +679,11 @@ def _decode_with_ffmpeg(path: Path, head: bytes, rate: int, allow_truncated: boo
             )
         stated = _stated(path, head, container, stream)
         estimate = stated.length() or _any_duration(container, stream)
-        sink = _Sink(math.ceil(estimate * rate) if estimate else None)
-        resampler = _Resampler(rate, sink)
+        state.expected_samples = math.ceil(estimate * rate) if estimate else None
+        gather = _Gather()
+        resampler = _Resampler(rate, gather.add)
         progress = _Progress(stream)
+        handed = 0
         try:
             for packet in container.demux(stream):
                 progress.packet(packet)
@@ -618,14 +695,18 @@ def _decode_with_ffmpeg(path: Path, head: bytes, rate: int, allow_truncated: boo
                 progress.frames(len(frames))
                 for frame in frames:
                     resampler.feed(frame)
+                for block in gather.take():
+                    handed += len(block)
+                    yield block
         except av.error.FFmpegError as exc:
             if getattr(exc, "errno", None) in (errno.EIO, errno.ESTALE, errno.ENXIO):
                 raise _unreadable(path, f"reading failed: {_ffmpeg_reason(exc)}") from None
             progress.stopped = _ffmpeg_reason(exc)
         resampler.flush()
-        decoded = sink.n / rate
+        total = handed + gather.n
+        decoded = total / rate
         log.debug("decoded %s: %.2f s, %d packets, %d bad", path, decoded, progress.packets, progress.bad)
-        if sink.n == 0:
+        if total == 0:
             if (estimate or 0) > 0.5 or progress.bad or progress.stopped:
                 raise _damaged(path, head, "no audio in it can be decoded")
             raise _fail(
@@ -634,11 +715,11 @@ def _decode_with_ffmpeg(path: Path, head: bytes, rate: int, allow_truncated: boo
                 "holds no audio at all (a header with 0 seconds of sound); the recording may have failed "
                 "or still be in progress — check it in the app that made it",
             )
-        if not allow_truncated:
+        if not state.allow_truncated:
             _check_complete(path, head, stated, decoded, progress)
         elif progress.bad or progress.stopped:
             log.warning("%s: damaged audio skipped; using the %.1f s that decode", path, decoded)
-        return sink.result()
+        yield from gather.take(final=True)
 
 
 class _Progress:
@@ -726,18 +807,23 @@ def _clock(seconds: float) -> str:
 
 
 # --- libsndfile fast path ----------------------------------------------------------------------------
-def _decode_with_soundfile(path: Path, head: bytes, rate: int, allow_truncated: bool) -> np.ndarray | None:
-    """Decode WAV/FLAC/Vorbis with libsndfile; None hands the file to FFmpeg (which also classifies errors)."""
+class _NotForSoundfile(Exception):
+    """libsndfile cannot read this file (or stopped in it): FFmpeg takes over, and gives the precise error."""
+
+
+def _soundfile_blocks(state: AudioStream, head: bytes) -> Iterator[np.ndarray]:
+    """Decode WAV/FLAC/Vorbis with libsndfile; raises ``_NotForSoundfile`` to hand the file to FFmpeg."""
     import soundfile as sf
 
+    path, rate = state.path, state.sampling_rate
     try:
         fh = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        return None
+        raise _NotForSoundfile() from None
     with fh:
         required = _SOUNDFILE_FORMATS.get(fh.format, "")
         if required == "" or (required is not None and fh.subtype != required) or fh.samplerate <= 0:
-            return None
+            raise _NotForSoundfile()
         src_rate, frames = fh.samplerate, fh.frames
         if fh.format in ("WAV", "WAVEX"):
             expected = _wav_declared_duration(path)
@@ -746,28 +832,38 @@ def _decode_with_soundfile(path: Path, head: bytes, rate: int, allow_truncated: 
         else:
             expected = None  # Ogg states no length
         estimate = expected if expected is not None else (frames / src_rate if 0 < frames < 2**62 else None)
-        sink = _Sink(math.ceil(estimate * rate) if estimate else None)
+        state.expected_samples = math.ceil(estimate * rate) if estimate else None
+        handed = 0
         try:
-            if src_rate == rate:
-                for block in _mono_blocks(fh):
-                    sink.add(block)
-            else:
-                resampler = _Resampler(rate, sink)
-                for frame in _frames_of(fh, src_rate):
-                    resampler.feed(frame)
-                resampler.flush()
+            blocks = (
+                (_clipped(block) for block in _mono_blocks(fh))
+                if src_rate == rate
+                else _resampled(_frames_of(fh, src_rate), rate)
+            )
+            for block in blocks:
+                handed += len(block)
+                yield block
         except (sf.LibsndfileError, RuntimeError):
-            return None  # corrupt FLAC/Vorbis data: FFmpeg gives the precise error
-    if sink.n == 0:
-        return None  # libsndfile returns nothing for some broken Ogg files without complaint
-    decoded = sink.n / rate
-    if not allow_truncated and expected is not None and _short_by(expected, decoded):
+            raise _NotForSoundfile() from None  # corrupt FLAC/Vorbis data: FFmpeg gives the precise error
+    if handed == 0:
+        raise _NotForSoundfile()  # libsndfile returns nothing for some broken Ogg files without complaint
+    decoded = handed / rate
+    if not state.allow_truncated and expected is not None and _short_by(expected, decoded):
         raise _damaged(
             path,
             head,
             f"it ends after {_clock(decoded)} of the {_clock(expected)} its header announces",
         )
-    return sink.result()
+
+
+def _resampled(frames: Iterator[Any], rate: int) -> Iterator[np.ndarray]:
+    gather = _Gather()
+    resampler = _Resampler(rate, gather.add)
+    for frame in frames:
+        resampler.feed(frame)
+        yield from gather.take()
+    resampler.flush()
+    yield from gather.take(final=True)
 
 
 def _mono_blocks(fh: Any) -> Iterator[np.ndarray]:

@@ -385,10 +385,6 @@ class Engine:
         after the start, long before the transcript), so a job row can show it while the job runs.
         """
         options.validate()
-        if audio is None:
-            from whisperdesk.core.audio import decode
-
-            audio = decode(Path(source))
         loaded = self._acquire()
         try:
             return self._run(loaded, source, audio, options, progress, cancel, on_language)
@@ -432,14 +428,15 @@ class Engine:
         on_language: LanguageFn | None = None,
     ) -> Transcript:
         started = time.monotonic()
-        duration = float(len(audio)) / SAMPLE_RATE
         kwargs = whisper_kwargs(options)
         batch_size = loaded.config.batch_size
-        if progress:
-            progress(0.0, duration)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         if batch_size > 1:  # windows of concurrent jobs share batches (whisperdesk.core.batching.scheduler)
+            # without ``audio`` the scheduler reads the file as a stream (memory stays flat however long it
+            # is) and reports (0, duration) once it has read it through
+            if progress and audio is not None:
+                progress(0.0, float(len(audio)) / SAMPLE_RATE)
             return self.scheduler.transcribe(
                 self.batch_handle(loaded),
                 source,
@@ -449,6 +446,15 @@ class Engine:
                 on_language=on_language,
                 cancel=cancel,
             )
+        if audio is None:  # faster-whisper's sequential path needs the whole recording at once
+            from whisperdesk.core.audio import decode
+
+            audio = decode(Path(source))
+        duration = float(len(audio)) / SAMPLE_RATE
+        if progress:
+            progress(0.0, duration)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
         segments, info = loaded.model.transcribe(audio, **kwargs)
         if on_language is not None and info.language:  # known before the first segment is decoded
             on_language(str(info.language), float(info.language_probability or 0.0))

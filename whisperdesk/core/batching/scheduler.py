@@ -50,7 +50,7 @@ import numpy as np
 
 from whisperdesk.core.batching import decode as dec
 from whisperdesk.core.batching.layout import ModelHandle, default_cpu_workers
-from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_windows, window_features
+from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_stream, window_features
 from whisperdesk.core.clock import SYSTEM_CLOCK, Clock
 from whisperdesk.core.errors import Cancelled, ConfigError, ModelError, WhisperDeskError
 from whisperdesk.core.settings import DecodeOptions
@@ -130,6 +130,13 @@ def default_decode(path: Path) -> np.ndarray:
     from whisperdesk.core.audio import decode
 
     return decode(path)
+
+
+def default_stream(path: Path) -> Iterable[np.ndarray]:
+    """The same samples as :func:`default_decode`, as blocks decoded while they are read (flat memory)."""
+    from whisperdesk.core.audio import AudioStream
+
+    return AudioStream(path)
 
 
 class _Job:
@@ -251,7 +258,7 @@ class BatchScheduler:
         prefetch_windows: int = 32,
         max_wait_s: float = DEFAULT_MAX_WAIT_S,
         generate_fn: dec.GenerateFn = dec.default_generate,
-        decode_fn: Callable[[Path], np.ndarray] = default_decode,
+        stream_fn: Callable[[Path], Iterable[np.ndarray]] = default_stream,
         on_batch: Callable[[BatchInfo], None] | None = None,
         history: int = 2_000,
         clock: Clock = SYSTEM_CLOCK,
@@ -265,7 +272,7 @@ class BatchScheduler:
         self._max_wait = max_wait_s
         self._generate = generate_fn
         self._clock = clock
-        self._decode = decode_fn
+        self._stream = stream_fn
         self._listeners: list[Callable[[BatchInfo], None]] = [on_batch] if on_batch else []
         self._cond = threading.Condition()
         self._pending: deque[_Job] = deque()
@@ -484,13 +491,16 @@ class BatchScheduler:
         if job.canceled():
             raise Cancelled()
         job.started = self._clock.monotonic()
-        audio = job.audio if job.audio is not None else self._decode(Path(job.source))
-        job.audio = None
+        audio, job.audio = job.audio, None
+        source = Path(job.source)
+
+        def open_blocks() -> Iterable[np.ndarray]:  # read twice: a plan pass, then the windows' pass
+            return (audio,) if audio is not None else self._stream(source)
+
+        plan, pieces = plan_stream(open_blocks, job.options, stop=job.canceled, source=job.source)
         if job.canceled():
             raise Cancelled()
         self._check_language(job)
-        plan, pieces = plan_windows(audio, job.options)
-        del audio
         job.plan = plan
         job.total = len(plan.spans)
         job.work_total = 2 * sum(span.duration for span in plan.spans)  # each window: encode + decode
@@ -498,13 +508,15 @@ class BatchScheduler:
         if job.total == 0:
             self._finish(job)
             return
-        if job.language is None:  # copies: without VAD a piece is a view that would keep the whole file
+        first: list[np.ndarray] = []
+        if job.language is None:  # the windows that may vote on the language are cut before window 0 queues
+            first = list(itertools.islice(pieces, dec.LANGUAGE_WINDOWS))
             with self._cond:
-                job.language_pieces = {
-                    i: pieces[i].copy() for i in range(1, min(len(pieces), dec.LANGUAGE_WINDOWS))
-                }
+                job.language_pieces = {i: first[i] for i in range(1, len(first))}
         extractor = job.handle.model.feature_extractor
-        for span, features in zip(plan.spans, iter_features(extractor, pieces), strict=True):
+        for span, features in zip(
+            plan.spans, iter_features(extractor, itertools.chain(first, pieces)), strict=True
+        ):
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
             window.span = 2 * span.duration
             with self._cond:
@@ -1129,5 +1141,6 @@ __all__ = [
     "LanguageFn",
     "ProgressFn",
     "default_decode",
+    "default_stream",
     "is_out_of_memory",
 ]
