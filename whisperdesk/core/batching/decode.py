@@ -252,13 +252,17 @@ def fallback(
     tokenizers: Sequence[Any],
     decoded: list[Decoded],
     holder: StorageHolder,
+    wanted: Callable[[int], bool] | None = None,
 ) -> list[Decoded]:
-    """Re-decode, at the next temperatures, the windows the sequential path would retry (same thresholds)."""
+    """Re-decode, at the next temperatures, the windows the sequential path would retry (same thresholds);
+    ``wanted(i)`` False skips window ``i`` (its job was canceled)."""
     rest = list(options.temperature[1:])
     out = list(decoded)
     if not rest:
         return out
     for i, first in enumerate(decoded):
+        if wanted is not None and not wanted(i):
+            continue
         if not needs_fallback(tokenizers[i].decode(first.tokens).strip(), first):
             continue
         result, avg_logprob, temperature, _ratio = model.generate_with_fallback(
