@@ -435,9 +435,10 @@ class BatchScheduler:
         with self._cond:
             self._cond.notify_all()
 
-    def queued_windows(self) -> int:
+    def queued_windows(self, job_id: int | None = None) -> int:
+        """Windows waiting for a batch (of one job, given its id)."""
         with self._cond:
-            return len(self._windows)
+            return sum(1 for w in self._windows if job_id is None or w.job.id == job_id)
 
     def live_jobs(self) -> int:
         with self._cond:
