@@ -168,7 +168,7 @@ def test_cancel_ends_the_job_while_its_only_batch_is_still_being_decoded(whisper
                 progress=lambda done, _t: progress.append((cancel.is_set(), done)),
                 cancel=cancel,
             )
-        except BaseException as exc:  # noqa: BLE001 - the test inspects what the job ended with
+        except BaseException as exc:
             outcome.append(exc)
         events.append("job ended")
         answered.set()

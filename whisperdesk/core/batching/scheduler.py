@@ -412,6 +412,15 @@ class BatchScheduler:
                 self._holds -= 1
                 self._cond.notify_all()
 
+    def add_batch_listener(self, listener: Callable[[BatchInfo], None]) -> None:
+        """Call ``listener`` after every batch (on the inference thread), like ``on_batch``."""
+        self._listeners.append(listener)
+
+    def in_flight(self) -> int:
+        """Batches being encoded or decoded now."""
+        with self._cond:
+            return len(self._flights)
+
     def cancel_job(self, job_id: int) -> bool:
         """End a job now: its queued windows leave the queue, results of its windows in flight are thrown
         away when they come, and its future raises Cancelled at once. False when it had already ended.
@@ -1053,7 +1062,10 @@ class BatchScheduler:
         by_job: dict[_Job, list[int]] = {}
         for i, w in enumerate(windows):
             by_job.setdefault(w.job, []).append(i)
-        for job, indices in by_job.items():
+        now = self._clock.monotonic()
+        ranked = sorted(by_job, key=lambda j: j.rank(now)) if self._order == "latency" else list(by_job)
+        for job in ranked:  # jobs that finish in this batch end in rank order: the shortest first
+            indices = by_job[job]
             if job.done:
                 continue
             try:
