@@ -738,6 +738,12 @@ class BatchScheduler:
             return
         handle = windows[0].job.handle
         holder = dec.StorageHolder()
+        quiet = [w for w in windows if w.duration < dec.MIN_SPEECH_SECONDS]
+        if quiet:  # next to no speech after VAD: Whisper would only invent text there (decode.is_silence)
+            self._deliver(handle, quiet, None, [dec.SILENT] * len(quiet), holder)
+            windows = [w for w in windows if w.duration >= dec.MIN_SPEECH_SECONDS]
+            if not windows:
+                return
         try:
             encoder_output, decoded = self._decode_batch(handle, windows, holder)
             if not decoded:
@@ -1094,7 +1100,7 @@ class BatchScheduler:
             )
             for w, i in zip(windows, indices, strict=True)
         ]
-        if job.options.word_timestamps:
+        if job.options.word_timestamps and encoder_output is not None:
             rows = dec.select_rows(encoder_output, indices, holder)
             last = dec.add_words(model, texts, tokenizer, rows, job.last_speech_timestamp)
             if last is not None:
