@@ -193,8 +193,10 @@ class Engine:
         *,
         local_files_only: bool = False,
         loader: Loader = default_loader,
+        scheduler_order: str = "latency",
     ) -> None:
         config.validate()
+        self._scheduler_order = scheduler_order  # BatchScheduler's window order; "arrival" for the benchmark
         self._config = config
         self._models_dir = Path(models_dir)
         self._local_files_only = local_files_only
@@ -331,7 +333,7 @@ class Engine:
             if self._scheduler is None:
                 from whisperdesk.core.batching.scheduler import BatchScheduler
 
-                self._scheduler = BatchScheduler()
+                self._scheduler = BatchScheduler(order=self._scheduler_order)
             return self._scheduler
 
     def batch_handle(self, loaded: _Loaded | None = None) -> Any:

@@ -246,3 +246,13 @@ def shared_file(name: str) -> tuple[Path, str] | None:
     if reference.startswith("same as "):
         reference = refs[reference.removeprefix("same as ")]["reference"]
     return folder / name, reference
+
+
+def build_speech_of_length(folder: Path, seconds: float, *, first: int = 0) -> CorpusFile:
+    """About ``seconds`` of lecture speech (whole sentences, ≈ 4 s each with its pause), starting at the
+    ``first``-th sentence of :func:`long_sentences`, so files of different lengths hold different text: the
+    recordings of the queue-latency tests and benchmark (a 12-minute talk, memos of 11 to 103 s)."""
+    count = max(1, round(seconds / 4.0))
+    texts = long_sentences(first + count)[first:]
+    name = f"speech-{seconds:g}s-{first}.wav"
+    return render(utterances(texts), Path(folder) / name, seed=first + count)

@@ -56,6 +56,7 @@ MAX_LENGTH = 448  # Whisper's decoder context
 N_FRAMES = 3000  # log-mel frames in a 30-s window
 MAX_TAIL_ROUNDS = 4  # follow-up decodes of one window at most; then the tail's tokens are kept as they are
 MIN_TAIL_SECONDS = 0.2  # a shorter unfinished stretch holds no word worth another decode
+MIN_SPEECH_SECONDS = 0.3  # a window (or tail) with less speech after VAD is not decoded (see is_silence)
 SNAP_SECONDS = 0.4  # a segment start this close before a VAD join belongs after it (see snap_starts)
 JOIN_STEP = 1e-4  # seconds past a join (1.6 samples): in the later chunk whatever the float rounding
 MIN_REMOVED_SAMPLES = 160  # 10 ms: a join with less silence removed is not one (see snap_starts)
@@ -252,13 +253,17 @@ def fallback(
     tokenizers: Sequence[Any],
     decoded: list[Decoded],
     holder: StorageHolder,
+    wanted: Callable[[int], bool] | None = None,
 ) -> list[Decoded]:
-    """Re-decode, at the next temperatures, the windows the sequential path would retry (same thresholds)."""
+    """Re-decode, at the next temperatures, the windows the sequential path would retry (same thresholds);
+    ``wanted(i)`` False skips window ``i`` (its job was canceled)."""
     rest = list(options.temperature[1:])
     out = list(decoded)
     if not rest:
         return out
     for i, first in enumerate(decoded):
+        if wanted is not None and not wanted(i):
+            continue
         if not needs_fallback(tokenizers[i].decode(first.tokens).strip(), first):
             continue
         result, avg_logprob, temperature, _ratio = model.generate_with_fallback(
@@ -274,6 +279,20 @@ def fallback(
             float(temperature),
         )
     return out
+
+
+def is_silence(out: Decoded) -> bool:
+    """The sequential path's "no voice activity" rule: a window the model thinks holds no speech, and whose
+    text it is unsure of, gives no segment (``generate_segments`` fast-forwards past it).
+
+    Without it the scheduler kept what base invents on silence: on lj_printing_a.flac the 0.23-s tail after
+    the last word decoded as " Thank you very much." (no-speech probability 0.73, mean log-probability
+    -1.36), which faster-whisper's sequential path drops by this rule.
+    """
+    return out.no_speech_prob > NO_SPEECH_THRESHOLD and out.avg_logprob <= LOG_PROB_THRESHOLD
+
+
+SILENT = Decoded([], float("-inf"), 1.0, 0.0)  # what a window too short to decode counts as
 
 
 # --- tokens → segments ------------------------------------------------------------------------------------
@@ -306,6 +325,8 @@ def split_window(
     from faster_whisper.transcribe import get_compression_ratio
 
     size = window_frames(model, duration)
+    if is_silence(out):
+        return WindowText([], None, size)
     subsegments, seek, single_ending = model._split_segments_by_timestamps(
         tokenizer=tokenizer,
         tokens=out.tokens,

@@ -20,6 +20,18 @@ stage's window cutting in :mod:`~whisperdesk.core.batching.windows`. When a wind
 the stretch from its last complete timestamp is queued again as a follow-up window (ahead of new windows),
 so the scheduler keeps every sentence the sequential path keeps.
 
+Which windows go first (``order="latency"``, the default). Each batch is filled from the job closest to done:
+jobs are ranked by the window work they still have (seconds of speech to encode and decode) minus
+:data:`AGING_PER_SECOND` × the seconds since they were queued, then by age; a job's windows go in file
+order. So four files queued together finish shortest first, a short memo added while a long recording
+runs takes the next free place in a batch instead of waiting behind the recording's queued windows, and
+the long recording fills the rest of every batch (the batches stay as full as before: only their order
+changes). Aging bounds the wait of a long job behind a stream of short ones. ``order="arrival"`` is the
+previous order (oldest queued window first), kept for the side-by-side benchmark (``bench/latency.py``).
+The prefetch bound never keeps a job out of the queue entirely: a job with fewer than a batch of windows
+queued may add one past it, so a short file's windows are there to be ranked (memory stays bounded:
+at most one batch per CPU-stage thread past ``prefetch_windows``).
+
 Progress: each job's progress moves once per window encoded and once per window finished, in order and never
 backwards; it measures work (encode and decode each get their measured share of a window's time), so the
 ETA a caller derives from it follows the real pace instead of jumping when a whole batch lands. The language
@@ -62,7 +74,10 @@ ProgressFn = Callable[[float, float], None]
 LanguageFn = Callable[[str, float], None]  # (language code, probability)
 
 DEFAULT_MAX_WAIT_S = 2.0  # a partial batch waits this long for more windows while files are still being cut
+CANCEL_POLL_S = 0.1  # the blocking ``transcribe`` looks at its cancel flag this often
 DEFAULT_ENCODE_SHARE = 0.5  # share of a window's work credited at encode time, until a batch measures it
+ORDERS = ("latency", "arrival")  # how queued windows are ranked (see "Which windows go first" above)
+AGING_PER_SECOND = 1.0  # seconds of remaining work a waiting job's rank gains per second since it was queued
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,7 @@ class _Job:
         self.cancel = cancel
         self.future = JobFuture(job_id, source)
         self.started = started
+        self.submitted = started  # when it was queued; ``started`` moves to when its file is cut
         self.done = False
         self.plan: WindowPlan | None = None
         self.total: int | None = None
@@ -181,6 +197,11 @@ class _Job:
         self.work_total = 0.0  # seconds of windows (speech timeline) to encode and decode
         self.work_done = 0.0
         self.reported = -1.0
+
+    def rank(self, now: float) -> tuple[float, int]:
+        """Lower goes first: the window work still to do, less what waiting has earned, then age."""
+        remaining = max(0.0, self.work_total - self.work_done)
+        return remaining - AGING_PER_SECOND * (now - self.submitted), self.id
 
     def key(self) -> BatchKey:
         o = self.options
@@ -206,6 +227,8 @@ class _Job:
         when a whole batch is decoded in one call; it never goes back.
         """
         with self.lock:
+            if self.done:  # canceled or failed: its progress stays where the user last saw it
+                return
             self.work_done = min(self.work_total, self.work_done + seconds)
             duration = self.plan.duration if self.plan is not None else 0.0
             done = duration * self.work_done / self.work_total if self.work_total > 0 else 0.0
@@ -262,7 +285,11 @@ class BatchScheduler:
         on_batch: Callable[[BatchInfo], None] | None = None,
         history: int = 2_000,
         clock: Clock = SYSTEM_CLOCK,
+        order: str = "latency",
     ) -> None:
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+        self._order = order
         if prefetch_windows < 1:
             raise ValueError(f"prefetch_windows must be 1 or more, got {prefetch_windows}")
         self._cpu_workers = cpu_workers if cpu_workers is not None else default_cpu_workers()
@@ -355,13 +382,21 @@ class BatchScheduler:
             handle, source, options, audio=audio, progress=relay, on_language=language_relay, cancel=cancel
         )
         future.add_done_callback(lambda _f: events.put(None))
+
+        def run(item: tuple[Callable[..., None], tuple[Any, ...]]) -> None:
+            if item[0] is progress and cancel is not None and cancel.is_set():
+                return  # progress never moves after the user's cancel
+            item[0](*item[1])
+
         while True:
             try:
-                item = events.get(timeout=0.25)
+                item = events.get(timeout=CANCEL_POLL_S)
             except queue.Empty:
                 item = None
+            if cancel is not None and cancel.is_set():
+                self.cancel_job(future.job_id)
             if item is not None:
-                item[0](*item[1])
+                run(item)
             elif future.done():
                 while True:  # callbacks that arrived before completion
                     try:
@@ -369,10 +404,8 @@ class BatchScheduler:
                     except queue.Empty:
                         break
                     if late is not None:
-                        late[0](*late[1])
+                        run(late)
                 return future.result()
-            if cancel is not None and cancel.is_set():
-                self.wake()
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
@@ -386,14 +419,42 @@ class BatchScheduler:
                 self._holds -= 1
                 self._cond.notify_all()
 
+    def add_batch_listener(self, listener: Callable[[BatchInfo], None]) -> None:
+        """Call ``listener`` after every batch (on the inference thread), like ``on_batch``."""
+        self._listeners.append(listener)
+
+    def in_flight(self) -> int:
+        """Batches being encoded or decoded now."""
+        with self._cond:
+            return len(self._flights)
+
+    def cancel_job(self, job_id: int) -> bool:
+        """End a job now: its queued windows leave the queue, results of its windows in flight are thrown
+        away when they come, and its future raises Cancelled at once. False when it had already ended.
+
+        A ``generate`` in flight is not interrupted: CTranslate2's Whisper ``generate`` has no callback or
+        stop flag (only the generator and translator models stream tokens), so a batch holding only this
+        job's windows runs to its end and is discarded (its fallback and word alignment are skipped).
+        """
+        with self._cond:
+            job = self._live.get(job_id)
+            if job is None or not self._mark_done_locked(job):
+                return False
+            self._windows = deque(w for w in self._windows if w.job is not job)
+            self._pending = deque(j for j in self._pending if j is not job)
+        log.info("%s: canceled; its windows left the batch queue", job.source)
+        self._resolve(job, Cancelled())
+        return True
+
     def wake(self) -> None:
         """Make the threads look at cancel flags now rather than at their next poll."""
         with self._cond:
             self._cond.notify_all()
 
-    def queued_windows(self) -> int:
+    def queued_windows(self, job_id: int | None = None) -> int:
+        """Windows waiting for a batch (of one job, given its id)."""
         with self._cond:
-            return len(self._windows)
+            return sum(1 for w in self._windows if job_id is None or w.job.id == job_id)
 
     def live_jobs(self) -> int:
         with self._cond:
@@ -520,7 +581,7 @@ class BatchScheduler:
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
             window.span = 2 * span.duration
             with self._cond:
-                while len(self._windows) >= self._prefetch and not job.done and not self._closing:
+                while not self._room_locked(job) and not job.done and not self._closing:
                     if job.canceled():
                         break
                     self._cond.wait(0.1)
@@ -606,7 +667,8 @@ class BatchScheduler:
         if self._holds or not self._windows:
             return None, busy_timeout
         head: _Window | None = None
-        for window in self._windows:  # oldest window whose model has a free worker
+        ranked = self._ranked_locked()
+        for window in ranked:  # the first window (in rank order) whose model has a free worker
             handle = window.job.handle
             if self._busy.get(id(handle.model), 0) < handle.workers and self._pickable(window, set()):
                 head = window
@@ -623,7 +685,7 @@ class BatchScheduler:
         if handle.encode_batch < limit:  # CPU: start encoding now and grow the batch meanwhile (_gather)
             picked = self._pick_locked(key, limit, set())
         else:
-            candidates = [w for w in self._windows if w.job.key() == key][:limit]
+            candidates = [w for w in ranked if w.job.key() == key][:limit]
             now = self._clock.monotonic()
             ready = (
                 len(candidates) >= limit
@@ -638,10 +700,29 @@ class BatchScheduler:
         self._flights[threading.get_ident()] = [id(handle.model), len(picked), self._clock.monotonic()]
         return picked, None
 
-    def _pick_locked(self, key: BatchKey, limit: int, picked_jobs: set[int]) -> list[_Window]:
-        """Take up to ``limit`` queued windows with ``key``, oldest first."""
-        picked: list[_Window] = []
+    def _ranked_locked(self) -> list[_Window]:
+        """The queued windows in the order they should be decoded (module docstring: which windows go first)."""
+        if self._order == "arrival":
+            return list(self._windows)
+        now = self._clock.monotonic()
+        ranks: dict[_Job, tuple[float, int]] = {}
         for window in self._windows:
+            if window.job not in ranks:
+                ranks[window.job] = window.job.rank(now)
+        return sorted(self._windows, key=lambda w: (ranks[w.job], w.index, w.part))
+
+    def _room_locked(self, job: _Job) -> bool:
+        """Whether the CPU stage may queue another window of ``job`` now (see the module docstring)."""
+        if len(self._windows) < self._prefetch:
+            return True
+        if self._order == "arrival":
+            return False
+        return sum(1 for w in self._windows if w.job is job) < job.handle.batch_size
+
+    def _pick_locked(self, key: BatchKey, limit: int, picked_jobs: set[int]) -> list[_Window]:
+        """Take up to ``limit`` queued windows with ``key``, in rank order."""
+        picked: list[_Window] = []
+        for window in self._ranked_locked():
             if len(picked) >= limit:
                 break
             if window.job.key() == key and self._pickable(window, picked_jobs):
@@ -669,8 +750,16 @@ class BatchScheduler:
             return
         handle = windows[0].job.handle
         holder = dec.StorageHolder()
+        quiet = [w for w in windows if w.duration < dec.MIN_SPEECH_SECONDS]
+        if quiet:  # next to no speech after VAD: Whisper would only invent text there (decode.is_silence)
+            self._deliver(handle, quiet, None, [dec.SILENT] * len(quiet), holder)
+            windows = [w for w in windows if w.duration >= dec.MIN_SPEECH_SECONDS]
+            if not windows:
+                return
         try:
             encoder_output, decoded = self._decode_batch(handle, windows, holder)
+            if not decoded:
+                return
         except Exception as exc:
             if is_out_of_memory(exc):
                 self._recover_from_oom(handle, windows, exc)
@@ -831,6 +920,8 @@ class BatchScheduler:
         members = tuple((w.job.id, w.index) for w in windows)
         encoder_output = self._encode(handle, windows, holder)
         encoded = self._clock.monotonic()
+        if all(w.job.done for w in windows):  # every job in it was canceled meanwhile: nothing to decode
+            return None, []
         self._detect_languages(handle, windows, encoder_output)
         tokenizers = [handle.tokenizer(w.job.options.task, w.job.language) for w in windows]
         prompts = dec.prompts_for(handle, tokenizers, options.initial_prompt)
@@ -839,7 +930,16 @@ class BatchScheduler:
             dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
         )
         decoded = dec.read_results(results, options.temperature[0])
-        decoded = dec.fallback(model, options, encoder_output, prompts, tokenizers, decoded, holder)
+        decoded = dec.fallback(
+            model,
+            options,
+            encoder_output,
+            prompts,
+            tokenizers,
+            decoded,
+            holder,
+            wanted=lambda i: not windows[i].job.done,  # no retry for a window whose job was canceled
+        )
         generated = self._clock.monotonic()
         info = BatchInfo(
             number=next(self._batch_numbers),
@@ -980,7 +1080,10 @@ class BatchScheduler:
         by_job: dict[_Job, list[int]] = {}
         for i, w in enumerate(windows):
             by_job.setdefault(w.job, []).append(i)
-        for job, indices in by_job.items():
+        now = self._clock.monotonic()
+        ranked = sorted(by_job, key=lambda j: j.rank(now)) if self._order == "latency" else list(by_job)
+        for job in ranked:  # jobs that finish in this batch end in rank order: the shortest first
+            indices = by_job[job]
             if job.done:
                 continue
             try:
@@ -1009,7 +1112,7 @@ class BatchScheduler:
             )
             for w, i in zip(windows, indices, strict=True)
         ]
-        if job.options.word_timestamps:
+        if job.options.word_timestamps and encoder_output is not None:
             rows = dec.select_rows(encoder_output, indices, holder)
             last = dec.add_words(model, texts, tokenizer, rows, job.last_speech_timestamp)
             if last is not None:
@@ -1125,7 +1228,11 @@ class BatchScheduler:
             task=job.options.task,
             extra=extra,
         )
-        job.report(duration, duration)
+        with job.lock:  # a cancel may win the race: then nothing more is reported
+            if job.done:
+                return
+            job.reported = duration
+            job.report(duration, duration)
         with self._cond:
             if not self._mark_done_locked(job):
                 return
