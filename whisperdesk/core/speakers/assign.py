@@ -3,6 +3,12 @@
 Why split at words: Whisper's segments follow pauses in the text, not changes of voice, so one segment often
 holds the end of one speaker's sentence and the start of the next one's reply. Word timings (which the
 diarizing job always asks Whisper for) say exactly where to cut.
+
+Why segments hug their words: Whisper's segment times (and the first word after a pause) often stretch over
+silence, so a segment could claim a speaker for seconds nobody spoke, and a subtitle cue stayed up over the
+pause. The speaker turns cover exactly the speech that VAD found, so a word reaching more than
+``MAX_SILENCE`` into silence is trimmed to the speech, a segment is cut where its words leave such a gap, and
+each piece runs from its first word's start to its last word's end.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from collections.abc import Mapping, Sequence
 
 from whisperdesk.core.speakers.diarize import Turn
 from whisperdesk.core.transcript import Segment, Transcript, Word
+
+MAX_SILENCE = 1.0  # seconds of silence a segment (or a word) may span
+WORD_PAD = 0.1  # kept around speech when a word is trimmed to it
 
 
 def speaker_label(index: int) -> str:
@@ -44,6 +53,39 @@ class _Timeline:
         mid = (start + end) / 2
         return min(near, key=lambda t: min(abs(t.start - mid), abs(t.end - mid))).speaker
 
+    def speech_within(self, start: float, end: float) -> list[tuple[float, float]]:
+        """The spans of [start, end] that some turn covers (turns are VAD speech), in time order."""
+        at = bisect.bisect_right(self._starts, end)
+        spans = []
+        i = at - 1
+        while i >= 0 and self._turns[i].end > start:
+            turn = self._turns[i]
+            if min(end, turn.end) > max(start, turn.start):
+                spans.append((max(start, turn.start), min(end, turn.end)))
+            i -= 1
+        return sorted(spans)
+
+    def fit_word(self, word: Word) -> Word:
+        """``word`` trimmed off silence longer than MAX_SILENCE at its edges; a word spanning such a silence
+        keeps the side with more speech. Unchanged where no turn touches it (nothing is known there)."""
+        spans = self.speech_within(word.start, word.end)
+        if not spans:
+            return word
+        pieces: list[list[tuple[float, float]]] = [[spans[0]]]
+        for span in spans[1:]:
+            if span[0] - pieces[-1][-1][1] > MAX_SILENCE:
+                pieces.append([])
+            pieces[-1].append(span)
+        best = max(pieces, key=lambda p: sum(e - s for s, e in p))
+        start, end = word.start, word.end
+        if best[0][0] - start > MAX_SILENCE or best is not pieces[0]:
+            start = max(start, best[0][0] - WORD_PAD)
+        if end - best[-1][1] > MAX_SILENCE or best is not pieces[-1]:
+            end = min(end, best[-1][1] + WORD_PAD)
+        if (start, end) == (word.start, word.end):
+            return word
+        return dataclasses.replace(word, start=start, end=end)
+
 
 def assign_speakers(transcript: Transcript, turns: Sequence[Turn], *, keep_words: bool = True) -> Transcript:
     """A copy of ``transcript`` with speakers on segments and words; ``keep_words=False`` drops the word
@@ -59,22 +101,24 @@ def assign_speakers(transcript: Transcript, turns: Sequence[Turn], *, keep_words
 
 
 def _split(seg: Segment, timeline: _Timeline) -> list[Segment]:
+    """Pieces of ``seg``: a new piece at every change of speaker and at every silence over MAX_SILENCE."""
     if not seg.words:
         index = timeline.speaker_at(seg.start, seg.end)
         return [dataclasses.replace(seg, speaker=None if index is None else speaker_label(index))]
     runs: list[list[Word]] = []
     names: list[str | None] = []
     for word in seg.words:
+        word = timeline.fit_word(word)
         index = timeline.speaker_at(word.start, word.end)
         name = None if index is None else speaker_label(index)
-        if not runs or names[-1] != name:
+        pause = bool(runs) and word.start - runs[-1][-1].end > MAX_SILENCE
+        if not runs or names[-1] != name or pause:
             runs.append([])
             names.append(name)
         runs[-1].append(dataclasses.replace(word, speaker=name))
     pieces = []
-    for i, (run, name) in enumerate(zip(runs, names, strict=True)):
-        start = seg.start if i == 0 else run[0].start
-        end = seg.end if i == len(runs) - 1 else run[-1].end
+    for run, name in zip(runs, names, strict=True):
+        start, end = run[0].start, max(w.end for w in run)
         text = "".join(w.text for w in run)  # keeps Whisper's leading space, like unsplit segments
         pieces.append(Segment(start, max(start, end), text, tuple(run), name))
     return pieces
