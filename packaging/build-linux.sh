@@ -7,7 +7,9 @@
 # to PyPI only (everything else is in the checkout). Everything it makes lives under build/linux/ (a build
 # virtual environment, PyInstaller's work folder, the frozen app, the package tree) and dist/.
 # Settings: PYTHON (interpreter for the build venv), WHISPERDESK_BUILD_DIR, WHISPERDESK_DIST_DIR,
-# DEB_COMPRESSION (dpkg-deb's -Z/-z, default "gzip 1": fast on two cores, readable by every dpkg),
+# DEB_COMPRESSION (dpkg-deb's -Z/-z, default "zstd 3": on two busy cores 9 s for 294 MB where gzip -1 took
+# 37 s for 322 MB; every dpkg that can run the app reads it: the bundle needs glibc 2.35, i.e. Debian 12 or
+# Ubuntu 22.04 and newer, whose dpkg reads zstd; "gzip 1" for an older dpkg),
 # NICE (prefix for the heavy steps, default "nice -n 19").
 set -euo pipefail
 
@@ -16,7 +18,7 @@ BUILD=${WHISPERDESK_BUILD_DIR:-$ROOT/build/linux}
 DIST=${WHISPERDESK_DIST_DIR:-$ROOT/dist}
 PYTHON=${PYTHON:-python3}
 NICE=${NICE-nice -n 19}
-read -r COMPRESSOR LEVEL <<<"${DEB_COMPRESSION:-gzip 1}"
+read -r COMPRESSOR LEVEL <<<"${DEB_COMPRESSION:-zstd 3}"
 VENV=$BUILD/venv
 FROZEN=$BUILD/dist/whisperdesk
 say() { printf 'build-linux: %s\n' "$*" >&2; }
