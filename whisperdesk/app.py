@@ -19,6 +19,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
 
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.instance import FileLock
 from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
@@ -415,7 +416,9 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
     wanted = [os.path.abspath(f) for f in files]
     lock = window_lock(paths.data_dir)
     if not lock.acquire():
-        return _hand_over(paths, wanted)
+        handed = _hand_over(paths, wanted, lock)
+        if handed is not None:
+            return handed
     collector = GuiThreadCollector(qapp)  # cycles of Qt wrappers are freed on this thread, between events
     collector.start()
     try:
@@ -425,7 +428,12 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         desktop = build_app(paths, settings)
         server = InstanceServer(paths.data_dir, desktop)
         server.filesReceived.connect(desktop.open_files)
-        server.listen()
+        if not server.listen():
+            reason = "; ".join(server.problems) or "no private folder for its socket could be made"
+            desktop.window.show_warning(
+                f"Other starts of WhisperDesk cannot hand files to this window ({reason}). "
+                "Add files from this window instead"
+            )
         qapp.setWindowIcon(desktop.icon)
         desktop.window.quitRequested.connect(qapp.quit)
         desktop.window.show_settings_problem(paths.settings_file, problems)
@@ -444,25 +452,88 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         collector.stop()
 
 
-HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
+HAND_OVER_WAIT_S = (
+    20.0  # an old window closing ends within 2 s (issue 17.5); the rest is a busy machine's margin
+)
+HAND_OVER_PAUSE_S = 0.2
 
 
-def _hand_over(paths: AppPaths, files: list[str]) -> int:
-    """A window already runs on this data folder: give it the files (or just show it) and exit."""
+def _hand_over(paths: AppPaths, files: list[str], lock: FileLock) -> int | None:
+    """A window holds this data folder: give it the files (or just show it) and return the exit status.
+
+    None when the lock became ours meanwhile (the old window was closing): the caller opens its window, with
+    the files. A window that neither answers nor closes within :data:`HAND_OVER_WAIT_S` (hung), or a socket
+    that is not this user's, gets the files straight into its job queue instead: files given are never
+    dropped, and the window (or the next start) runs them.
+    """
     import sys
     import time
 
     from whisperdesk.services.single_instance import hand_over
 
-    for _ in range(HAND_OVER_TRIES):
-        if hand_over(paths.data_dir, files, timeout_ms=2000):
+    deadline = time.monotonic() + HAND_OVER_WAIT_S
+    told = False
+    while True:
+        result = hand_over(paths.data_dir, files, timeout_ms=2000)
+        if result.handed:
             if files:
                 print(f"whisperdesk: {len(files)} file(s) handed to the running window", file=sys.stderr)
             return 0
-        time.sleep(0.2)
+        if result.refused:
+            print(
+                f"whisperdesk: warning: not handing files to {result.refused}; another user may be trying to "
+                "receive them. Nothing was sent",
+                file=sys.stderr,
+            )
+            break
+        if lock.acquire():
+            if told:
+                print("whisperdesk: the old window has closed; opening WhisperDesk", file=sys.stderr)
+            return None
+        if time.monotonic() >= deadline:
+            break
+        if not told:
+            told = True
+            print(
+                f"whisperdesk: a WhisperDesk window on {paths.data_dir} is closing or starting; waiting for it…",
+                file=sys.stderr,
+            )
+        time.sleep(HAND_OVER_PAUSE_S)
+    return _queue_directly(paths, files)
+
+
+def _queue_directly(paths: AppPaths, files: list[str]) -> int:
+    """The running window cannot be reached: put ``files`` in the job queue it shares (its store feed sees
+    new jobs from other processes, as it does ``whisperdesk watch``'s), with the saved settings."""
+    import sys
+
+    from whisperdesk.core.intake import describe_rejections, expand_paths
+    from whisperdesk.core.jobstore import JobStore
+    from whisperdesk.core.processor import job_settings
+    from whisperdesk.core.queue.enqueue import enqueue
+    from whisperdesk.core.settings import load_settings
+
+    if not files:
+        print(
+            f"whisperdesk: error: a WhisperDesk window is running on {paths.data_dir} but does not answer; "
+            "close it (or end the process) and start WhisperDesk again",
+            file=sys.stderr,
+        )
+        return 1
+    intake = expand_paths(files)
+    options = job_settings(load_settings(paths.settings_file)[0])
+    with JobStore(paths.jobs_db) as store:
+        results = [enqueue(store, path, options) for path in intake.supported]
+    queued = [r for r in results if not r.problem]
+    for r in results:
+        if r.problem:
+            print(f"whisperdesk: error: {r.path}: {r.reason}", file=sys.stderr)
+    rejected = describe_rejections(intake)
+    if rejected:
+        print(f"whisperdesk: error: {rejected}", file=sys.stderr)
     print(
-        f"whisperdesk: error: a WhisperDesk window is running on {paths.data_dir} but does not answer; "
-        "close it (or end the process) and start WhisperDesk again",
+        f"whisperdesk: the WhisperDesk window on {paths.data_dir} does not answer; {len(queued)} file(s) added "
+        "to its queue: it transcribes them when it answers again, or the next start does",
         file=sys.stderr,
     )
-    return 1
+    return 0 if len(queued) == len(results) and not rejected else 1
