@@ -9,8 +9,12 @@ Only wiring lives here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,7 +54,7 @@ from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).parent / "resources"
-SHUTDOWN_WAIT_MS = 30_000
+QUIT_GRACE_S = 1.0  # what quitting gives running work to stop on its own before leaving it (issue 17.5)
 
 
 def app_icon() -> QIcon:
@@ -105,6 +109,7 @@ class Desktop(QObject):
         )
         self._told_tray = False
         self._closed = False
+        self.abandoned: list[str] = []  # what quitting left running (see shutdown)
         self._wire_shell()
         self._wire_queue()
         self.log_bridge.install()
@@ -322,6 +327,11 @@ class Desktop(QObject):
         log.info("queue finished: %d done, %d failed, %d canceled", done, failed, canceled)
         self.notifier.queue_finished()
 
+    @Slot(int)
+    def quit_on_signal(self, _number: int) -> None:
+        """SIGTERM/SIGINT: quit without asking (a logout will not wait for a dialog)."""
+        self.window.quit_without_asking()
+
     @Slot(str, str)
     def _on_add_failed(self, path: str, reason: str) -> None:
         self.window.show_warning(f"{path}: {reason}")
@@ -336,38 +346,58 @@ class Desktop(QObject):
         dialog.deleteLater()
 
     # --- life cycle ------------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop in order: take no work, put running jobs back, release the engine, then the shell."""
+    def shutdown(self) -> bool:
+        """Stop in order: take no work, put running jobs back, release the engine, then the shell.
+
+        Quitting means quitting (issue 17.5): nothing here waits for a ``generate`` or a model load, which
+        CTranslate2 cannot interrupt. Running jobs get :data:`QUIT_GRACE_S` to stop on their own, then are
+        put back in the queue without them (:meth:`JobRunner.abandon`). Returns False when such work was
+        left running: its threads still hold the model, so the caller ends the process (:func:`run_gui`
+        does, with ``os._exit``) instead of letting Qt's pools wait for them on destruction. Idempotent.
+        """
         if self._closed:
-            return
+            return not self.abandoned
         self._closed = True
+        deadline = time.monotonic() + QUIT_GRACE_S
         self.notifier.close()  # what finished in the last moment is still told
         self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
-        for step in (self._shutdown_queue, self.bridge.shutdown, self.downloads.shutdown):
+        for step in (lambda: self._shutdown_queue(deadline), self.bridge.shutdown, self.downloads.shutdown):
             try:
                 step()
             except Exception:
                 log.exception("shutdown step failed")
-        if not self.pool.waitForDone(SHUTDOWN_WAIT_MS):
-            log.warning("background work still running after %d s at shutdown", SHUTDOWN_WAIT_MS // 1000)
+        if not self.pool.waitForDone(_ms_left(deadline)):
+            self.abandoned.append("model work (a load or a benchmark)")
+        if self.abandoned:
+            log.info("quit without waiting for: %s", ", ".join(self.abandoned))
         self.log_bridge.uninstall()
         if self.tray is not None:
             self.tray.dispose()
         self.window.banner.dismiss()
+        return not self.abandoned
 
-    def _shutdown_queue(self) -> None:
+    def _shutdown_queue(self, deadline: float) -> None:
         self.poller.stop()
         self.watcher.shutdown()
-        self.runner.shutdown()
+        self.runner.stop()
+        # Closing the engine first fails the batch scheduler's queued work at once, so jobs waiting on a
+        # batch return now; a batch already in ``generate`` is left to its daemon thread.
+        close = getattr(self.engine, "close", None)
+        if callable(close) and close(timeout=_ms_left(deadline) / 2000) is False:
+            self.abandoned.append("a batch in the decoder")
+        abandoned = self.runner.abandon(_ms_left(deadline))
+        self.abandoned += [f"job {job.id} ({job.name}), queued again" for job in abandoned]
         self.renamer.wait()
         self.summary.shutdown()
         self.model.close()
         self.feed.close()
-        close = getattr(self.engine, "close", None)
-        if callable(close):
-            close()
-        self.store.close()
+        if not abandoned:
+            self.store.close()  # else a worker still holds it; committed writes are durable without close
+
+
+def _ms_left(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
 
 
 def build_app(
@@ -397,14 +427,13 @@ def build_app(
 def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] = ()) -> int:
     """Start the desktop app, or hand ``files`` to the one already running on this data folder.
 
-    Returns the process exit status.
+    Returns the process exit status (or ends the process, see :func:`_end_process`).
     """
-    import os
-
     from whisperdesk.core.instance import window_lock
     from whisperdesk.core.logging_setup import setup_logging
     from whisperdesk.core.settings import load_settings
     from whisperdesk.services.gui_gc import GuiThreadCollector
+    from whisperdesk.services.quit_signals import QuitSignals
     from whisperdesk.services.single_instance import InstanceServer
 
     qapp = QApplication.instance() or QApplication(list(argv))
@@ -442,14 +471,35 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
             desktop.offer_better_model()
         if wanted:
             desktop.open_files(wanted)
+        signals = QuitSignals(desktop)  # logout, kill, Ctrl+C: quit as File → Quit does
+        signals.received.connect(desktop.quit_on_signal)
         try:
-            return int(qapp.exec())
+            code = int(qapp.exec())
         finally:
+            signals.stop()
             server.close()
-            desktop.shutdown()
+            clean = desktop.shutdown()
+        if not clean:
+            _end_process(code)
+        return code
     finally:
         lock.release()
         collector.stop()
+
+
+def _end_process(code: int) -> None:
+    """Quit without waiting for work that cannot be interrupted (issue 17.5): a ``generate`` or model load
+    that :meth:`Desktop.shutdown` left running. Its jobs are already queued again in the database (SQLite
+    keeps committed writes without a close); transcripts are written by atomic rename, so a write cut short
+    leaves no half file. Letting Python exit normally would run Qt's pool destructors, which wait for those
+    threads — the 22–36 s the issue measured. So: flush the log and the standard streams, then ``os._exit``.
+    """
+    log.info("exiting now, status %d", code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 HAND_OVER_WAIT_S = (
@@ -466,9 +516,6 @@ def _hand_over(paths: AppPaths, files: list[str], lock: FileLock) -> int | None:
     that is not this user's, gets the files straight into its job queue instead: files given are never
     dropped, and the window (or the next start) runs them.
     """
-    import sys
-    import time
-
     from whisperdesk.services.single_instance import hand_over
 
     deadline = time.monotonic() + HAND_OVER_WAIT_S
@@ -505,7 +552,6 @@ def _hand_over(paths: AppPaths, files: list[str], lock: FileLock) -> int | None:
 def _queue_directly(paths: AppPaths, files: list[str]) -> int:
     """The running window cannot be reached: put ``files`` in the job queue it shares (its store feed sees
     new jobs from other processes, as it does ``whisperdesk watch``'s), with the saved settings."""
-    import sys
 
     from whisperdesk.core.intake import describe_rejections, expand_paths
     from whisperdesk.core.jobstore import JobStore

@@ -27,7 +27,7 @@ from whisperdesk.core.errors import (
     ModelError,
     WhisperDeskError,
 )
-from whisperdesk.core.jobstore import CANCELED, DONE, Job, JobStateError, JobStore, JobStoreError
+from whisperdesk.core.jobstore import CANCELED, DONE, QUEUED, Job, JobStateError, JobStore, JobStoreError
 from whisperdesk.core.outputs import (
     FORMAT_EXTENSIONS,
     OutputLedger,
@@ -278,6 +278,8 @@ class JobProcessor:
             current = self._store.get(job.id)
             if current is not None and current.state == CANCELED:
                 return current
+            if current is not None and action == "release" and current.state == QUEUED:
+                return current  # quitting already put it back (JobRunner.abandon) while its window ran
             raise
         except JobStoreError:
             if self._store.get(job.id) is None:
