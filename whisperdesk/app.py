@@ -29,6 +29,7 @@ from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import JobProcessor
+from whisperdesk.core.queue.enqueue import Enqueued
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
 from whisperdesk.services.gpu_poller import GpuPoller
@@ -54,6 +55,8 @@ from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).parent / "resources"
+TRANSCRIBE_AGAIN_ACTION = "transcribe_again"
+TRANSCRIBE_AGAIN_LABEL = "Transcribe again"
 QUIT_GRACE_S = 1.0  # what quitting gives running work to stop on its own before leaving it (issue 17.5)
 
 
@@ -110,6 +113,7 @@ class Desktop(QObject):
         self._told_tray = False
         self._closed = False
         self.abandoned: list[str] = []  # what quitting left running (see shutdown)
+        self._again_ids: list[int] = []  # done jobs the "Already transcribed" banner offers to run again
         self._wire_shell()
         self._wire_queue()
         self.log_bridge.install()
@@ -184,6 +188,8 @@ class Desktop(QObject):
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
         runner.jobsAdded.connect(self.watcher.on_enqueued)
+        runner.jobsAdded.connect(self._on_jobs_added)
+        window.banner.actionTriggered.connect(self._on_banner_action)
         for ended in (runner.jobFinished, runner.jobFailed, runner.jobCanceled):
             ended.connect(self.notifier.job_ended)  # one policy decides what is told and when
         runner.queueDrained.connect(self._on_queue_drained)
@@ -331,6 +337,33 @@ class Desktop(QObject):
     def quit_on_signal(self, _number: int) -> None:
         """SIGTERM/SIGINT: quit without asking (a logout will not wait for a dialog)."""
         self.window.quit_without_asking()
+
+    @Slot(object)
+    def _on_jobs_added(self, results: list[Enqueued]) -> None:
+        """A file the user added is already transcribed: say so where it is seen, with "Transcribe again"
+        (issue 17.7; it was an info line in the hidden log). Watched folders' rescans are not news."""
+        done = [r.job for r in results if r.already_done and r.job is not None]
+        if not done:
+            return
+        self._again_ids = [job.id for job in done]
+        names = ", ".join(job.name for job in done[:3]) + (
+            f" and {len(done) - 3} more" if len(done) > 3 else ""
+        )
+        text = (
+            f"{names} was transcribed before (job {done[0].id}); its transcript is where it was written."
+            if len(done) == 1
+            else f"{len(done)} files were transcribed before: {names}."
+        )
+        self.window.banner.show_message(
+            "Already transcribed", text, "info", TRANSCRIBE_AGAIN_ACTION, TRANSCRIBE_AGAIN_LABEL
+        )
+
+    @Slot(str)
+    def _on_banner_action(self, action_id: str) -> None:
+        if action_id == TRANSCRIBE_AGAIN_ACTION:
+            again, self._again_ids = self._again_ids, []
+            for job_id in again:
+                self.runner.retry(job_id)
 
     @Slot(str, str)
     def _on_add_failed(self, path: str, reason: str) -> None:

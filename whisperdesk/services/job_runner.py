@@ -118,11 +118,18 @@ class _JobTask(QRunnable):
 class _AddTask(QRunnable):
     """Queue files off the GUI thread through :func:`enqueue` (it hashes each file)."""
 
-    def __init__(self, store: JobStore, requests: Sequence[AddRequest], signals: _Signals) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        requests: Sequence[AddRequest],
+        signals: _Signals,
+        precheck: Callable[[Job], Job] | None = None,
+    ) -> None:
         super().__init__()
         self._store = store
         self._requests = list(requests)
         self._signals = signals
+        self._precheck = precheck  # answers before work: a job that cannot be written fails now
 
     def run(self) -> None:
         results = [
@@ -132,6 +139,7 @@ class _AddTask(QRunnable):
                 r.settings,
                 origin=r.origin,  # type: ignore[arg-type]
                 watch_folder=r.watch_folder,
+                precheck=self._precheck,
             )
             for r in self._requests
         ]
@@ -350,7 +358,7 @@ class JobRunner(QObject):
         if self._closing or not requests:
             return
         self._adding += 1
-        self._add_pool.start(_AddTask(self._store, requests, self._signals))
+        self._add_pool.start(_AddTask(self._store, requests, self._signals, self._processor.precheck))
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop claiming, interrupt running jobs (they go back to the queue) and wait for the pool.
@@ -561,7 +569,13 @@ class JobRunner(QObject):
     def _on_added(self, results: list[Enqueued]) -> None:
         self._adding -= 1
         for outcome in results:
-            if outcome.problem:
+            if outcome.created and outcome.job is not None and outcome.job.state == FAILED:
+                # Failed at once by the checks that need no model (answers before work): told like any
+                # failed job — its row, the notification, the run's counts — not as a file not queued.
+                self._announce(outcome.job)
+            elif outcome.problem and outcome.old_news:
+                log.info("not queued again: %s: %s", outcome.path, outcome.reason)  # told when it failed
+            elif outcome.problem:
                 log.warning("not queued: %s: %s", outcome.path, outcome.reason)
                 self.addFailed.emit(str(outcome.path), outcome.reason)
         self.jobsAdded.emit(results)
