@@ -21,6 +21,9 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("wdhome")
     monkeypatch.setenv("WHISPERDESK_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runtime = home / "rt"  # the per-user runtime folder (the window's hand-over socket): private, 0700
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     return home
 
 

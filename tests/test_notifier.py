@@ -85,7 +85,7 @@ def test_a_message_stays_up_before_the_next_replaces_it(clock: FakeClock) -> Non
         (
             pytest.approx(first[0][0] + MIN_VISIBLE_S),
             "1 transcript ready, 1 failed",
-            "memo.flac, bad.wav",
+            "ready: memo.flac; failed: bad.wav (not an audio file)",  # each name under its own outcome
             "error",
         )
     ]
@@ -109,10 +109,49 @@ def test_queue_finished_counts_the_whole_run(clock: FakeClock) -> None:
     policy.add(Outcome(CANCELED, "three.wav"), clock.monotonic())
     policy.queue_drained(clock.monotonic())
     assert [t[1:] for t in drain(policy, clock)] == [
-        ("Queue finished", "1 transcript ready, 1 failed, 1 canceled: two.wav: the file is empty", "warning")
+        (
+            "Queue finished",
+            "1 transcript ready: one.wav; 1 failed: two.wav (the file is empty); 1 canceled: three.wav",
+            "warning",
+        )
     ]
     policy.queue_drained(clock.monotonic())  # a second drain with nothing new says nothing
     assert policy.due_at is None
+
+
+def test_queue_finished_names_every_job_under_its_own_count(clock: FakeClock) -> None:
+    """Issue 17.7: "1 transcript ready, 4 failed: garbled.mp3" read as if garbled.mp3 alone had failed, and
+    a copied transcript was not said to be one."""
+    policy = NotificationPolicy()
+    policy.add(Outcome(DONE, "memo.wav", "0:11 of audio in 0:02"), clock.monotonic())
+    policy.add(Outcome(DONE, "memo copy.wav", "copied", copied=True), clock.monotonic())
+    for name in ("a.mp3", "b.mp3", "c.mp3", "garbled.mp3"):
+        policy.add(Outcome(FAILED, name, "not a recording"), clock.monotonic())
+    policy.queue_drained(clock.monotonic())
+    assert [t[1:] for t in drain(policy, clock)] == [
+        (
+            "Queue finished",
+            "2 transcripts ready (1 copied): memo.wav, memo copy.wav; "
+            "4 failed: a.mp3, b.mp3, c.mp3 and 1 more",
+            "warning",
+        )
+    ]
+
+
+def test_a_copied_transcript_says_so(store: JobStore, tmp_path: Path) -> None:
+    original = write_audio(tmp_path / "memo.wav", noise(1.0, seed=8))
+    twin = tmp_path / "copy of memo.wav"
+    twin.write_bytes(original.read_bytes())
+    first = store.add(original).job
+    store.claim_next()
+    store.mark_done(first.id, outputs=[], duration=1.0, processing_time=0.5)
+    copy = store.add(twin).job
+    assert copy.copy_of == first.id
+    store.claim_next()
+    done = store.mark_done(copy.id, outputs=[], duration=1.0, processing_time=0.0)
+    outcome = outcome_of(done)
+    assert outcome.copied and outcome.detail == "copied from a recording with the same content"
+    assert not outcome_of(store.require(first.id)).copied
 
 
 # --- outcomes from real job records ------------------------------------------------------------------------

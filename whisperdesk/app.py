@@ -9,8 +9,12 @@ Only wiring lives here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,11 +23,13 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
 
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.instance import FileLock
 from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppFolderError, AppPaths
 from whisperdesk.core.processor import JobProcessor
+from whisperdesk.core.queue.enqueue import Enqueued
 from whisperdesk.core.queue.reset import RESET_TITLE, reset_notice
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
@@ -50,7 +56,9 @@ from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).parent / "resources"
-SHUTDOWN_WAIT_MS = 30_000
+TRANSCRIBE_AGAIN_ACTION = "transcribe_again"
+TRANSCRIBE_AGAIN_LABEL = "Transcribe again"
+QUIT_GRACE_S = 1.0  # what quitting gives running work to stop on its own before leaving it (issue 17.5)
 
 
 def app_icon() -> QIcon:
@@ -105,6 +113,8 @@ class Desktop(QObject):
         )
         self._told_tray = False
         self._closed = False
+        self.abandoned: list[str] = []  # what quitting left running (see shutdown)
+        self._again_ids: list[int] = []  # done jobs the "Already transcribed" banner offers to run again
         self._wire_shell()
         self._wire_queue()
         self.log_bridge.install()
@@ -181,6 +191,8 @@ class Desktop(QObject):
         runner.actionFailed.connect(window.show_warning)
         runner.addFailed.connect(self._on_add_failed)
         runner.jobsAdded.connect(self.watcher.on_enqueued)
+        runner.jobsAdded.connect(self._on_jobs_added)
+        window.banner.actionTriggered.connect(self._on_banner_action)
         for ended in (runner.jobFinished, runner.jobFailed, runner.jobCanceled):
             ended.connect(self.notifier.job_ended)  # one policy decides what is told and when
         runner.queueDrained.connect(self._on_queue_drained)
@@ -330,6 +342,38 @@ class Desktop(QObject):
         log.info("queue finished: %d done, %d failed, %d canceled", done, failed, canceled)
         self.notifier.queue_finished()
 
+    @Slot(int)
+    def quit_on_signal(self, _number: int) -> None:
+        """SIGTERM/SIGINT: quit without asking (a logout will not wait for a dialog)."""
+        self.window.quit_without_asking()
+
+    @Slot(object)
+    def _on_jobs_added(self, results: list[Enqueued]) -> None:
+        """A file the user added is already transcribed: say so where it is seen, with "Transcribe again"
+        (issue 17.7; it was an info line in the hidden log). Watched folders' rescans are not news."""
+        done = [r.job for r in results if r.already_done and r.job is not None]
+        if not done:
+            return
+        self._again_ids = [job.id for job in done]
+        names = ", ".join(job.name for job in done[:3]) + (
+            f" and {len(done) - 3} more" if len(done) > 3 else ""
+        )
+        text = (
+            f"{names} was transcribed before (job {done[0].id}); its transcript is where it was written."
+            if len(done) == 1
+            else f"{len(done)} files were transcribed before: {names}."
+        )
+        self.window.banner.show_message(
+            "Already transcribed", text, "info", TRANSCRIBE_AGAIN_ACTION, TRANSCRIBE_AGAIN_LABEL
+        )
+
+    @Slot(str)
+    def _on_banner_action(self, action_id: str) -> None:
+        if action_id == TRANSCRIBE_AGAIN_ACTION:
+            again, self._again_ids = self._again_ids, []
+            for job_id in again:
+                self.runner.retry(job_id)
+
     @Slot(str, str)
     def _on_add_failed(self, path: str, reason: str) -> None:
         self.window.show_warning(f"{path}: {reason}")
@@ -344,38 +388,58 @@ class Desktop(QObject):
         dialog.deleteLater()
 
     # --- life cycle ------------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop in order: take no work, put running jobs back, release the engine, then the shell."""
+    def shutdown(self) -> bool:
+        """Stop in order: take no work, put running jobs back, release the engine, then the shell.
+
+        Quitting means quitting (issue 17.5): nothing here waits for a ``generate`` or a model load, which
+        CTranslate2 cannot interrupt. Running jobs get :data:`QUIT_GRACE_S` to stop on their own, then are
+        put back in the queue without them (:meth:`JobRunner.abandon`). Returns False when such work was
+        left running: its threads still hold the model, so the caller ends the process (:func:`run_gui`
+        does, with ``os._exit``) instead of letting Qt's pools wait for them on destruction. Idempotent.
+        """
         if self._closed:
-            return
+            return not self.abandoned
         self._closed = True
+        deadline = time.monotonic() + QUIT_GRACE_S
         self.notifier.close()  # what finished in the last moment is still told
         self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
-        for step in (self._shutdown_queue, self.bridge.shutdown, self.downloads.shutdown):
+        for step in (lambda: self._shutdown_queue(deadline), self.bridge.shutdown, self.downloads.shutdown):
             try:
                 step()
             except Exception:
                 log.exception("shutdown step failed")
-        if not self.pool.waitForDone(SHUTDOWN_WAIT_MS):
-            log.warning("background work still running after %d s at shutdown", SHUTDOWN_WAIT_MS // 1000)
+        if not self.pool.waitForDone(_ms_left(deadline)):
+            self.abandoned.append("model work (a load or a benchmark)")
+        if self.abandoned:
+            log.info("quit without waiting for: %s", ", ".join(self.abandoned))
         self.log_bridge.uninstall()
         if self.tray is not None:
             self.tray.dispose()
         self.window.banner.dismiss()
+        return not self.abandoned
 
-    def _shutdown_queue(self) -> None:
+    def _shutdown_queue(self, deadline: float) -> None:
         self.poller.stop()
         self.watcher.shutdown()
-        self.runner.shutdown()
+        self.runner.stop()
+        # Closing the engine first fails the batch scheduler's queued work at once, so jobs waiting on a
+        # batch return now; a batch already in ``generate`` is left to its daemon thread.
+        close = getattr(self.engine, "close", None)
+        if callable(close) and close(timeout=_ms_left(deadline) / 2000) is False:
+            self.abandoned.append("a batch in the decoder")
+        abandoned = self.runner.abandon(_ms_left(deadline))
+        self.abandoned += [f"job {job.id} ({job.name}), queued again" for job in abandoned]
         self.renamer.wait()
         self.summary.shutdown()
         self.model.close()
         self.feed.close()
-        close = getattr(self.engine, "close", None)
-        if callable(close):
-            close()
-        self.store.close()
+        if not abandoned:
+            self.store.close()  # else a worker still holds it; committed writes are durable without close
+
+
+def _ms_left(deadline: float) -> int:
+    return max(0, int((deadline - time.monotonic()) * 1000))
 
 
 def build_app(
@@ -405,14 +469,13 @@ def build_app(
 def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] = ()) -> int:
     """Start the desktop app, or hand ``files`` to the one already running on this data folder.
 
-    Returns the process exit status.
+    Returns the process exit status (or ends the process, see :func:`_end_process`).
     """
-    import os
-
     from whisperdesk.core.instance import window_lock
     from whisperdesk.core.logging_setup import setup_logging
     from whisperdesk.core.settings import load_settings
     from whisperdesk.services.gui_gc import GuiThreadCollector
+    from whisperdesk.services.quit_signals import QuitSignals
     from whisperdesk.services.single_instance import InstanceServer
 
     qapp = QApplication.instance() or QApplication(list(argv))
@@ -428,7 +491,9 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
     wanted = [os.path.abspath(f) for f in files]
     lock = window_lock(paths.data_dir)
     if not lock.acquire():
-        return _hand_over(paths, wanted)
+        handed = _hand_over(paths, wanted, lock)
+        if handed is not None:
+            return handed
     collector = GuiThreadCollector(qapp)  # cycles of Qt wrappers are freed on this thread, between events
     collector.start()
     try:
@@ -438,7 +503,12 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         desktop = build_app(paths, settings)
         server = InstanceServer(paths.data_dir, desktop)
         server.filesReceived.connect(desktop.open_files)
-        server.listen()
+        if not server.listen():
+            reason = "; ".join(server.problems) or "no private folder for its socket could be made"
+            desktop.window.show_warning(
+                f"Other starts of WhisperDesk cannot hand files to this window ({reason}). "
+                "Add files from this window instead"
+            )
         qapp.setWindowIcon(desktop.icon)
         desktop.window.quitRequested.connect(qapp.quit)
         desktop.window.show_settings_problem(paths.settings_file, problems)
@@ -447,11 +517,17 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
             desktop.offer_better_model()
         if wanted:
             desktop.open_files(wanted)
+        signals = QuitSignals(desktop)  # logout, kill, Ctrl+C: quit as File → Quit does
+        signals.received.connect(desktop.quit_on_signal)
         try:
-            return int(qapp.exec())
+            code = int(qapp.exec())
         finally:
+            signals.stop()
             server.close()
-            desktop.shutdown()
+            clean = desktop.shutdown()
+        if not clean:
+            _end_process(code)
+        return code
     finally:
         lock.release()
         collector.stop()
@@ -469,24 +545,99 @@ def _cannot_start(reason: str) -> None:
 
 
 HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
+def _end_process(code: int) -> None:
+    """Quit without waiting for work that cannot be interrupted (issue 17.5): a ``generate`` or model load
+    that :meth:`Desktop.shutdown` left running. Its jobs are already queued again in the database (SQLite
+    keeps committed writes without a close); transcripts are written by atomic rename, so a write cut short
+    leaves no half file. Letting Python exit normally would run Qt's pool destructors, which wait for those
+    threads — the 22–36 s the issue measured. So: flush the log and the standard streams, then ``os._exit``.
+    """
+    log.info("exiting now, status %d", code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
-def _hand_over(paths: AppPaths, files: list[str]) -> int:
-    """A window already runs on this data folder: give it the files (or just show it) and exit."""
-    import sys
-    import time
+HAND_OVER_WAIT_S = (
+    20.0  # an old window closing ends within 2 s (issue 17.5); the rest is a busy machine's margin
+)
+HAND_OVER_PAUSE_S = 0.2
 
+
+def _hand_over(paths: AppPaths, files: list[str], lock: FileLock) -> int | None:
+    """A window holds this data folder: give it the files (or just show it) and return the exit status.
+
+    None when the lock became ours meanwhile (the old window was closing): the caller opens its window, with
+    the files. A window that neither answers nor closes within :data:`HAND_OVER_WAIT_S` (hung), or a socket
+    that is not this user's, gets the files straight into its job queue instead: files given are never
+    dropped, and the window (or the next start) runs them.
+    """
     from whisperdesk.services.single_instance import hand_over
 
-    for _ in range(HAND_OVER_TRIES):
-        if hand_over(paths.data_dir, files, timeout_ms=2000):
+    deadline = time.monotonic() + HAND_OVER_WAIT_S
+    told = False
+    while True:
+        result = hand_over(paths.data_dir, files, timeout_ms=2000)
+        if result.handed:
             if files:
                 print(f"whisperdesk: {len(files)} file(s) handed to the running window", file=sys.stderr)
             return 0
-        time.sleep(0.2)
+        if result.refused:
+            print(
+                f"whisperdesk: warning: not handing files to {result.refused}; another user may be trying to "
+                "receive them. Nothing was sent",
+                file=sys.stderr,
+            )
+            break
+        if lock.acquire():
+            if told:
+                print("whisperdesk: the old window has closed; opening WhisperDesk", file=sys.stderr)
+            return None
+        if time.monotonic() >= deadline:
+            break
+        if not told:
+            told = True
+            print(
+                f"whisperdesk: a WhisperDesk window on {paths.data_dir} is closing or starting; waiting for it…",
+                file=sys.stderr,
+            )
+        time.sleep(HAND_OVER_PAUSE_S)
+    return _queue_directly(paths, files)
+
+
+def _queue_directly(paths: AppPaths, files: list[str]) -> int:
+    """The running window cannot be reached: put ``files`` in the job queue it shares (its store feed sees
+    new jobs from other processes, as it does ``whisperdesk watch``'s), with the saved settings."""
+
+    from whisperdesk.core.intake import describe_rejections, expand_paths
+    from whisperdesk.core.jobstore import JobStore
+    from whisperdesk.core.processor import job_settings
+    from whisperdesk.core.queue.enqueue import enqueue
+    from whisperdesk.core.settings import load_settings
+
+    if not files:
+        print(
+            f"whisperdesk: error: a WhisperDesk window is running on {paths.data_dir} but does not answer; "
+            "close it (or end the process) and start WhisperDesk again",
+            file=sys.stderr,
+        )
+        return 1
+    intake = expand_paths(files)
+    options = job_settings(load_settings(paths.settings_file)[0])
+    with JobStore(paths.jobs_db) as store:
+        results = [enqueue(store, path, options) for path in intake.supported]
+    queued = [r for r in results if not r.problem]
+    for r in results:
+        if r.problem:
+            print(f"whisperdesk: error: {r.path}: {r.reason}", file=sys.stderr)
+    rejected = describe_rejections(intake)
+    if rejected:
+        print(f"whisperdesk: error: {rejected}", file=sys.stderr)
     print(
-        f"whisperdesk: error: a WhisperDesk window is running on {paths.data_dir} but does not answer; "
-        "close it (or end the process) and start WhisperDesk again",
+        f"whisperdesk: the WhisperDesk window on {paths.data_dir} does not answer; {len(queued)} file(s) added "
+        "to its queue: it transcribes them when it answers again, or the next start does",
         file=sys.stderr,
     )
-    return 1
+    return 0 if len(queued) == len(results) and not rejected else 1

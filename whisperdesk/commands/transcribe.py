@@ -24,6 +24,7 @@ from whisperdesk.core.errors import Cancelled, ModelError, WhisperDeskError
 from whisperdesk.core.logging_setup import setup_logging
 from whisperdesk.core.outputs import OutputLedger, write_outputs
 from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.precheck import precheck_file
 from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import Settings, load_settings
 from whisperdesk.core.speakers.count import SpeakerCount
@@ -107,6 +108,11 @@ def transcribe_files(
     window and `watch` do the same); transcripts are written in the order given, so two files with one stem
     always get the same names.
     """
+    checked = _answer_first(names, settings, output_dir, ledger, overwrite)
+    if not checked:
+        return 1  # every file has its answer already; the model was never needed
+    early_failures = len(names) - len(checked)
+    names = [name for name, _ in checked]
     try:  # once, before any file: a missing model is one error, not one per file being decoded meanwhile
         engine.load()
     except ModelError as exc:
@@ -116,7 +122,7 @@ def transcribe_files(
         print(f"whisperdesk: error: {getattr(exc, 'reason', None) or exc}", file=sys.stderr)
         return 1
     bar = TerminalProgress(sys.stderr)
-    sources = [Path(name) for name in names]
+    sources = [source for _, source in checked]
     bar.start(sources[0].name if len(sources) == 1 else f"{len(sources)} files")
     combined = _CombinedProgress(bar)
     stop = threading.Event()  # a model error ends the run: files not finished yet stop at once
@@ -132,7 +138,7 @@ def transcribe_files(
         )
 
     pool = ThreadPoolExecutor(workers_for(settings.model.batch_size), thread_name_prefix="whisperdesk-cli")
-    failed = 0
+    failed = early_failures
     try:
         futures = [pool.submit(transcribe_one, i, source) for i, source in enumerate(sources)]
         for name, source, future in zip(names, sources, futures, strict=True):
@@ -170,6 +176,24 @@ def transcribe_files(
         stop.set()  # only files still running after an early return see it
         pool.shutdown(wait=True, cancel_futures=True)
     return 1 if failed else 0
+
+
+def _answer_first(
+    names: list[str], settings: Settings, output_dir: Path | None, ledger: OutputLedger, overwrite: bool
+) -> list[tuple[str, Path]]:
+    """Answers before work (issue 17.6): report every file that cannot be read or whose transcripts cannot
+    be written, before the model loads (milliseconds, not the model's seconds); returns the rest, in order.
+    """
+    ready: list[tuple[str, Path]] = []
+    for name in names:
+        source = Path(name)
+        try:
+            precheck_file(source, settings.output, output_dir=output_dir, ledger=ledger, overwrite=overwrite)
+        except WhisperDeskError as exc:
+            print(error_line(name, exc), file=sys.stderr)
+            continue
+        ready.append((name, source))
+    return ready
 
 
 class _CombinedProgress:

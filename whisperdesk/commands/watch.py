@@ -225,14 +225,10 @@ def _run(args: argparse.Namespace, paths: AppPaths) -> int:
     output_dir: Path | None = None
     if args.output_dir:
         output_dir = Path(os.path.abspath(Path(args.output_dir).expanduser()))
-        try:
-            output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(
-                error_line(output_dir, f"cannot create the output folder: {exc.strerror or exc}"),
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
+    unwritable = _unwritable_output_folder(output_dir, folders)
+    if unwritable:
+        print(unwritable, file=sys.stderr)
+        return EXIT_FAILED
     settle = args.settle if args.settle is not None else settings.ui.settle_seconds
 
     from whisperdesk.core.watcher import FolderWatcher, WatchConfigError, WatchSpec
@@ -265,6 +261,21 @@ def _run(args: argparse.Namespace, paths: AppPaths) -> int:
         return _serve(args, paths, settings, store, watcher, output_dir, settle)
     finally:
         store.close()
+
+
+def _unwritable_output_folder(output_dir: Path | None, folders: list[Path]) -> str:
+    """Answers before work (issue 17.6): the folder transcripts go to — the output folder, else each
+    watched folder — is made and written to before the model loads; an error line, or "" when all is well.
+    """
+    from whisperdesk.core.errors import OutputError
+    from whisperdesk.core.outputs import check_output_folder
+
+    for folder in [output_dir] if output_dir is not None else folders:
+        try:
+            check_output_folder(folder)
+        except OutputError as exc:
+            return f"whisperdesk: error: {exc}"
+    return ""
 
 
 def _serve(
@@ -319,6 +330,7 @@ def _serve(
                         origin="watched",
                         watch_folder=str(candidate.folder),
                         ledger=ledger,
+                        precheck=processor.precheck,
                     )
                     _queue(watcher, outcome, report)
                 if loop.stopped:

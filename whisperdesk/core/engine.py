@@ -318,13 +318,16 @@ class Engine:
     def models_dir(self) -> Path:
         return self._models_dir
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 30.0) -> bool:
         """Stop the batch scheduler's threads (queued windows are canceled); the model itself stays usable
-        for sequential jobs and a later batched job starts a new scheduler."""
+        for sequential jobs and a later batched job starts a new scheduler. False when a batch was still in
+        ``generate`` after ``timeout`` (its daemon thread runs on; the process must not exit normally while
+        it does, or CTranslate2's threads abort it)."""
         with self._cond:
             scheduler, self._scheduler, self._handle = self._scheduler, None, None
         if scheduler is not None:
-            scheduler.close(timeout)
+            return bool(scheduler.close(timeout))
+        return True
 
     @property
     def scheduler(self) -> Any:

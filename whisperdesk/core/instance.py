@@ -2,14 +2,13 @@
 
 Why a file lock: the OS drops it when the process ends, crash or SIGKILL included, so a stale lock never
 keeps the app from starting (a pid file would). The lock only answers "is a window running on this data
-folder?"; handing files to it goes through a local socket (services/single_instance.py), and
-``whisperdesk watch`` refuses to run beside it.
+folder?"; handing files to it goes through a local socket in a private folder (core/handover.py,
+services/single_instance.py), and ``whisperdesk watch`` refuses to run beside it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,14 +70,6 @@ def window_running(data_dir: Path) -> bool:
         probe.release()
         return False
     return True
-
-
-def server_name(data_dir: Path) -> str:
-    """The local socket name of the window on ``data_dir``: short (socket paths are limited), per user
-    and per data folder, so two data folders (tests, portable setups) get two windows."""
-    key = os.path.normcase(os.path.realpath(data_dir))
-    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"whisperdesk-{digest}"
 
 
 @contextlib.contextmanager

@@ -829,12 +829,15 @@ class JobStore:
             tx.event("changed", job_id)
         return self.require(job_id)
 
-    def mark_failed(self, job_id: int, error: str | BaseException, *, kind: str | None = None) -> Job:
+    def mark_failed(
+        self, job_id: int, error: str | BaseException, *, kind: str | None = None, only_queued: bool = False
+    ) -> Job:
         """Fail a queued or running job with a message the user can act on; ``kind`` names the sort of
-        problem (``core.errors.OUTPUT_EXISTS``...) so the window can offer the action that fixes it."""
+        problem (``core.errors.OUTPUT_EXISTS``...) so the window can offer the action that fixes it.
+        ``only_queued``: a check at queue time fails the job only if no worker has claimed it meanwhile."""
         message = error if isinstance(error, str) else (str(error) or type(error).__name__)
         with self._write() as tx:
-            self._require_state(tx, job_id, (QUEUED, RUNNING), "fail")
+            self._require_state(tx, job_id, (QUEUED,) if only_queued else (QUEUED, RUNNING), "fail")
             tx.conn.execute(
                 "UPDATE jobs SET state = ?, error = ?, error_kind = ?, finished_at = ?, owner = NULL, "
                 "changed_seq = ? WHERE id = ?",

@@ -554,6 +554,15 @@ def check_outputs(
     return paths
 
 
+def check_output_folder(folder: Path | str) -> None:
+    """Create ``folder`` if needed and try writing in it; raises :class:`OutputWriteError` as writing would.
+
+    For a start-up answer (``whisperdesk watch``) before any recording is known or the model loads."""
+    with _WRITE_LOCK:
+        _make_folder(Path(folder))
+        _try_writing(Path(folder))
+
+
 def write_outputs(
     transcript: Transcript,
     source: Path | str,

@@ -47,6 +47,7 @@ from whisperdesk.core.outputs import (
     write_outputs,
     write_rendered,
 )
+from whisperdesk.core.precheck import precheck_file
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
 from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
 from whisperdesk.core.speakers.job import transcribe_with_speakers
@@ -255,6 +256,31 @@ class JobProcessor:
             return self._store.mark_superseded(job.id, reason)
         except JobStoreError:  # canceled or removed elsewhere meanwhile: leave it as it is
             return self._store.get(job.id) or job
+    def precheck(self, job: Job) -> Job:
+        """Answers before work (issue 17.6): at queue time, the checks that need no model — the recording can
+        be read, its transcripts can be written (core/precheck.py) — so a job that would fail at its turn
+        fails now, with the reason and the kind of fix process() would give. Returns the job as it is now
+        (failed, or unchanged); a job no longer queued is left alone. Never raises for the file's problems.
+        """
+        if job.state != QUEUED:
+            return job
+        try:
+            _decode, output, _after = options_for(job, self._settings())
+            precheck_file(job.source, output, ledger=self._ledger, overwrite=overwrite_for(job))
+        except (ValueError, TypeError):
+            return job  # process() fails it with the full reason; nothing to answer early
+        except FileDisappearedError:
+            return job  # may come back (a file being moved in); process() decides at its turn
+        except WhisperDeskError as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            log.info("job %d fails before it runs: %s: %s", job.id, job.source, reason)
+            try:
+                return self._store.mark_failed(
+                    job.id, reason, kind=getattr(exc, "kind", None), only_queued=True
+                )
+            except JobStoreError:  # claimed (its worker checks again), canceled or removed meanwhile
+                return self._store.get(job.id) or job
+        return job
 
     def _record_done(
         self,
@@ -341,6 +367,8 @@ class JobProcessor:
             current = self._store.get(job.id)
             if current is not None and current.state == CANCELED:
                 return current
+            if current is not None and action == "release" and current.state == QUEUED:
+                return current  # quitting already put it back (JobRunner.abandon) while its window ran
             raise
         except JobStoreError:
             if self._store.get(job.id) is None:

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PROGRESS_PER_SECOND = 10.0
 WORKER_EMIT_INTERVAL = 0.02  # seconds between progress signals from one worker
 STORE_ERRORS: tuple[type[Exception], ...] = (JobStoreError, sqlite3.Error)  # a locked or damaged database
+ADDS_WAIT_MS = 30_000  # quitting waits this long for files being queued (hashing), never for jobs
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,19 @@ class _AddTask(QRunnable):
     """Queue files off the GUI thread through :func:`enqueue` (it hashes each file)."""
 
     def __init__(
-        self, store: JobStore, requests: Sequence[AddRequest], signals: _Signals, ledger: OutputLedger
+        self,
+        store: JobStore,
+        requests: Sequence[AddRequest],
+        signals: _Signals,
+        ledger: OutputLedger,
+        precheck: Callable[[Job], Job] | None = None,
     ) -> None:
         super().__init__()
         self._store = store
         self._ledger = ledger
         self._requests = list(requests)
         self._signals = signals
+        self._precheck = precheck  # answers before work: a job that cannot be written fails now
 
     def run(self) -> None:
         results = [
@@ -127,6 +134,7 @@ class _AddTask(QRunnable):
                 origin=r.origin,  # type: ignore[arg-type]
                 watch_folder=r.watch_folder,
                 ledger=self._ledger,
+                precheck=self._precheck,
             )
             for r in self._requests
         ]
@@ -169,7 +177,12 @@ class JobRunner(QObject):
         self._max_workers = max(1, min(max_workers, MAX_WORKERS))
         self._pool = QThreadPool(self)
         self._pool.setObjectName("whisperdesk-jobs")
-        self._pool.setMaxThreadCount(self._max_workers + 1)  # + adds beside full job slots
+        self._pool.setMaxThreadCount(self._max_workers)
+        # Adds have a pool of their own: quitting waits for them (a file given is never dropped) but not
+        # for the jobs (a window in CTranslate2's generate cannot be interrupted; see abandon()).
+        self._add_pool = QThreadPool(self)
+        self._add_pool.setObjectName("whisperdesk-adds")
+        self._add_pool.setMaxThreadCount(1)
         self._signals = _Signals(self)
         self._signals.claimed.connect(self._on_claimed)
         self._signals.progress.connect(self._on_progress)
@@ -340,20 +353,17 @@ class JobRunner(QObject):
         if self._closing or not requests:
             return
         self._adding += 1
-        self._pool.start(_AddTask(self._store, requests, self._signals, self._processor.ledger))
+        self._add_pool.start(
+            _AddTask(self._store, requests, self._signals, self._processor.ledger, self._processor.precheck)
+        )
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Stop claiming, interrupt running jobs (they go back to the queue) and wait for the pool.
 
         Returns False when work was still running after ``timeout_ms``. Idempotent.
         """
-        if not self._closing:
-            self._closing = True
-            self._feed.changed.disconnect(self._on_store_changed)
-            if self._feed.parent() is self:
-                self._feed.close()
-            self._registry.stop_all()
-        finished = self._pool.waitForDone(timeout_ms)
+        self.stop()
+        finished = self._add_pool.waitForDone(timeout_ms) and self._pool.waitForDone(timeout_ms)
         for throttle in self._throttles.values():
             throttle.cancel()
         if not finished:
@@ -362,6 +372,47 @@ class JobRunner(QObject):
                 timeout_ms / 1000,
             )
         return finished
+
+    def stop(self) -> None:
+        """Begin quitting without waiting: claim nothing more, take no more adds, and ask every running job
+        to stop and go back to the queue (at its next segment or window). Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._feed.changed.disconnect(self._on_store_changed)
+        if self._feed.parent() is self:
+            self._feed.close()
+        self._registry.stop_all()
+
+    def abandon(self, grace_ms: int, adds_ms: int = ADDS_WAIT_MS) -> list[Job]:
+        """Quit now (issue 17.5): after :meth:`stop`, wait for files being queued, give running jobs
+        ``grace_ms`` to stop on their own, then put those still running back in the queue without them.
+
+        Why not wait: a job stops only between segments or windows, and CTranslate2's ``generate`` cannot be
+        interrupted from Python, so one window of a long recording (or a batch of them) holds its thread for
+        many seconds on a CPU. Its record is released here instead (queued again, not counted as a crash; a
+        worker that ends later finds it queued and leaves it so), and the caller ends the process without
+        waiting for the thread. Files being queued are waited for (``adds_ms``, hashing only): a file given
+        to the window is never dropped. Returns the jobs abandoned; empty when every worker ended in time.
+        """
+        self.stop()
+        if not self._add_pool.waitForDone(adds_ms):
+            log.warning("files were still being queued %.0f s after quitting was asked", adds_ms / 1000)
+        finished = self._pool.waitForDone(max(0, grace_ms))
+        for throttle in self._throttles.values():
+            throttle.cancel()
+        if finished:
+            return []
+        abandoned: list[Job] = []
+        for job_id in self._registry.running():
+            try:
+                job = self._store.release(job_id)
+            except STORE_ERRORS as exc:  # it ended meanwhile (JobStateError), or the store is unusable
+                log.info("job %d not released at quit: %s", job_id, exc)
+                continue
+            log.info("quit: job %d left mid-window, queued again: %s", job_id, job.source)
+            abandoned.append(job)
+        return abandoned
 
     # --- the pool's side ----------------------------------------------------------------------------
     def _fill(self) -> None:
@@ -517,7 +568,13 @@ class JobRunner(QObject):
     def _on_added(self, results: list[Enqueued]) -> None:
         self._adding -= 1
         for outcome in results:
-            if outcome.problem:
+            if outcome.created and outcome.job is not None and outcome.job.state == FAILED:
+                # Failed at once by the checks that need no model (answers before work): told like any
+                # failed job — its row, the notification, the run's counts — not as a file not queued.
+                self._announce(outcome.job)
+            elif outcome.problem and outcome.old_news:
+                log.info("not queued again: %s: %s", outcome.path, outcome.reason)  # told when it failed
+            elif outcome.problem:
                 log.warning("not queued: %s: %s", outcome.path, outcome.reason)
                 self.addFailed.emit(str(outcome.path), outcome.reason)
         self.jobsAdded.emit(results)

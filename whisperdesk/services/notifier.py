@@ -8,7 +8,8 @@ waiting):
 * A message stays up at least :data:`MIN_VISIBLE_S` before the next one replaces it; outcomes meanwhile
   wait and join the next message. So "Transcript ready" is never replaced unseen a few milliseconds later.
 * When the queue drains, the message that is due becomes "Queue finished" and says what the run did:
-  transcripts ready, failed and canceled, counted apart (a cancel is the user's choice, not a failure).
+  transcripts ready (copies included and said to be copies), failed and canceled, counted apart (a cancel
+  is the user's choice, not a failure), each count followed by the names it counts.
 * A cancel alone is not announced (the user just did it); it is counted in the queue-finished message.
 
 Linux desktops without an XEmbed/StatusNotifier tray (stock GNOME) have no tray messages, so every
@@ -49,6 +50,7 @@ class Outcome:
     state: str  # DONE | FAILED | CANCELED
     name: str
     detail: str = ""  # done: how long it took; failed: why
+    copied: bool = False  # done by copying the transcripts of a recording with the same content
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ class Notice:
 def outcome_of(job: Job) -> Outcome:
     """What a finished job contributes to a notification."""
     if job.state == DONE:
-        if job.duration and job.processing_time:
+        copied = job.copy_of is not None and not job.processing_time
+        if copied:
+            detail = "copied from a recording with the same content"
+        elif job.duration and job.processing_time:
             detail = f"{format_seconds(job.duration)} of audio in {format_seconds(job.processing_time)}"
         else:
             detail = "transcript written"
-        return Outcome(DONE, job.name, detail)
+        return Outcome(DONE, job.name, detail, copied=copied)
     if job.state == FAILED:
         return Outcome(FAILED, job.name, first_line(window_error(job)) or "failed")
     return Outcome(job.state, job.name)
@@ -81,6 +86,31 @@ def counts_text(counts: Counter[str]) -> str:
     if counts[CANCELED]:
         parts.append(f"{counts[CANCELED]} canceled")
     return ", ".join(parts)
+
+
+_GROUP_WORDS = {DONE: "ready", FAILED: "failed", CANCELED: "canceled"}
+
+
+def grouped_text(outcomes: Sequence[Outcome], *, counted: bool = True) -> str:
+    """Every outcome under its own count, so no name reads as belonging to another count (issue 17.7:
+    "1 transcript ready, 4 failed: garbled.mp3" read as if garbled.mp3 alone had failed):
+    ``2 transcripts ready (1 copied): a.wav, b.wav; 1 failed: c.mp3 (the file is empty); 1 canceled: d.wav``.
+    One failure keeps its reason; copies are counted with the transcripts and said to be copies. Without
+    ``counted`` (the title has the counts): ``ready: a.wav; failed: c.mp3 (the file is empty)``."""
+    parts = []
+    for state in (DONE, FAILED, CANCELED):
+        group = [o for o in outcomes if o.state == state]
+        if not group:
+            continue
+        label = counts_text(Counter({state: len(group)})) if counted else _GROUP_WORDS[state]
+        copied = sum(o.copied for o in group)
+        if copied and counted:
+            label += f" ({copied} copied)"
+        names = _names(group)
+        if state == FAILED and len(group) == 1 and group[0].detail:
+            names += f" ({group[0].detail})"
+        parts.append(f"{label}: {names}")
+    return "; ".join(parts)
 
 
 def _names(outcomes: Sequence[Outcome]) -> str:
@@ -105,6 +135,7 @@ class NotificationPolicy:
         self._min_visible = min_visible_s
         self._pending: list[Outcome] = []  # not yet told
         self._run: Counter[str] = Counter()  # every outcome since the queue last drained
+        self._run_outcomes: list[Outcome] = []  # the same outcomes, named in the queue-finished message
         self._drained = False
         self._last_shown: float | None = None
         self._due: float | None = None
@@ -117,6 +148,7 @@ class NotificationPolicy:
     def add(self, outcome: Outcome, now: float) -> None:
         self._pending.append(outcome)
         self._run[outcome.state] += 1
+        self._run_outcomes.append(outcome)
         self._schedule(now)
 
     def queue_drained(self, now: float) -> None:
@@ -139,6 +171,7 @@ class NotificationPolicy:
         if self._drained:
             self._drained = False
             self._run.clear()
+            self._run_outcomes.clear()
         if notice is not None:
             self._last_shown = now
         return notice
@@ -154,16 +187,21 @@ class NotificationPolicy:
     def _compose(self) -> Notice | None:
         if self._drained:
             failed = self._run[FAILED] > 0
-            message = counts_text(self._run)
-            told = [o for o in self._pending if o.state != CANCELED]
-            if told:
-                message += f": {_details(told)}"
+            run = self._run_outcomes
+            if all(o.state == CANCELED for o in run):
+                message = counts_text(self._run)  # only the user's own cancels: nothing to name
+            elif len(run) == 1:
+                message = f"{counts_text(self._run)}: {_details(run)}"
+            else:
+                message = grouped_text(run)
             return Notice("Queue finished", message, "warning" if failed else "info")
         done = [o for o in self._pending if o.state == DONE]
         failed = [o for o in self._pending if o.state == FAILED]
         if failed and done:
             return Notice(
-                counts_text(Counter(o.state for o in done + failed)), _names(done + failed), "error"
+                counts_text(Counter(o.state for o in done + failed)),
+                grouped_text(done + failed, counted=False),
+                "error",
             )
         if failed:
             title = "Transcription failed" if len(failed) == 1 else f"{len(failed)} transcriptions failed"

@@ -562,6 +562,14 @@ class MainWindow(QMainWindow):
         return True
 
     @Slot()
+    def quit_without_asking(self) -> None:
+        """A signal (logout, kill) quits: no dialog, since nobody may be there to answer it (Qt's quit()
+        would close this window, and its close event would ask while jobs run)."""
+        self._quitting = True
+        self.quitRequested.emit()
+        self.close()
+
+    @Slot()
     def toggle_visible(self) -> None:
         if self.isVisible() and not self.isMinimized():
             self.hide()

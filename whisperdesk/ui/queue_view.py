@@ -26,7 +26,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QPainter
+from PySide6.QtGui import QAction, QDesktopServices, QFontMetrics, QGuiApplication, QKeySequence, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -105,13 +105,36 @@ class ProgressDelegate(QStyledItemDelegate):
 
 class ElideRightDelegate(QStyledItemDelegate):
     """For the error column: its start says what is wrong, so the end is what gets cut (the tooltip
-    has it all); file names elsewhere elide in the middle to keep their start and extension."""
+    has it all); file names elsewhere elide in the middle to keep their start and extension.
+
+    The cut falls between words (issue 17.7): "the transcripts cannot be writ…" reads as a different
+    sentence, "the transcripts cannot be …" as an unfinished one. Only a first word too long for the
+    column is cut inside, by Qt; every failed row's error cell has the whole reason as its tooltip."""
 
     def initStyleOption(
         self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> None:
         super().initStyleOption(option, index)
         option.textElideMode = Qt.TextElideMode.ElideRight  # type: ignore[attr-defined]
+        width = option.rect.width()  # type: ignore[attr-defined]
+        if width <= 0 or not option.text:  # type: ignore[attr-defined]
+            return  # a size hint, not a paint: the whole text
+        widget = option.widget  # type: ignore[attr-defined]
+        style = widget.style() if widget is not None else QApplication.style()
+        margin = style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, widget) + 1
+        option.text = elide_at_word(option.text, option.fontMetrics, width - 2 * margin)  # type: ignore[attr-defined]
+
+
+def elide_at_word(text: str, metrics: QFontMetrics, width: int) -> str:
+    """``text`` if it fits in ``width`` pixels, else its longest run of whole words that fits with "…"."""
+    if metrics.horizontalAdvance(text) <= width:
+        return text
+    words = text.split(" ")
+    for count in range(len(words) - 1, 0, -1):
+        candidate = " ".join(words[:count]).rstrip(",;:") + " …"
+        if metrics.horizontalAdvance(candidate) <= width:
+            return candidate
+    return text  # not even one word fits: Qt cuts it (the tooltip has it all)
 
 
 def transcript_of(job: Job) -> Path | None:

@@ -460,8 +460,11 @@ class BatchScheduler:
         with self._cond:
             return len(self._live)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Cancel what is still queued, let the batch in flight finish, and stop the threads."""
+    def close(self, timeout: float = 30.0) -> bool:
+        """Cancel what is still queued, let the batch in flight finish, and stop the threads.
+
+        False when a thread was still running after ``timeout`` (a ``generate`` in flight): quitting leaves
+        it to end with the process (see app.py's ``_end_process``)."""
         with self._cond:
             self._closing = True
             doomed = [j for j in self._live.values() if not j.done]
@@ -470,7 +473,9 @@ class BatchScheduler:
             self._fail(job, Cancelled())
         for thread in self._threads:
             thread.join(timeout)
+        stopped = not any(thread.is_alive() for thread in self._threads)
         self._threads = []
+        return stopped
 
     # --- threads ----------------------------------------------------------------------------------------
     def _ensure_threads_locked(self, streams: int) -> None:

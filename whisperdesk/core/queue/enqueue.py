@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from whisperdesk.core.errors import AudioError, FileDisappearedError, WhisperDeskError
-from whisperdesk.core.jobstore import FAILED, Job, JobStore, Origin
+from whisperdesk.core.jobstore import DONE, FAILED, Job, JobStore, Origin
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.queue.reset import already_transcribed
 
@@ -35,6 +35,8 @@ class Enqueued:
     reason: str  # plain words: why it was (not) queued
     problem: bool = False  # the user should hear of it: the file could not be queued, or failed before
     retry_later: bool = False  # unreadable now (still being copied, locked): try again at the next scan
+    already_done: bool = False  # the user added a file whose transcript exists: offer "Transcribe again"
+    old_news: bool = False  # a problem already told before (a watched file that failed earlier)
 
 
 def enqueue(
@@ -45,11 +47,16 @@ def enqueue(
     origin: Origin = "dropped",
     watch_folder: str | None = None,
     ledger: OutputLedger | None = None,
+    precheck: Callable[[Job], Job] | None = None,
 ) -> Enqueued:
     """Queue ``path`` with its job ``settings``; never raises for a bad file or a busy database.
 
     With the outputs ``ledger``, a watched recording that already has transcripts but no job (the job list
-    was reset) is not queued again (:mod:`whisperdesk.core.queue.reset`)."""
+    was reset) is not queued again (:mod:`whisperdesk.core.queue.reset`).
+
+    ``precheck`` (the processor's :meth:`~whisperdesk.core.processor.JobProcessor.precheck`) runs on a new
+    job at once: one that cannot be read or written fails now and is told as a problem, not at its turn.
+    """
     path = Path(path)
     if origin == "watched" and ledger is not None:
         try:
@@ -77,12 +84,20 @@ def enqueue(
     job = result.job
     if result.created:
         log.info("queued job %d: %s (%s)", job.id, job.source, result.reason)
+        if precheck is not None:
+            checked = precheck(job)
+            if checked.state == FAILED:
+                return Enqueued(path, checked, True, checked.error or "cannot be transcribed", problem=True)
         return Enqueued(path, job, True, result.reason)
     if job.state == FAILED and _same_path(job.source, path):
-        # Still not transcribed: say so again rather than skip it silently.
-        return Enqueued(path, job, False, f"{job.error} (it failed earlier as job {job.id})", problem=True)
+        # Still not transcribed: say so again rather than skip it silently. Met again by a watched folder's
+        # rescan (every start of the window), it is old news the window does not announce again (17.7);
+        # ``watch`` still reports it, since its exit status tells a script what is not transcribed.
+        reason = f"{job.error} (it failed earlier as job {job.id})"
+        return Enqueued(path, job, False, reason, problem=True, old_news=origin == "watched")
     log.info("not queued: %s: %s", path, result.reason)
-    return Enqueued(path, job, False, result.reason)
+    done = job.state == DONE and origin != "watched"  # a rescan finding done files is no news
+    return Enqueued(path, job, False, result.reason, already_done=done)
 
 
 def _same_path(a: Path, b: Path) -> bool:
