@@ -146,8 +146,6 @@ def test_a_file_changed_outside_the_app_is_a_conflict_not_overwritten(done: Done
     assert len(report.written) == 4
     json_path = next(f.path for f in entry.outputs if f.format == "json")
     assert "tuesday" in _words(json.loads(json_path.read_text(encoding="utf-8"))["text"])
-        report.written[0].read_text(errors="ignore") + "tuesday"
-    )
     assert [h.job_id for h in done.library.search("tuesday")] == [done.job_id]
     again = write_entry_outputs(done.library, entry.id, ledger=done.ledger, overwrite=report.conflicts)
     assert again.conflicts == () and srt in again.written
