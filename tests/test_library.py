@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from whisperdesk.core.errors import WhisperDeskError
 from whisperdesk.core.jobstore import DONE, Job, JobStore
 from whisperdesk.core.library import (
     SearchQueryError,
@@ -23,8 +24,10 @@ from whisperdesk.core.library import (
     remove_job,
 )
 from whisperdesk.core.library import store as library_store
+from whisperdesk.core.library.edit import rename_speakers
 from whisperdesk.core.library.query import EmptyQuery, fts_expression, parse_query
 from whisperdesk.core.outputs import OutputLedger, write_outputs
+from whisperdesk.core.queue.retry import retry_discards_edits
 from whisperdesk.core.settings import OutputOptions
 from whisperdesk.core.transcript import Segment, Transcript, Word
 
@@ -340,3 +343,30 @@ def test_json_output_says_edited(tmp_path: Path) -> None:
     source.write_bytes(b"a")
     written = write_outputs(transcript, source, OutputOptions(formats=("json",)))
     assert json.loads(written["json"].read_text())["edited"] is True
+
+
+def test_renaming_a_speaker_is_an_edit_the_speaker_filter_follows(filled: TranscriptLibrary) -> None:
+    entry = filled.for_job(1)
+    assert entry is not None
+    report = rename_speakers(filled, entry.id, {"Speaker 1": "  Grace   Hopper "}, ledger=None)
+    assert report.entry.edited and report.entry.version == entry.version + 1
+    assert report.entry.speakers == ["Grace Hopper", "Speaker 2"]
+    assert report.entry.transcript.segments[0].words[0].speaker == "Grace Hopper"
+    assert [h.speaker for h in filled.search("budg*", speaker="grace hopper")] == ["Grace Hopper"] * 2
+    assert filled.search("budg*", speaker="Speaker 1") == []
+    with pytest.raises(WhisperDeskError, match="cannot be empty"):
+        rename_speakers(filled, entry.id, {"Speaker 2": " "}, ledger=None)
+
+
+def test_retry_of_an_edited_done_job_is_known_to_discard_edits(store: JobStore, tmp_path: Path) -> None:
+    lib = TranscriptLibrary.beside(store.path)
+    source = tmp_path / "a.wav"
+    source.write_bytes(b"a")
+    job, written = _done_job(
+        store, source, OutputLedger(tmp_path / "l.json"), _transcript(str(source)), ("txt",)
+    )
+    entry = lib.put(_transcript(str(source), (None, "as heard")), job_id=job.id, outputs=written)
+    assert not retry_discards_edits(job, lib) and not retry_discards_edits(job, None)
+    lib.update_transcript(entry.id, _transcript(str(source), (None, "as corrected")))
+    assert retry_discards_edits(job, lib)
+    lib.close()

@@ -97,9 +97,15 @@ def fts_expression(terms: list[Term]) -> str:
 def _fold(text: str) -> tuple[str, list[int]]:
     """Case- and accent-folded ``text`` (as unicode61 with remove_diacritics 2 sees it) and, for each of its
     characters, the index of the character in ``text`` it came from."""
+    if text.isascii():  # the common case, without a Unicode table look-up per character
+        return text.lower(), list(range(len(text)))
     folded: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):
+        if ch.isascii():
+            folded.append(ch.lower())
+            where.append(i)
+            continue
         for part in unicodedata.normalize("NFKD", ch):
             if unicodedata.combining(part):
                 continue
