@@ -133,17 +133,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--limit", type=int, default=100, help="results asked for, as the window does")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--folder", help="keep the library here (and reuse it next time) instead of a temp dir"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wd-library-bench-") as tmp:
-        library = TranscriptLibrary(Path(tmp) / "library.sqlite3")
+        folder = Path(args.folder) if args.folder else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        library = TranscriptLibrary(folder / "library.sqlite3")
         try:
-            words, seconds = fill(library, args.transcripts, args.words, args.seed)
-            segments = library.segment_count()
-            size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 1e6
-            print(
-                f"library: {args.transcripts} transcripts, {words:,} words, {segments:,} segments, "
-                f"{size:.0f} MB on disk; filled in {seconds:.1f} s"
-            )
+            if library.count() == args.transcripts:  # --folder: reuse a library filled by an earlier run
+                print(f"library: reusing the {args.transcripts} transcripts in {folder}")
+            else:
+                words, seconds = fill(library, args.transcripts, args.words, args.seed)
+                size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+                print(
+                    f"library: {args.transcripts} transcripts, {words:,} words, {library.segment_count():,} "
+                    f"segments, {size:.0f} MB on disk; filled in {seconds:.1f} s"
+                )
             for t in time_queries(library, args.repeat, args.limit):
                 who = f" --speaker '{t.speaker}'" if t.speaker else ""
                 print(
