@@ -8,6 +8,7 @@ machine lacks), which would fail every job the same way, propagates — with the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -221,7 +222,12 @@ class JobProcessor:
             )
         except JobStoreError as exc:  # canceled or removed while its transcripts were being written
             log.info("job %d finished after it was %s elsewhere; its transcripts are kept", job.id, exc)
-            return self._store.get(job.id) or job
+            current = self._store.get(job.id)
+            library = self.library() if current is None else None
+            if library is not None:  # removed: its transcript stays searchable but claims no job
+                with contextlib.suppress(LibraryError, OSError, sqlite3.Error):
+                    library.detach(job.id)
+            return current or job
         self._after_processing(done, after)
         return done
 
