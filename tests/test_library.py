@@ -354,6 +354,7 @@ def test_renaming_a_speaker_is_an_edit_the_speaker_filter_follows(filled: Transc
     assert report.entry.transcript.segments[0].words[0].speaker == "Grace Hopper"
     assert [h.speaker for h in filled.search("budg*", speaker="grace hopper")] == ["Grace Hopper"] * 2
     assert filled.search("budg*", speaker="Speaker 1") == []
+    assert filled.speakers_by_job() == {1: ["Grace Hopper", "Speaker 2"], 3: ["Ada"]}  # job 2 has none
     with pytest.raises(WhisperDeskError, match="cannot be empty"):
         rename_speakers(filled, entry.id, {"Speaker 2": " "}, ledger=None)
 

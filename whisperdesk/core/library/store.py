@@ -85,6 +85,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 imported INTEGER NOT NULL DEFAULT 0,
                 language TEXT,
                 duration REAL,
+                speakers TEXT NOT NULL DEFAULT '[]',
                 max_line_length INTEGER NOT NULL DEFAULT 42,
                 transcript TEXT NOT NULL
             )""",
@@ -467,7 +468,7 @@ class TranscriptLibrary:
                 conn.execute(
                     "UPDATE entries SET job_created_at = ?, source = ?, created_at = ?, updated_at = ?, "
                     "edited = ?, version = version + 1, imported = ?, language = ?, duration = ?, "
-                    "max_line_length = ?, transcript = ? WHERE id = ?",
+                    "speakers = ?, max_line_length = ?, transcript = ? WHERE id = ?",
                     (
                         job_created_at,
                         transcript.source,
@@ -477,6 +478,7 @@ class TranscriptLibrary:
                         int(imported),
                         transcript.language,
                         transcript.duration,
+                        _speakers_json(transcript),
                         int(max_line_length),
                         record,
                         entry_id,
@@ -485,8 +487,8 @@ class TranscriptLibrary:
             else:
                 cur = conn.execute(
                     "INSERT INTO entries (job_id, job_created_at, source, created_at, updated_at, edited, "
-                    "imported, language, duration, max_line_length, transcript) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "imported, language, duration, speakers, max_line_length, transcript) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         job_created_at,
@@ -497,6 +499,7 @@ class TranscriptLibrary:
                         int(imported),
                         transcript.language,
                         transcript.duration,
+                        _speakers_json(transcript),
                         int(max_line_length),
                         record,
                     ),
@@ -529,8 +532,15 @@ class TranscriptLibrary:
                 )
             conn.execute(
                 "UPDATE entries SET transcript = ?, edited = 1, version = version + 1, updated_at = ?, "
-                "language = ?, duration = ? WHERE id = ?",
-                (record, self.clock.time(), transcript.language, transcript.duration, entry_id),
+                "language = ?, duration = ?, speakers = ? WHERE id = ?",
+                (
+                    record,
+                    self.clock.time(),
+                    transcript.language,
+                    transcript.duration,
+                    _speakers_json(transcript),
+                    entry_id,
+                ),
             )
             self._index(conn, entry_id, transcript, float(row["created_at"]))
         return self.require(entry_id)
@@ -604,6 +614,14 @@ class TranscriptLibrary:
         """Jobs whose transcripts were edited: one query for the queue's "edited" mark."""
         rows = self._conn().execute("SELECT job_id FROM entries WHERE edited = 1 AND job_id IS NOT NULL")
         return {int(r[0]) for r in rows}
+
+    def speakers_by_job(self) -> dict[int, list[str]]:
+        """Each job's speaker names as saved (renames and edits included), without reading transcripts:
+        one query for the queue's Speakers column. Jobs without speaker labels are left out."""
+        rows = self._conn().execute(
+            "SELECT job_id, speakers FROM entries WHERE job_id IS NOT NULL AND speakers != '[]'"
+        )
+        return {int(r[0]): [str(n) for n in json.loads(r[1])] for r in rows}
 
     def job_ids(self) -> set[int]:
         rows = self._conn().execute("SELECT job_id FROM entries WHERE job_id IS NOT NULL")
@@ -753,6 +771,10 @@ def _segment_base(conn: sqlite3.Connection, entry_id: int, created_at: float) ->
         if taken is None:
             return base
         second -= 1
+
+
+def _speakers_json(transcript: Transcript) -> str:
+    return json.dumps(transcript.speakers, ensure_ascii=False)
 
 
 def _record_json(transcript: Transcript, *, edited: bool) -> str:
