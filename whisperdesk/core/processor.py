@@ -8,11 +8,13 @@ machine lacks), which would fail every job the same way, propagates — with the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +42,8 @@ from whisperdesk.core.jobstore import (
     JobStore,
     JobStoreError,
 )
+from whisperdesk.core.library.jobs import entry_for_job, keep_job_transcript
+from whisperdesk.core.library.store import LibraryEntry, LibraryError, TranscriptLibrary
 from whisperdesk.core.outputs import (
     FORMAT_EXTENSIONS,
     OutputLedger,
@@ -133,11 +137,16 @@ class JobProcessor:
         engine: Engine,
         ledger: OutputLedger,
         settings: Callable[[], Settings],
+        library: TranscriptLibrary | None = None,
     ) -> None:
+        """``library`` keeps each finished transcript; by default the one beside the job database."""
         self._store = store
         self._engine = engine
         self._ledger = ledger
         self._settings = settings
+        self._library = library
+        self._library_lock = threading.Lock()
+        self._library_failed = False
 
     @property
     def ledger(self) -> OutputLedger:
@@ -195,6 +204,7 @@ class JobProcessor:
                 )
             _require_queued_content(job, "transcribed")
             written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
+            self._keep(job, transcript, written, output)
         except _Superseded as superseded:
             return self._supersede(job, superseded)
         except Cancelled:
@@ -301,7 +311,12 @@ class JobProcessor:
             )
         except JobStoreError as exc:  # canceled or removed while its transcripts were being written
             log.info("job %d finished after it was %s elsewhere; its transcripts are kept", job.id, exc)
-            return self._store.get(job.id) or job
+            current = self._store.get(job.id)
+            library = self.library() if current is None else None
+            if library is not None:  # removed: its transcript stays searchable but claims no job
+                with contextlib.suppress(LibraryError, OSError, sqlite3.Error):
+                    library.detach(job.id)
+            return current or job
         self._after_processing(done, after)
         return done
 
@@ -318,15 +333,62 @@ class JobProcessor:
         if twin is None or twin.state != DONE:
             log.info("job %d: the job it copies is gone or not done; transcribing it instead", job.id)
             return None
-        data = _twin_transcripts(twin, job, output.formats)
-        if data is None:
-            log.info(
-                "job %d: job %d's transcripts are missing or changed; transcribing instead", job.id, twin.id
-            )
-            return None
-        written = write_rendered(data, job.source, output, ledger=self._ledger, overwrite=overwrite)
+        kept = self._entry_for(twin)
+        if kept is not None:  # rendered from the twin's record: headings and JSON name this recording
+            transcript = dataclasses.replace(kept.transcript, source=str(job.source))
+            written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
+        else:
+            data = _twin_transcripts(twin, job, output.formats)
+            if data is None:
+                log.info(
+                    "job %d: job %d's transcripts are missing or changed; transcribing instead",
+                    job.id,
+                    twin.id,
+                )
+                return None
+            written = write_rendered(data, job.source, output, ledger=self._ledger, overwrite=overwrite)
+            transcript = None
         log.info("job %d: transcripts copied from job %d (%s)", job.id, twin.id, twin.source)
+        if transcript is not None:
+            self._keep(job, transcript, written, output)
         return written, twin.duration, twin.language, 0.0
+
+    def library(self) -> TranscriptLibrary | None:
+        """The library finished transcripts go to; None when it cannot be opened (logged once: the jobs
+        still run and their JSON outputs can be imported later)."""
+        if self._library is None and not self._library_failed:
+            with self._library_lock:
+                if self._library is None and not self._library_failed:
+                    try:
+                        self._library = TranscriptLibrary.beside(self._store.path)
+                    except (LibraryError, OSError, sqlite3.Error) as exc:
+                        self._library_failed = True
+                        log.warning(
+                            "the transcript library cannot be opened (%s); transcripts are not kept", exc
+                        )
+        return self._library
+
+    def _keep(
+        self, job: Job, transcript: Transcript, written: Mapping[str, Path], output: OutputOptions
+    ) -> None:
+        """Keep the finished transcript in the library; a library problem never fails the job."""
+        library = self.library()
+        if library is None:
+            return
+        try:
+            keep_job_transcript(library, job, transcript, dict(written), output)
+        except (LibraryError, OSError, sqlite3.Error) as exc:
+            log.warning("job %d: the transcript could not be kept in the library (%s)", job.id, exc)
+
+    def _entry_for(self, job: Job) -> LibraryEntry | None:
+        library = self.library()
+        if library is None:
+            return None
+        try:
+            return entry_for_job(library, job)
+        except (LibraryError, OSError, sqlite3.Error) as exc:
+            log.warning("job %d: its transcript could not be read from the library (%s)", job.id, exc)
+            return None
 
     def _transcribe(
         self, job: Job, decode: DecodeOptions, progress: _StoreProgress, cancel: threading.Event
