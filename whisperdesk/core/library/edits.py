@@ -246,7 +246,7 @@ def _share(tokens: Sequence[str], start: float, end: float, prefix: str, speaker
     return out
 
 
-def _word_offsets(segment: Segment) -> list[tuple[int, int]]:
+def word_spans(segment: Segment) -> list[tuple[int, int]]:
     """Where each word's text sits in the segment's text (words must appear in order)."""
     spans, pos = [], 0
     for word in segment.words:
@@ -263,7 +263,7 @@ def _word_offsets(segment: Segment) -> list[tuple[int, int]]:
 def _split_words(segment: Segment, position: int) -> tuple[tuple[Word, ...], tuple[Word, ...]]:
     left: list[Word] = []
     right: list[Word] = []
-    for word, (a, b) in zip(segment.words, _word_offsets(segment), strict=True):
+    for word, (a, b) in zip(segment.words, word_spans(segment), strict=True):
         if b <= position:
             left.append(word)
         elif a >= position:
