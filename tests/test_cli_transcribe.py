@@ -137,9 +137,9 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         main(["transcribe"])
     assert info.value.code == 2
     with pytest.raises(SystemExit) as info:
-        main(["transcribe", "--format", "txt,docx", "x.wav"])
+        main(["transcribe", "--format", "txt,pdf", "x.wav"])
     assert info.value.code == 2
-    assert "docx" in capsys.readouterr().err
+    assert "pdf" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["transcribe", "--batch-size", "0", "x.wav"])
     assert info.value.code == 2

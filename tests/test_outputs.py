@@ -215,8 +215,8 @@ def test_json_is_strict_json_without_nan() -> None:
 
 
 def test_unknown_format() -> None:
-    with pytest.raises(ValueError, match="docx"):
-        render(_transcript(), "docx")
+    with pytest.raises(ValueError, match="pdf"):
+        render(_transcript(), "pdf")
 
 
 # --- paths -------------------------------------------------------------------------------------------

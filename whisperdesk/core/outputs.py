@@ -1,4 +1,5 @@
-"""Write a :class:`Transcript` as TXT, SRT, WebVTT and JSON next to the recording (or in an output folder).
+"""Write a :class:`Transcript` as TXT, SRT, WebVTT, JSON, DOCX and Markdown next to the recording (or in an
+output folder).
 
 Safety rules: every format is rendered in memory before anything touches the disk; each file is written
 atomically; a file WhisperDesk did not write (or that someone edited since) is never replaced unless the
@@ -18,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -41,11 +44,19 @@ from whisperdesk.core.errors import (
 )
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import OUTPUT_FORMATS, OutputOptions
-from whisperdesk.core.transcript import Segment, Transcript
+from whisperdesk.core.transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
 
-FORMAT_EXTENSIONS: dict[str, str] = {"txt": ".txt", "srt": ".srt", "vtt": ".vtt", "json": ".json"}
+FORMAT_EXTENSIONS: dict[str, str] = {
+    "txt": ".txt",
+    "srt": ".srt",
+    "vtt": ".vtt",
+    "json": ".json",
+    "docx": ".docx",
+    "md": ".md",
+}
+BINARY_FORMATS = frozenset({"docx"})  # rendered as bytes only (:func:`render_bytes`)
 JSON_SCHEMA_VERSION = 1
 MAX_LINES_PER_CUE = 2
 MIN_FREE_BYTES = 16 * 1024 * 1024  # transcripts are small: below this much free space the disk counts as full
@@ -211,16 +222,33 @@ def render_txt(transcript: Transcript) -> str:
 
 def _render_txt_turns(transcript: Transcript) -> str:
     """One paragraph per speaker turn ("Speaker 1: …"), consecutive segments of one speaker joined."""
-    turns: list[tuple[str | None, list[str]]] = []
+    paragraphs = [f"{t.speaker}: {t.text}" if t.speaker else t.text for t in speaker_turns(transcript)]
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
+
+
+@dataclass(frozen=True)
+class Turn:
+    speaker: str | None
+    start: float
+    end: float
+    text: str
+
+
+def speaker_turns(transcript: Transcript) -> list[Turn]:
+    """Consecutive segments of one speaker joined into a turn; without speaker labels, one turn per segment
+    (a whole recording as one paragraph would be unreadable, and its time stamps would say nothing)."""
+    turns: list[Turn] = []
+    labelled = bool(transcript.speakers)
     for seg in transcript.segments:
         text = " ".join(seg.text.split())
         if not text:
             continue
-        if not turns or turns[-1][0] != seg.speaker:
-            turns.append((seg.speaker, []))
-        turns[-1][1].append(text)
-    paragraphs = [f"{who}: {' '.join(texts)}" if who else " ".join(texts) for who, texts in turns]
-    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
+        if labelled and turns and turns[-1].speaker == seg.speaker:
+            last = turns[-1]
+            turns[-1] = Turn(last.speaker, last.start, max(last.end, float(seg.end)), f"{last.text} {text}")
+        else:
+            turns.append(Turn(seg.speaker, float(seg.start), float(seg.end), text))
+    return turns
 
 
 def render_srt(transcript: Transcript, max_line_length: int = 42) -> str:
@@ -285,10 +313,117 @@ def render_json(transcript: Transcript) -> str:
     }
     if transcript.extra:
         data["extra"] = transcript.extra
+    if transcript.edited:
+        data["edited"] = True  # corrected by hand: a reader (or a re-import) must not take it for raw output
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False, default=_json_default) + "\n"
 
 
+def transcript_from_json(data: Mapping[str, Any]) -> Transcript:
+    """Read back what :func:`render_json` wrote (the library's record, the speaker store, a job's JSON output).
+
+    Raises KeyError, TypeError or ValueError for a document that is not one; callers name the file.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("segments"), list):
+        raise ValueError("not a WhisperDesk JSON transcript (no list of segments)")
+    segments = []
+    for item in data["segments"]:
+        words = tuple(
+            Word(
+                float(w["start"]),
+                float(w["end"]),
+                str(w["word"]),
+                float(w.get("probability") or 0.0),
+                w.get("speaker"),
+            )
+            for w in item.get("words", ())
+        )
+        segments.append(
+            Segment(float(item["start"]), float(item["end"]), str(item["text"]), words, item.get("speaker"))
+        )
+    return Transcript(
+        source=str(data.get("source", "")),
+        segments=segments,
+        language=data.get("language"),
+        language_probability=data.get("language_probability"),
+        duration=float(data.get("duration") or 0.0),
+        model=str(data.get("model", "")),
+        compute_type=str(data.get("compute_type", "")),
+        device=str(data.get("device", "")),
+        processing_time=float(data.get("processing_time") or 0.0),
+        task=str(data.get("task", "transcribe")),
+        extra=dict(data.get("extra") or {}),
+        edited=bool(data.get("edited", False)),
+    )
+
+
+def render_markdown(transcript: Transcript, when: float | None = None) -> str:
+    """A heading with the file, the date and the duration, then one paragraph per speaker turn, each
+    starting with its time stamp; the text is escaped so a word like ``*note*`` stays a word."""
+    lines = [f"# {_md_escape(_title(transcript))}", "", f"*{_md_escape(_facts(transcript, when))}*", ""]
+    for turn in speaker_turns(transcript):
+        who = f" {_md_escape(turn.speaker)}:" if turn.speaker else ""
+        lines += [f"**[{clock_time(turn.start)}]{who}** {_md_escape(turn.text)}", ""]
+    return "\n".join(lines)
+
+
+def render_docx(transcript: Transcript, when: float | None = None) -> bytes:
+    """A Word document: a heading with the file, a line with the date and duration, then one paragraph per
+    speaker turn with its time stamp (and the speaker in bold)."""
+    import docx  # python-docx: only needed when someone asks for DOCX
+
+    document = docx.Document()
+    document.core_properties.title = _xml_safe(_title(transcript))
+    document.core_properties.author = "WhisperDesk"
+    document.add_heading(_xml_safe(_title(transcript)), level=1)
+    document.add_paragraph(_xml_safe(_facts(transcript, when)))
+    for turn in speaker_turns(transcript):
+        paragraph = document.add_paragraph()
+        paragraph.add_run(f"[{clock_time(turn.start)}] ")
+        if turn.speaker:
+            paragraph.add_run(_xml_safe(f"{turn.speaker}: ")).bold = True
+        paragraph.add_run(_xml_safe(turn.text))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def clock_time(seconds: float) -> str:
+    """``hh:mm:ss`` for a time stamp a person reads (exports, search results)."""
+    total = max(0, int(seconds)) if math.isfinite(seconds) else 0
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _title(transcript: Transcript) -> str:
+    return Path(transcript.source).name or "Transcript"
+
+
+def _facts(transcript: Transcript, when: float | None) -> str:
+    date = time.strftime("%Y-%m-%d", time.localtime(time.time() if when is None else when))
+    facts = [f"Date: {date}", f"Duration: {clock_time(transcript.duration)}"]
+    if transcript.language:
+        facts.append(f"Language: {transcript.language}")
+    if transcript.edited:
+        facts.append("Edited")
+    return " · ".join(facts)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~!])")
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _md_escape(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def _xml_safe(text: str) -> str:
+    """Word documents are XML: control characters (which a decoder can emit) would make python-docx refuse."""
+    return _XML_INVALID.sub("", text)
+
+
 def render(transcript: Transcript, fmt: str, options: OutputOptions | None = None) -> str:
+    """A text format as a string; DOCX is binary: use :func:`render_bytes`."""
     width = (options or OutputOptions()).max_line_length
     if fmt == "txt":
         return render_txt(transcript)
@@ -298,7 +433,23 @@ def render(transcript: Transcript, fmt: str, options: OutputOptions | None = Non
         return render_vtt(transcript, width)
     if fmt == "json":
         return render_json(transcript)
+    if fmt == "md":
+        return render_markdown(transcript)
+    if fmt in BINARY_FORMATS:
+        raise ValueError(f"{fmt} is a binary format: render it with render_bytes")
     raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def render_bytes(
+    transcript: Transcript, fmt: str, options: OutputOptions | None = None, *, when: float | None = None
+) -> bytes:
+    """Any format as the bytes to write; ``when`` (epoch seconds) is the date DOCX and Markdown headings
+    show: the transcription's, so a later re-render after an edit keeps it (default: now)."""
+    if fmt == "docx":
+        return render_docx(transcript, when)
+    if fmt == "md":
+        return render_markdown(transcript, when).encode("utf-8")
+    return render(transcript, fmt, options).encode("utf-8")
 
 
 def _stamp(seconds: float, sep: str) -> str:
@@ -414,7 +565,7 @@ class OutputLedger:
         entry = self.lookup(target)
         if entry is None or (source is not None and entry.source != _key(source)):
             return False
-        return _file_sha256(Path(target)) in entry.hashes
+        return file_sha256(Path(target)) in entry.hashes
 
     def record(self, written: Mapping[Path, str], source: Path | str) -> None:
         """Remember ``{path: sha256}`` as written by WhisperDesk for ``source``."""
@@ -480,7 +631,7 @@ def _key(path: Path | str) -> str:
     return os.path.normcase(str(Path(path).expanduser().resolve(strict=False)))
 
 
-def _file_sha256(path: Path) -> str | None:
+def file_sha256(path: Path) -> str | None:
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -542,7 +693,7 @@ def write_outputs(
     by this call are restored (or removed, if new) first.
     """
     options.validate()  # at least one known format, a sane line length
-    data = {fmt: render(transcript, fmt, options).encode("utf-8") for fmt in options.formats}
+    data = {fmt: render_bytes(transcript, fmt, options) for fmt in options.formats}
     return write_rendered(data, source, options, output_dir=output_dir, ledger=ledger, overwrite=overwrite)
 
 
@@ -568,27 +719,39 @@ def write_rendered(
         if ledger is not None and _taken_by_another_recording(paths.values(), source, ledger):
             paths = _full_name_paths(source, paths)
         previous = _check_targets(source, paths.values(), ledger, overwrite)
-        digests = {paths[fmt]: hashlib.sha256(data[fmt]).hexdigest() for fmt in paths}
-        if ledger is not None:
-            try:
-                ledger.record_pending(digests, source)
-            except OSError as exc:
-                log.warning("could not update the output ledger %s (%s)", ledger.path, exc)
-        written: list[Path] = []
-        for fmt, target in paths.items():
-            try:
-                atomic_write_bytes(target, data[fmt])
-            except OSError as exc:
-                _roll_back(written, previous)
-                if ledger is not None:  # the pending entries of files that never came to be
-                    with contextlib.suppress(OSError):
-                        ledger.forget([t for t in paths.values() if previous.get(t) is _ABSENT])
-                raise _write_error(
-                    f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}"
-                    + ("; the files already written for this recording were rolled back" if written else ""),
-                    exc,
-                ) from exc
-            written.append(target)
+        _write_set({paths[fmt]: data[fmt] for fmt in paths}, previous, source, ledger)
+    return paths
+
+
+def _write_set(
+    data: Mapping[Path, bytes],
+    previous: Mapping[Path, object],
+    source: Path | str,
+    ledger: OutputLedger | None,
+) -> None:
+    """Write every file or none (under ``_WRITE_LOCK``): the ledger hears of each before and after, and a
+    failure puts back what this call replaced. ``previous`` holds each target's old bytes, or ``_ABSENT``."""
+    digests = {target: hashlib.sha256(content).hexdigest() for target, content in data.items()}
+    if ledger is not None:
+        try:
+            ledger.record_pending(digests, source)
+        except OSError as exc:
+            log.warning("could not update the output ledger %s (%s)", ledger.path, exc)
+    written: list[Path] = []
+    for target, content in data.items():
+        try:
+            atomic_write_bytes(target, content)
+        except OSError as exc:
+            _roll_back(written, previous)
+            if ledger is not None:  # the pending entries of files that never came to be
+                with contextlib.suppress(OSError):
+                    ledger.forget([t for t in data if previous.get(t) is _ABSENT])
+            raise _write_error(
+                f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}"
+                + ("; the files already written for this recording were rolled back" if written else ""),
+                exc,
+            ) from exc
+        written.append(target)
     if ledger is not None:
         try:
             ledger.record(digests, source)
@@ -598,7 +761,59 @@ def write_rendered(
                 ledger.path,
                 exc,
             )
-    return paths
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    """What :func:`rewrite_outputs` did with each file of a transcript's set."""
+
+    written: tuple[Path, ...]
+    conflicts: tuple[Path, ...]  # changed outside WhisperDesk since it wrote them (or not ours): left alone
+    missing: tuple[Path, ...]  # no longer there (deleted or moved by the user): not made again
+
+
+def rewrite_outputs(
+    data: Mapping[Path, bytes],
+    source: Path | str,
+    *,
+    ledger: OutputLedger | None,
+    overwrite: Iterable[Path | str] = (),
+    ours: Mapping[Path, str] | None = None,
+) -> RewriteResult:
+    """Replace files WhisperDesk wrote earlier (``{path: new bytes}``) with a new rendering, all or none.
+
+    The ledger's rule decides what may be replaced: a file is ours while its content hash is what we wrote
+    (the ledger's entry, or ``ours[path]``, a hash the caller recorded when it was written). Any other file
+    is a conflict and stays as it is unless its path is in ``overwrite`` (the user said so). A file that is
+    gone is left gone. Raises :class:`OutputWriteError` when the disk refuses; nothing is then changed.
+    """
+    forced = {_key(p) for p in overwrite}
+    known = {_key(p): digest for p, digest in (ours or {}).items()}
+    todo: dict[Path, bytes] = {}
+    conflicts: list[Path] = []
+    missing: list[Path] = []
+    with _WRITE_LOCK:
+        previous: dict[Path, object] = {}
+        for target, content in data.items():
+            target = Path(target)
+            if not os.path.lexists(target) or target.is_dir():
+                missing.append(target)
+                continue
+            current = file_sha256(target)
+            owned = current is not None and (
+                (ledger is not None and ledger.owns(target)) or known.get(_key(target)) == current
+            )
+            if not owned and _key(target) not in forced:
+                conflicts.append(target)
+                continue
+            try:
+                previous[target] = target.read_bytes()
+            except OSError:
+                previous[target] = _UNKNOWN
+            todo[target] = content
+        if todo:
+            _write_set(todo, previous, source, ledger)
+    return RewriteResult(tuple(todo), tuple(conflicts), tuple(missing))
 
 
 def _full_name_paths(source: Path, paths: Mapping[str, Path]) -> dict[str, Path]:
@@ -699,7 +914,7 @@ def _check_targets(
                     f"{target} holds the transcript of another recording ({entry.source}); {advice}"
                 )
                 continue
-            if _file_sha256(target) not in entry.hashes:
+            if file_sha256(target) not in entry.hashes:
                 problems.append(f"{target} was changed after WhisperDesk wrote it; {advice}")
                 continue
         try:

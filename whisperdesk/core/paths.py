@@ -35,6 +35,12 @@ class AppPaths:
         return self.data_dir / "jobs.sqlite3"
 
     @property
+    def library_db(self) -> Path:
+        """The transcripts of record and their search index, beside the queue (its own file: see
+        ``core/library``)."""
+        return self.data_dir / "library.sqlite3"
+
+    @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"
 

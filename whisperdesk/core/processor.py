@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ from whisperdesk.core.errors import (
     WhisperDeskError,
 )
 from whisperdesk.core.jobstore import CANCELED, DONE, Job, JobStateError, JobStore, JobStoreError
+from whisperdesk.core.library.jobs import entry_for_job, keep_job_transcript
+from whisperdesk.core.library.store import LibraryEntry, LibraryError, TranscriptLibrary
 from whisperdesk.core.outputs import (
     FORMAT_EXTENSIONS,
     OutputLedger,
@@ -120,11 +123,16 @@ class JobProcessor:
         engine: Engine,
         ledger: OutputLedger,
         settings: Callable[[], Settings],
+        library: TranscriptLibrary | None = None,
     ) -> None:
+        """``library`` keeps each finished transcript; by default the one beside the job database."""
         self._store = store
         self._engine = engine
         self._ledger = ledger
         self._settings = settings
+        self._library = library
+        self._library_lock = threading.Lock()
+        self._library_failed = False
 
     def process(
         self,
@@ -173,6 +181,7 @@ class JobProcessor:
                     "no transcript was written; add it again from where it is now",
                 )
             written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
+            self._keep(job, transcript, written, output)
         except Cancelled:
             if shutdown is not None and shutdown.is_set():
                 log.info("job %d interrupted by shutdown; it stays queued: %s", job.id, job.source)
@@ -229,15 +238,62 @@ class JobProcessor:
         if twin is None or twin.state != DONE:
             log.info("job %d: the job it copies is gone or not done; transcribing it instead", job.id)
             return None
-        data = _twin_transcripts(twin, job, output.formats)
-        if data is None:
-            log.info(
-                "job %d: job %d's transcripts are missing or changed; transcribing instead", job.id, twin.id
-            )
-            return None
-        written = write_rendered(data, job.source, output, ledger=self._ledger, overwrite=overwrite)
+        kept = self._entry_for(twin)
+        if kept is not None:  # rendered from the twin's record: headings and JSON name this recording
+            transcript = dataclasses.replace(kept.transcript, source=str(job.source))
+            written = write_outputs(transcript, job.source, output, ledger=self._ledger, overwrite=overwrite)
+        else:
+            data = _twin_transcripts(twin, job, output.formats)
+            if data is None:
+                log.info(
+                    "job %d: job %d's transcripts are missing or changed; transcribing instead",
+                    job.id,
+                    twin.id,
+                )
+                return None
+            written = write_rendered(data, job.source, output, ledger=self._ledger, overwrite=overwrite)
+            transcript = None
         log.info("job %d: transcripts copied from job %d (%s)", job.id, twin.id, twin.source)
+        if transcript is not None:
+            self._keep(job, transcript, written, output)
         return written, twin.duration, twin.language, 0.0
+
+    def library(self) -> TranscriptLibrary | None:
+        """The library finished transcripts go to; None when it cannot be opened (logged once: the jobs
+        still run and their JSON outputs can be imported later)."""
+        if self._library is None and not self._library_failed:
+            with self._library_lock:
+                if self._library is None and not self._library_failed:
+                    try:
+                        self._library = TranscriptLibrary.beside(self._store.path)
+                    except (LibraryError, OSError, sqlite3.Error) as exc:
+                        self._library_failed = True
+                        log.warning(
+                            "the transcript library cannot be opened (%s); transcripts are not kept", exc
+                        )
+        return self._library
+
+    def _keep(
+        self, job: Job, transcript: Transcript, written: Mapping[str, Path], output: OutputOptions
+    ) -> None:
+        """Keep the finished transcript in the library; a library problem never fails the job."""
+        library = self.library()
+        if library is None:
+            return
+        try:
+            keep_job_transcript(library, job, transcript, dict(written), output)
+        except (LibraryError, OSError, sqlite3.Error) as exc:
+            log.warning("job %d: the transcript could not be kept in the library (%s)", job.id, exc)
+
+    def _entry_for(self, job: Job) -> LibraryEntry | None:
+        library = self.library()
+        if library is None:
+            return None
+        try:
+            return entry_for_job(library, job)
+        except (LibraryError, OSError, sqlite3.Error) as exc:
+            log.warning("job %d: its transcript could not be read from the library (%s)", job.id, exc)
+            return None
 
     def _transcribe(
         self, job: Job, decode: DecodeOptions, progress: _StoreProgress, cancel: threading.Event

@@ -23,7 +23,7 @@ SETTINGS_VERSION = 1
 
 DEVICES = ("auto", "cpu", "cuda")
 TASKS = ("transcribe", "translate")
-OUTPUT_FORMATS = ("txt", "srt", "vtt", "json")
+OUTPUT_FORMATS = ("txt", "srt", "vtt", "json", "docx", "md")
 AFTER_PROCESSING = ("leave", "move", "delete")
 KNOWN_MODELS = (
     "tiny",

@@ -37,6 +37,7 @@ class Transcript:
     processing_time: float = 0.0
     task: str = "transcribe"
     extra: dict[str, Any] = field(default_factory=dict)
+    edited: bool = False  # corrected by the user since the engine made it (the JSON output says so too)
 
     @property
     def speakers(self) -> list[str]:

@@ -13,16 +13,21 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
 from whisperdesk.core.errors import OutputWriteError, WhisperDeskError
 from whisperdesk.core.jobstore import Job
-from whisperdesk.core.outputs import FORMAT_EXTENSIONS, OutputLedger, render, render_json
+from whisperdesk.core.outputs import (
+    FORMAT_EXTENSIONS,
+    OutputLedger,
+    render_bytes,
+    render_json,
+    transcript_from_json,
+)
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import OutputOptions
 from whisperdesk.core.speakers.assign import rename_speakers
-from whisperdesk.core.transcript import Segment, Transcript, Word
+from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +52,11 @@ def save_job_transcript(job_id: int, transcript: Transcript, paths: AppPaths | N
 def load_transcript(path: Path) -> Transcript:
     """Read back what :func:`render_json` wrote; raises WhisperDeskError naming the file if it cannot."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        segments = [_segment(item) for item in data["segments"]]
-        return Transcript(
-            source=str(data.get("source", "")),
-            segments=segments,
-            language=data.get("language"),
-            language_probability=data.get("language_probability"),
-            duration=float(data.get("duration") or 0.0),
-            model=str(data.get("model", "")),
-            compute_type=str(data.get("compute_type", "")),
-            device=str(data.get("device", "")),
-            processing_time=float(data.get("processing_time") or 0.0),
-            task=str(data.get("task", "transcribe")),
-            extra=dict(data.get("extra") or {}),
-        )
+        return transcript_from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WhisperDeskError(
             f"{path}: the saved speaker transcript cannot be read ({exc}); transcribe the file again"
         ) from None
-
-
-def _segment(item: Mapping[str, Any]) -> Segment:
-    words = tuple(
-        Word(
-            float(w["start"]),
-            float(w["end"]),
-            str(w["word"]),
-            float(w.get("probability") or 0.0),
-            w.get("speaker"),
-        )
-        for w in item.get("words", ())
-    )
-    return Segment(float(item["start"]), float(item["end"]), str(item["text"]), words, item.get("speaker"))
 
 
 def job_speakers(job_id: int, paths: AppPaths | None = None) -> list[str]:
@@ -121,7 +98,7 @@ def rename_job_speakers(
         if fmt is None or not target.is_file() or not ledger.owns(target):
             kept.append(target)
             continue
-        data = render(renamed, fmt, output).encode("utf-8")
+        data = render_bytes(renamed, fmt, output)
         entry = ledger.lookup(target)
         try:
             atomic_write_bytes(target, data)
