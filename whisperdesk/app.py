@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Slot
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
 
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.errors import WhisperDeskError
 from whisperdesk.core.jobstore import JobStore
+from whisperdesk.core.library.store import TranscriptLibrary
 from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
@@ -32,10 +35,12 @@ from whisperdesk.services.log_bridge import LogBridge
 from whisperdesk.services.model_downloads import ModelDownloads
 from whisperdesk.services.model_queue_guard import ModelQueueGuard
 from whisperdesk.services.notifier import Notifier
+from whisperdesk.services.playback import LocatedRecordings
 from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.services.speaker_renamer import SpeakerRenamer
 from whisperdesk.services.store_feed import StoreFeed
+from whisperdesk.services.transcripts import TranscriptService
 from whisperdesk.services.watcher_bridge import WatcherBridge
 from whisperdesk.ui.gpu_panel import GpuPanel
 from whisperdesk.ui.log_view import LogView
@@ -45,11 +50,22 @@ from whisperdesk.ui.queue_view import JobQueueView
 from whisperdesk.ui.settings_dialog import SettingsDialog
 from whisperdesk.ui.tray import Tray, tray_available
 from whisperdesk.ui.watched_panel import WatchedFoldersPanel
+from whisperdesk.ui.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).parent / "resources"
+OPEN_TRANSCRIPT = "open_transcript"
 SHUTDOWN_WAIT_MS = 30_000
+
+
+def open_library(paths: AppPaths) -> TranscriptLibrary | None:
+    """The transcript library beside the queue; None (logged) when it cannot be opened: the queue runs on."""
+    try:
+        return TranscriptLibrary.beside(paths.jobs_db)
+    except (WhisperDeskError, OSError, sqlite3.Error) as exc:
+        log.warning("the transcript library cannot be opened (%s); the transcript workspace is off", exc)
+        return None
 
 
 def app_icon() -> QIcon:
@@ -120,9 +136,26 @@ class Desktop(QObject):
         self.feed = StoreFeed(self.store, self)  # the one listener and poller of the job store
         self.model = JobTableModel(self.store, self, feed=self.feed)
         self.view = JobQueueView(self.model)
-        self.processor = JobProcessor(self.store, self.engine, OutputLedger.default(paths), self._settings)
+        self.library = open_library(paths)
+        self.processor = JobProcessor(
+            self.store, self.engine, OutputLedger.default(paths), self._settings, library=self.library
+        )
         self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
         self.renamer = SpeakerRenamer(self.store, OutputLedger.default(paths), self._settings, self)
+        # The transcript workspace: read, hear, correct and search every kept transcript.
+        self.transcripts: TranscriptService | None = None
+        self.workspace: Workspace | None = None
+        if self.library is not None:
+            self.transcripts = TranscriptService(self.store, self.library, OutputLedger.default(paths), self)
+            self.workspace = Workspace(
+                self.transcripts,
+                LocatedRecordings(paths.data_dir / "located-recordings.json"),
+                ask=confirm,
+                parent_widget=self._window_or_none,
+                parent=self,
+            )
+            self.view.set_library(self.transcripts)
+            self.model.set_edited_jobs(self.transcripts.edited_job_ids())
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -139,6 +172,9 @@ class Desktop(QObject):
     @property
     def settings(self) -> Settings:
         return self.controller.settings
+
+    def _window_or_none(self) -> QWidget | None:
+        return getattr(self, "window", None)
 
     def _settings(self) -> Settings:
         return self.controller.settings
@@ -160,7 +196,7 @@ class Desktop(QObject):
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
         w.benchmarkRequested.connect(self._on_benchmark_requested)
-        self.notifier.bannerRequested.connect(w.banner.show_notice)
+        self.notifier.bannerRequested.connect(self._on_notice)
         self.log_bridge.recordEmitted.connect(self.log_view.append_record)
         self.log_view.levelChanged.connect(self.log_bridge.set_level)
         if self.tray is not None:
@@ -202,6 +238,18 @@ class Desktop(QObject):
         view.overwriteRequested.connect(runner.retry_overwrite)
         view.otherFolderChosen.connect(runner.retry_in_folder)
         view.openFailed.connect(window.show_warning)
+        if self.workspace is not None and self.transcripts is not None:
+            view.transcriptRequested.connect(self.workspace.open_job)
+            view.transcriptReleased.connect(self.transcripts.release_job)
+            self.transcripts.editedChanged.connect(model.set_edited)
+            runner.jobFinished.connect(self._on_job_finished)
+            self.workspace.problem.connect(window.show_warning)
+            self.workspace.exported.connect(self._on_exported)
+            self.notifier.openRequested.connect(self.workspace.open_job)
+            window.banner.actionTriggered.connect(self._on_banner_action)
+            window.searchRequested.connect(self.workspace.open_search)
+        else:
+            window.search_action.setEnabled(False)
         self.controller.settingsChanged.connect(self.watcher.apply)
         self.watcher.statusChanged.connect(self.watched_panel.set_status)
         self.watched_panel.rescanRequested.connect(self.watcher.rescan)
@@ -309,6 +357,35 @@ class Desktop(QObject):
         self.model.refresh_speakers(job_id)
         log.info("%s", summary)
 
+    @Slot(str, str, str)
+    def _on_notice(self, title: str, message: str, level: str) -> None:
+        """In-window notices of ready transcripts offer to open the latest one (as a tray click does)."""
+        if (
+            self.workspace is not None
+            and level == "info"
+            and self.notifier.last_done_job is not None
+            and ("ready" in title.lower() or "finished" in title.lower())
+        ):
+            self.window.banner.show_message(title, message, level, OPEN_TRANSCRIPT, "Open transcript")
+        else:
+            self.window.banner.show_notice(title, message, level)
+
+    @Slot(str)
+    def _on_banner_action(self, action_id: str) -> None:
+        if action_id == OPEN_TRANSCRIPT:
+            self.notifier.message_clicked()
+
+    @Slot(object)
+    def _on_job_finished(self, job: object) -> None:
+        """A job transcribed again has a fresh, uncorrected transcript."""
+        job_id = getattr(job, "id", None)
+        if isinstance(job_id, int) and self.transcripts is not None:
+            self.model.set_edited(job_id, self.transcripts.is_edited(job_id))
+
+    @Slot(str)
+    def _on_exported(self, path: str) -> None:
+        self.window.statusBar().showMessage(f"Exported {path}", 8000)
+
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
         self.window.set_queue_summary(text, None if fraction < 0 else fraction)
@@ -341,6 +418,8 @@ class Desktop(QObject):
             return
         self._closed = True
         self.notifier.close()  # what finished in the last moment is still told
+        if self.workspace is not None:
+            self.workspace.close_all()
         self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
         for step in (self._shutdown_queue, self.bridge.shutdown, self.downloads.shutdown):
@@ -360,6 +439,10 @@ class Desktop(QObject):
         self.watcher.shutdown()
         self.runner.shutdown()
         self.renamer.wait()
+        if self.workspace is not None and self.transcripts is not None:
+            self.transcripts.wait()
+        if self.library is not None:
+            self.library.close()
         self.summary.shutdown()
         self.model.close()
         self.feed.close()
