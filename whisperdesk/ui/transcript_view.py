@@ -174,7 +174,7 @@ class SegmentDelegate(QStyledItemDelegate):
             bold.setBold(new_turn)
             painter.setFont(bold)
             painter.setPen(colour if isinstance(colour, QColor) and not selected else text_colour)
-            name = segment.speaker if new_turn else "·"
+            name = segment.speaker if new_turn else ""  # the colour bar says who goes on speaking
             speaker_rect = QRect(time_rect.right() + 1, line_top, SPEAKER_WIDTH - PAD_X, fm.height())
             elided = painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, speaker_rect.width())
             painter.drawText(speaker_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, elided)
