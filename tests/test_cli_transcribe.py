@@ -215,3 +215,22 @@ def test_several_files_share_batches_and_are_written_in_the_order_given(
     assert _outputs(tmp_path / "out") == ["memo.txt", "talk.flac.txt", "talk.txt"]
     for seed, name in enumerate(("talk.txt", "talk.flac.txt", "memo.txt")):
         assert _said(seed) in (tmp_path / "out" / name).read_text().lower()
+
+
+def test_docx_and_markdown_formats(
+    tmp_path: Path, model_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import docx
+
+    source = write_audio(tmp_path / "memo.wav", _signal(5.0, seed=1))
+    out = tmp_path / "out"
+    code = main(["transcribe", *model_args, "--format", "docx,md", "--output-dir", str(out), str(source)])
+    assert code == 0, capsys.readouterr().err
+    assert _outputs(out) == ["memo.docx", "memo.md"]
+    paragraphs = [p.text for p in docx.Document(str(out / "memo.docx")).paragraphs]
+    assert paragraphs[0] == "memo.wav" and paragraphs[1].startswith("Date: ")
+    assert "Duration: 00:00:05" in paragraphs[1] and "Language: en" in paragraphs[1]
+    assert paragraphs[2].startswith("[00:00:00] ") and _said(1) in " ".join(paragraphs[2:]).lower()
+    markdown = (out / "memo.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# memo.wav\n\n*Date: ") and "**[00:00:00]**" in markdown
+    assert _said(1) in markdown.lower()

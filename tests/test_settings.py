@@ -60,13 +60,13 @@ def test_invalid_values_named_and_replaced(tmp_path: Path, caplog: pytest.LogCap
     data["model"]["compute_type"] = "int3"
     data["decode"]["beam_size"] = "five"
     data["decode"]["language"] = "de"
-    data["output"]["formats"] = ["txt", "docx"]
+    data["output"]["formats"] = ["txt", "pdf"]
     data["ui"]["mystery"] = True
     data["watched"] = [{"path": "/a", "after_processing": "shred"}, {"nopath": 1}]
     path.write_text(json.dumps(data))
     settings, problems = load_settings(path)
     text = "\n".join(problems)
-    for fragment in ("batch_size=0", "int3", "beam_size='five'", "docx", "mystery", "shred", "watched[1]"):
+    for fragment in ("batch_size=0", "int3", "beam_size='five'", "pdf", "mystery", "shred", "watched[1]"):
         assert fragment in text
     assert settings.model.batch_size == 8
     assert settings.model.compute_type == "int8"

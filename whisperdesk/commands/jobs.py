@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ from whisperdesk.core.jobstore import (
     JobStore,
     JobStoreError,
 )
+from whisperdesk.core.library import LibraryError, TranscriptLibrary, remove_job
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.queue.retry import retry_settings
 from whisperdesk.core.settings import load_settings
@@ -81,6 +83,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Forget jobs. A removed job's file counts as new: a watched folder will queue it again.",
     )
     remove.add_argument("ids", nargs="+", type=_job_id, metavar="ID")
+    remove.add_argument(
+        "--delete-transcript",
+        action="store_true",
+        help="also delete the transcript from the library (by default it stays searchable)",
+    )
 
     clear = actions.add_parser(
         "clear",
@@ -132,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         if action == "retry":
             return _retry(store, args)
         if action == "remove":
-            return _remove(store, args.ids)
+            return _remove(store, args.ids, keep_transcript=not args.delete_transcript)
         if action == "clear":
             return _clear(store, args.all)
         return _list(store, args)
@@ -226,11 +233,15 @@ def _retry(store: JobStore, args: argparse.Namespace) -> int:
     return status
 
 
-def _remove(store: JobStore, ids: list[int]) -> int:
+def _remove(store: JobStore, ids: list[int], *, keep_transcript: bool) -> int:
     status = EXIT_OK
+    try:
+        library = TranscriptLibrary.beside(store.path)
+    except (LibraryError, OSError, sqlite3.Error) as exc:
+        return _fail(f"{exc}; no job was removed")
     for job_id in ids:
         try:
-            removed = store.remove(job_id)
+            removed = remove_job(store, library, job_id, keep_transcript=keep_transcript)
         except JobStateError as exc:
             status = _fail(str(exc))
             continue
@@ -238,6 +249,7 @@ def _remove(store: JobStore, ids: list[int]) -> int:
             status = _fail(str(JobNotFoundError(job_id)))
             continue
         print(f"removed job {job_id}")
+    library.close()
     return status
 
 

@@ -80,7 +80,9 @@ def add_decode_options(parser: argparse.ArgumentParser) -> None:
 def add_output_options(parser: argparse.ArgumentParser, *, formats: bool = True) -> None:
     group = parser.add_argument_group("output")
     if formats:
-        group.add_argument("--format", type=_formats, dest="formats", help="comma list of txt,srt,vtt,json")
+        group.add_argument(
+            "--format", type=_formats, dest="formats", help=f"comma list of {','.join(OUTPUT_FORMATS)}"
+        )
     group.add_argument(
         "--output-dir", dest="output_dir", help="write transcripts here (default: beside source)"
     )

@@ -9,13 +9,15 @@ atomically and together: a failure puts back the ones already replaced.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from whisperdesk.core.errors import WhisperDeskError
 from whisperdesk.core.library.store import LibraryEntry, TranscriptLibrary
 from whisperdesk.core.outputs import FORMAT_EXTENSIONS, OutputLedger, render_bytes, rewrite_outputs
 from whisperdesk.core.settings import OutputOptions
+from whisperdesk.core.speakers import assign
 from whisperdesk.core.transcript import Transcript
 
 
@@ -85,3 +87,29 @@ def write_entry_outputs(
     if result.written:
         library.record_outputs(entry.id, {formats[p]: p for p in result.written})
     return SaveReport(library.require(entry.id), result.written, result.conflicts, result.missing)
+
+
+def rename_speakers(
+    library: TranscriptLibrary,
+    entry_id: int,
+    names: Mapping[str, str],
+    *,
+    ledger: OutputLedger | None,
+    overwrite: Iterable[Path | str] = (),
+    base_version: int | None = None,
+) -> SaveReport:
+    """Rename speakers everywhere in one transcript ({"Speaker 1": "Ada"}) and save it like any edit: the
+    record, the search index (the speaker filter finds "Ada") and every file of the job."""
+    cleaned = {old: " ".join(new.split()) for old, new in names.items()}
+    if any(not new for new in cleaned.values()):
+        raise WhisperDeskError("a speaker name cannot be empty; type a name or keep the old one")
+    entry = library.require(entry_id)
+    renamed = assign.rename_speakers(entry.transcript, cleaned)
+    return save_edit(
+        library,
+        entry_id,
+        renamed,
+        ledger=ledger,
+        overwrite=overwrite,
+        base_version=entry.version if base_version is None else base_version,
+    )

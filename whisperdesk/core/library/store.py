@@ -604,6 +604,10 @@ class TranscriptLibrary:
     def count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
+    def segment_count(self) -> int:
+        """Segments in the search index (with text)."""
+        return int(self._conn().execute("SELECT COUNT(*) FROM segments").fetchone()[0])
+
     def get_meta(self, key: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])

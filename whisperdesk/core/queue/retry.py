@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from whisperdesk.core.errors import DISK_FULL, OUTPUT_EXISTS, OUTPUT_UNWRITABLE
-from whisperdesk.core.jobstore import FAILED, Job
+from whisperdesk.core.jobstore import DONE, FAILED, Job
+from whisperdesk.core.library.store import TranscriptLibrary
 from whisperdesk.core.processor import job_settings
 from whisperdesk.core.settings import AFTER_PROCESSING, Settings
 
@@ -31,6 +32,12 @@ def fix_actions(job: Job) -> tuple[str, ...]:
     if job.state != FAILED or job.error_kind is None:
         return ()
     return _ACTIONS.get(job.error_kind, ())
+
+
+def retry_discards_edits(job: Job, library: TranscriptLibrary | None) -> bool:
+    """True when running ``job`` again would replace a transcript the user corrected: a done job is
+    transcribed anew and its files rewritten, so the window asks before it throws the edits away."""
+    return library is not None and job.state == DONE and library.is_edited(job.id)
 
 
 def retry_settings(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,9 @@ from pathlib import Path
 from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
 from whisperdesk.core.errors import OutputWriteError, WhisperDeskError
 from whisperdesk.core.jobstore import Job
+from whisperdesk.core.library import edit as library_edit
+from whisperdesk.core.library.jobs import entry_for_job
+from whisperdesk.core.library.store import LibraryError, TranscriptLibrary
 from whisperdesk.core.outputs import (
     FORMAT_EXTENSIONS,
     OutputLedger,
@@ -89,6 +93,9 @@ def rename_job_speakers(
     cleaned = {old: " ".join(new.split()) for old, new in names.items()}
     if any(not new for new in cleaned.values()):
         raise WhisperDeskError("a speaker name cannot be empty; type a name or keep the old one")
+    kept_in_library = _rename_in_library(job, cleaned, ledger, paths)
+    if kept_in_library is not None:
+        return kept_in_library
     path = job_transcript_path(job.id, paths)
     renamed = rename_speakers(load_transcript(path), cleaned)
     rewritten: list[Path] = []
@@ -111,3 +118,25 @@ def rename_job_speakers(
         rewritten.append(target)
     save_job_transcript(job.id, renamed, paths)
     return RenameResult(tuple(rewritten), tuple(kept))
+
+
+def _rename_in_library(
+    job: Job, names: Mapping[str, str], ledger: OutputLedger, paths: AppPaths | None
+) -> RenameResult | None:
+    """The job's transcript of record is the library's (it may carry the user's corrections): rename there,
+    which rewrites the job's files under the same rules, and keep this store's copy and names in step.
+    None when the library has no transcript for the job (this store's copy is used instead)."""
+    try:
+        library = TranscriptLibrary((paths or AppPaths.default()).library_db)
+    except (LibraryError, OSError, sqlite3.Error) as exc:
+        log.warning("the transcript library cannot be opened (%s); renaming from the speaker store", exc)
+        return None
+    try:
+        entry = entry_for_job(library, job)
+        if entry is None:
+            return None
+        report = library_edit.rename_speakers(library, entry.id, names, ledger=ledger)
+    finally:
+        library.close()
+    save_job_transcript(job.id, report.entry.transcript, paths)
+    return RenameResult(report.written, report.conflicts + report.missing)
