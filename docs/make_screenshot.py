@@ -1,5 +1,9 @@
 """Take docs/screenshot.png: the real window, with recordings dropped on it, under a real X server.
 
+``--workspace [docs/workspace.png]`` takes the second picture instead: a two-voice espeak-ng conversation
+transcribed with speaker labels and word timestamps, open in the transcript workspace while it plays
+(``xvfb-run -s "-screen 0 1280x800x24" python docs/make_screenshot.py --workspace``).
+
 Run under Xvfb with an XEmbed tray, e.g.::
 
     xvfb-run -s "-screen 0 1280x800x24" sh -c 'trayer --edge top --align right --widthtype request & \
@@ -150,5 +154,96 @@ def main(out: str) -> int:
         shutil.rmtree(home, ignore_errors=True)
 
 
+# A two-person conversation for the workspace shot: (espeak-ng voice, line), spoken in turn.
+DIALOGUE = [
+    ("en-us+m3", "Thanks for coming in. Let's start with the budget for the new office."),
+    ("en-gb+f2", "Sure. The budget is about forty thousand, most of it for furniture and the network."),
+    ("en-us+m3", "That sounds reasonable. When can the team move in?"),
+    ("en-gb+f2", "The landlord says the keys are ready on the first of March, so the second week of March."),
+    ("en-us+m3", "Good. And what about the public holiday in the same week?"),
+    ("en-gb+f2", "We move after the holiday. I will send everyone a plan by Friday."),
+    ("en-us+m3", "Perfect. Please add the printer and the meeting room screens to the list."),
+    ("en-gb+f2", "Will do. I will also ask the support team what they need."),
+]
+
+
+def dialogue(folder: Path) -> Path:
+    """The conversation as one recording: each line in its speaker's voice, half a second apart."""
+    import numpy as np
+
+    from whisperdesk.core.audio import decode
+    from whisperdesk.devtools.synth_audio import speech_like, write_audio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i, (voice, line) in enumerate(DIALOGUE):
+        spoken = speech_like(line, folder / f"line-{i}.wav", voice=voice)
+        if spoken is None:
+            raise SystemExit("espeak-ng is needed to speak the example dialogue; install it first")
+        parts += [decode(spoken), np.zeros(8000, dtype=np.float32)]
+    return write_audio(folder / "office move meeting.wav", np.concatenate(parts))
+
+
+def workspace(out: str) -> int:
+    """Take docs/workspace.png: a real speaker-labelled transcript open in the workspace, playing."""
+    home = Path(tempfile.mkdtemp(prefix="wd-shot-"))
+    os.environ["WHISPERDESK_HOME"] = str(home)
+    from whisperdesk.app import Desktop
+    from whisperdesk.core.jobstore import DONE, FAILED
+    from whisperdesk.core.paths import AppPaths
+    from whisperdesk.core.processor import job_settings
+    from whisperdesk.core.settings import DecodeOptions, OutputOptions, Settings
+
+    settings = Settings(
+        decode=DecodeOptions(word_timestamps=True),
+        output=OutputOptions(output_dir=str(home / "transcripts")),
+    )
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("WhisperDesk")
+    desktop = Desktop(AppPaths.default().ensure(), settings)
+    desktop.show()
+    desktop.window.resize(*WINDOW_SIZE)
+    recording = dialogue(home / "in")
+    desktop.runner.add_paths([recording], job_settings(settings, speakers="2"))
+    state: dict[str, object] = {}
+
+    def poll() -> None:
+        jobs = desktop.store.list()
+        if jobs and jobs[0].state in (DONE, FAILED):
+            if jobs[0].state == FAILED:
+                print(f"the job failed: {jobs[0].error}", flush=True)
+                app.exit(1)
+                return
+            assert desktop.workspace is not None
+            window = desktop.workspace.open_job(jobs[0].id)
+            assert window is not None
+            window.resize(*WINDOW_SIZE)
+            window.move(0, 0)
+            window.list.setCurrentIndex(window.model.index(2))
+            window.seek_to(window.transcript.segments[3].start + 1.2, play=True)
+            state["window"] = window
+            QTimer.singleShot(1500, shoot)
+            return
+        QTimer.singleShot(200, poll)
+
+    def shoot() -> None:
+        window = state["window"]
+        frame = window.frameGeometry()  # type: ignore[attr-defined]
+        shot = QApplication.primaryScreen().grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
+        shot.save(out)
+        print(f"saved {out} ({shot.width()}x{shot.height()})", flush=True)
+        window.playback.pause()  # type: ignore[attr-defined]
+        app.exit(0)
+
+    QTimer.singleShot(1000, poll)
+    try:
+        return int(app.exec())
+    finally:
+        desktop.shutdown()
+        shutil.rmtree(home, ignore_errors=True)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--workspace":
+        sys.exit(workspace(sys.argv[2] if len(sys.argv) > 2 else "docs/workspace.png"))
     sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png"))

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -20,11 +21,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Slot
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon
+from PySide6.QtWidgets import QApplication, QDialog, QSystemTrayIcon, QWidget
 
 from whisperdesk.core.engine import Engine
+from whisperdesk.core.errors import WhisperDeskError
 from whisperdesk.core.instance import FileLock
 from whisperdesk.core.jobstore import JobStore
+from whisperdesk.core.library.store import TranscriptLibrary
 from whisperdesk.core.models.recommend import Recommendation, for_this_machine
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppFolderError, AppPaths
@@ -39,10 +42,12 @@ from whisperdesk.services.log_bridge import LogBridge
 from whisperdesk.services.model_downloads import ModelDownloads
 from whisperdesk.services.model_queue_guard import ModelQueueGuard
 from whisperdesk.services.notifier import Notifier
+from whisperdesk.services.playback import LocatedRecordings
 from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.services.settings_controller import SettingsController
 from whisperdesk.services.speaker_renamer import SpeakerRenamer
 from whisperdesk.services.store_feed import StoreFeed
+from whisperdesk.services.transcripts import TranscriptService
 from whisperdesk.services.watcher_bridge import WatcherBridge
 from whisperdesk.ui.gpu_panel import GpuPanel
 from whisperdesk.ui.log_view import LogView
@@ -52,6 +57,7 @@ from whisperdesk.ui.queue_view import JobQueueView
 from whisperdesk.ui.settings_dialog import SettingsDialog
 from whisperdesk.ui.tray import Tray, tray_available
 from whisperdesk.ui.watched_panel import WatchedFoldersPanel
+from whisperdesk.ui.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,16 @@ RESOURCES = Path(__file__).parent / "resources"
 TRANSCRIBE_AGAIN_ACTION = "transcribe_again"
 TRANSCRIBE_AGAIN_LABEL = "Transcribe again"
 QUIT_GRACE_S = 1.0  # what quitting gives running work to stop on its own before leaving it (issue 17.5)
+OPEN_TRANSCRIPT = "open_transcript"
+
+
+def open_library(paths: AppPaths) -> TranscriptLibrary | None:
+    """The transcript library beside the queue; None (logged) when it cannot be opened: the queue runs on."""
+    try:
+        return TranscriptLibrary.beside(paths.jobs_db)
+    except (WhisperDeskError, OSError, sqlite3.Error) as exc:
+        log.warning("the transcript library cannot be opened (%s); the transcript workspace is off", exc)
+        return None
 
 
 def app_icon() -> QIcon:
@@ -133,9 +149,24 @@ class Desktop(QObject):
         self.model = JobTableModel(self.store, self, feed=self.feed)
         self.view = JobQueueView(self.model)
         self.ledger = OutputLedger.default(paths)
-        self.processor = JobProcessor(self.store, self.engine, self.ledger, self._settings)
+        self.library = open_library(paths)
+        self.processor = JobProcessor(self.store, self.engine, self.ledger, self._settings, library=self.library)
         self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
         self.renamer = SpeakerRenamer(self.store, self.ledger, self._settings, self)
+        # The transcript workspace: read, hear, correct and search every kept transcript.
+        self.transcripts: TranscriptService | None = None
+        self.workspace: Workspace | None = None
+        if self.library is not None:
+            self.transcripts = TranscriptService(self.store, self.library, self.ledger, self)
+            self.workspace = Workspace(
+                self.transcripts,
+                LocatedRecordings(paths.data_dir / "located-recordings.json"),
+                ask=confirm,
+                parent_widget=self._window_or_none,
+                parent=self,
+            )
+            self.view.set_library(self.transcripts)
+            self.model.set_edited_jobs(self.transcripts.edited_job_ids())
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -152,6 +183,9 @@ class Desktop(QObject):
     @property
     def settings(self) -> Settings:
         return self.controller.settings
+
+    def _window_or_none(self) -> QWidget | None:
+        return getattr(self, "window", None)
 
     def _settings(self) -> Settings:
         return self.controller.settings
@@ -173,7 +207,7 @@ class Desktop(QObject):
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
         w.benchmarkRequested.connect(self._on_benchmark_requested)
-        self.notifier.bannerRequested.connect(w.banner.show_notice)
+        self.notifier.bannerRequested.connect(self._on_notice)
         self.log_bridge.recordEmitted.connect(self.log_view.append_record)
         self.log_view.levelChanged.connect(self.log_bridge.set_level)
         if self.tray is not None:
@@ -217,6 +251,17 @@ class Desktop(QObject):
         view.overwriteRequested.connect(runner.retry_overwrite)
         view.otherFolderChosen.connect(runner.retry_in_folder)
         view.openFailed.connect(window.show_warning)
+        if self.workspace is not None and self.transcripts is not None:
+            view.transcriptRequested.connect(self.workspace.open_job)
+            view.transcriptReleased.connect(self.transcripts.release_job)
+            self.transcripts.editedChanged.connect(model.set_edited)
+            runner.jobFinished.connect(self._on_job_finished)
+            self.workspace.problem.connect(window.show_warning)
+            self.workspace.exported.connect(self._on_exported)
+            self.notifier.openRequested.connect(self.workspace.open_job)
+            window.searchRequested.connect(self.workspace.open_search)
+        else:
+            window.search_action.setEnabled(False)
         self.controller.settingsChanged.connect(self.watcher.apply)
         self.watcher.statusChanged.connect(self.watched_panel.set_status)
         self.watched_panel.rescanRequested.connect(self.watcher.rescan)
@@ -330,6 +375,30 @@ class Desktop(QObject):
         self.model.refresh_speakers(job_id)
         log.info("%s", summary)
 
+    @Slot(str, str, str)
+    def _on_notice(self, title: str, message: str, level: str) -> None:
+        """In-window notices of ready transcripts offer to open the latest one (as a tray click does)."""
+        if (
+            self.workspace is not None
+            and level == "info"
+            and self.notifier.last_done_job is not None
+            and ("ready" in title.lower() or "finished" in title.lower())
+        ):
+            self.window.banner.show_message(title, message, level, OPEN_TRANSCRIPT, "Open transcript")
+        else:
+            self.window.banner.show_notice(title, message, level)
+
+    @Slot(object)
+    def _on_job_finished(self, job: object) -> None:
+        """A job transcribed again has a fresh, uncorrected transcript."""
+        job_id = getattr(job, "id", None)
+        if isinstance(job_id, int) and self.transcripts is not None:
+            self.model.set_edited(job_id, self.transcripts.is_edited(job_id))
+
+    @Slot(str)
+    def _on_exported(self, path: str) -> None:
+        self.window.statusBar().showMessage(f"Exported {path}", 8000)
+
     @Slot(str, float)
     def _on_queue_summary(self, text: str, fraction: float) -> None:
         self.window.set_queue_summary(text, None if fraction < 0 else fraction)
@@ -369,7 +438,10 @@ class Desktop(QObject):
 
     @Slot(str)
     def _on_banner_action(self, action_id: str) -> None:
-        if action_id == TRANSCRIBE_AGAIN_ACTION:
+        """The one handler of the banner's button: each message names its action."""
+        if action_id == OPEN_TRANSCRIPT:
+            self.notifier.message_clicked()
+        elif action_id == TRANSCRIBE_AGAIN_ACTION:
             again, self._again_ids = self._again_ids, []
             for job_id in again:
                 self.runner.retry(job_id)
@@ -402,6 +474,8 @@ class Desktop(QObject):
         self._closed = True
         deadline = time.monotonic() + QUIT_GRACE_S
         self.notifier.close()  # what finished in the last moment is still told
+        if self.workspace is not None:
+            self.workspace.close_all()
         self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
         for step in (lambda: self._shutdown_queue(deadline), self.bridge.shutdown, self.downloads.shutdown):
@@ -431,6 +505,10 @@ class Desktop(QObject):
         abandoned = self.runner.abandon(_ms_left(deadline))
         self.abandoned += [f"job {job.id} ({job.name}), queued again" for job in abandoned]
         self.renamer.wait()
+        if self.workspace is not None and self.transcripts is not None:
+            self.transcripts.wait()
+        if self.library is not None:
+            self.library.close()
         self.summary.shutdown()
         self.model.close()
         self.feed.close()

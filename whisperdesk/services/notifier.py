@@ -218,6 +218,7 @@ class Notifier(QObject):
 
     notified = Signal(str, str)  # title, message
     bannerRequested = Signal(str, str, str)  # title, message, level ("info" | "warning" | "error")
+    openRequested = Signal(int)  # the person clicked a "ready" message: open that job's transcript
 
     def __init__(
         self,
@@ -239,6 +240,9 @@ class Notifier(QObject):
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse timer may fire before the due time
         self._timer.timeout.connect(self._on_timer)
         self.last_route: str | None = None  # "tray" | "banner": where the latest notification went
+        self.last_done_job: int | None = None  # the latest job told as ready (a click opens it)
+        if tray is not None:
+            tray.messageClicked.connect(self.message_clicked)
         self._closed = False
 
     @property
@@ -274,6 +278,8 @@ class Notifier(QObject):
     @Slot(object)
     def job_ended(self, job: Job) -> None:
         """Connect to the runner's ``jobFinished``, ``jobFailed`` and ``jobCanceled``."""
+        if job.state == DONE:
+            self.last_done_job = job.id
         self.record(outcome_of(job))
 
     def record(self, outcome: Outcome) -> None:
@@ -318,6 +324,12 @@ class Notifier(QObject):
             self.last_route = "banner"
         log.info("notification: %s: %s", title, message)
         self.notified.emit(title, message)
+
+    @Slot()
+    def message_clicked(self) -> None:
+        """A click on a tray message (or the banner's "Open transcript"): open the latest ready transcript."""
+        if self.last_done_job is not None:
+            self.openRequested.emit(self.last_done_job)
 
     def _arm(self) -> None:
         due = self._policy.due_at

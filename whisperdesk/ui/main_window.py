@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
     modelManagerRequested = Signal()
     quitRequested = Signal()
     hiddenToTray = Signal()
+    searchRequested = Signal()  # Ctrl+K: search every kept transcript
 
     def __init__(
         self,
@@ -205,6 +206,8 @@ class MainWindow(QMainWindow):
         self.model_folder_action = self._action("Choose local model folder…", self.choose_model_folder)
         self.models_action = self._action("Models…", self.modelManagerRequested)
         self.quit_action = self._action("Quit", self.request_quit, QKeySequence.StandardKey.Quit)
+        self.search_action = self._action("Search transcripts…", self.searchRequested, "Ctrl+K")
+        self.search_action.setToolTip("Find words in every transcript and jump to the moment they were said")
         self.pause_action = QAction(PAUSE_AFTER_LABEL, self)  # checked: paused (either way)
         self.pause_action.setIconText("Pause")
         self.pause_action.setCheckable(True)
@@ -220,6 +223,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addActions([self.add_files_action, self.add_speakers_action, self.add_folder_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.search_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         bar.addMenu("&Queue").addActions([self.pause_action, self.pause_now_action])
@@ -239,6 +244,7 @@ class MainWindow(QMainWindow):
         self.pause_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         toolbar.addWidget(self.pause_button)
         toolbar.addAction(self.settings_action)
+        toolbar.addAction(self.search_action)
 
     def _build_status_bar(self) -> None:
         self._model_label = QLabel("Model: not loaded yet", self)

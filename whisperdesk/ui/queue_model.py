@@ -112,6 +112,7 @@ class JobTableModel(QAbstractTableModel):
         self._probed: dict[int, float] = {}
         self._canceling: set[int] = set()  # cancel asked for, job still running: shown until it stops
         self._speaker_cache: dict[int, tuple[int, list[str]]] = {}  # job id -> (job version, names)
+        self._edited: set[int] = set()  # done jobs whose transcript the user corrected
         self._closed = False
         self._feed.jobChanged.connect(self._on_job_changed)
         self._feed.jobRemoved.connect(self._on_job_removed)
@@ -307,6 +308,8 @@ class JobTableModel(QAbstractTableModel):
             if job.state == RUNNING and job.id in self._canceling:
                 return CANCELING_LABEL
             label = STATE_LABELS.get(job.state, job.state)
+            if job.state == DONE and job.id in self._edited:
+                return f"{label} · edited"
             return f"{label} (attempt {job.attempts})" if job.state == RUNNING and job.attempts > 1 else label
         if column == Column.PROGRESS:
             if job.state == FAILED:
@@ -336,6 +339,24 @@ class JobTableModel(QAbstractTableModel):
             names = job_speakers(job.id) if job.state == DONE and (job.settings or {}).get("speakers") else []
             cached = self._speaker_cache[job.id] = (job.version, names)
         return cached[1]
+
+    def set_edited_jobs(self, job_ids: set[int]) -> None:
+        """Which done jobs have corrected transcripts (from the library at start)."""
+        self._edited = set(job_ids)
+        if self._jobs:
+            self.dataChanged.emit(
+                self.index(0, int(Column.STATE)), self.index(len(self._jobs) - 1, int(Column.STATE))
+            )
+
+    @Slot(int, bool)
+    def set_edited(self, job_id: int, edited: bool) -> None:
+        """A save marked (or a retry unmarked) the job's transcript as corrected."""
+        (self._edited.add if edited else self._edited.discard)(job_id)
+        if job_id in self._ids:
+            self._changed(self._ids.index(job_id), Column.STATE, Column.STATE)
+
+    def is_edited(self, job_id: int) -> bool:
+        return job_id in self._edited
 
     @Slot(int)
     def refresh_speakers(self, job_id: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import (
     QByteArray,
@@ -53,6 +54,18 @@ from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
 
 UrlOpener = Callable[[QUrl], bool]
 ChooseDirFn = Callable[[QWidget, str], str]
+YesNoFn = Callable[[QWidget, str, str], bool]
+KeepFn = Callable[[QWidget, str], "bool | None"]  # keep the transcript? None: do not remove after all
+
+
+class LibraryInfo(Protocol):
+    """What the queue needs to know about the transcript library (the transcript service provides it)."""
+
+    def is_edited(self, job_id: int) -> bool: ...
+
+    def has_transcript(self, job_id: int) -> bool: ...
+
+
 TRANSCRIPT_PREFERENCE = (".txt", ".srt", ".vtt", ".json")
 COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the default window's ~930 px table
     Column.FILE: 190,
@@ -69,6 +82,32 @@ COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the defaul
 
 def ask_directory(parent: QWidget, caption: str) -> str:
     return QFileDialog.getExistingDirectory(parent, caption)
+
+
+def ask_yes_no(parent: QWidget, title: str, text: str) -> bool:
+    answer = QMessageBox.question(
+        parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_keep_transcript(parent: QWidget, names: str) -> bool | None:
+    """Removing jobs: keep their transcripts in the library (searchable), delete them, or cancel."""
+    box = QMessageBox(
+        QMessageBox.Icon.Question, "Remove from the queue", f"Remove {names} from the queue?", parent=parent
+    )
+    box.setInformativeText(
+        "Keep the transcript in the library to find it with Search later, or delete it with the job. "
+        "Transcript files on disk are left alone either way."
+    )
+    keep = box.addButton("Remove, keep transcript", QMessageBox.ButtonRole.AcceptRole)
+    delete = box.addButton("Remove and delete transcript", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(keep)
+    box.exec()
+    clicked = box.clickedButton()
+    box.deleteLater()
+    return True if clicked is keep else False if clicked is delete else None
 
 
 EMPTY_HINT = (
@@ -164,6 +203,8 @@ class JobQueueView(QWidget):
     overwriteRequested = Signal(int)  # run again, replacing the files in the way (runner.retry_overwrite)
     otherFolderChosen = Signal(int, str)  # run again, writing to this folder (runner.retry_in_folder)
     speakersRenamed = Signal(int, object)  # job id, {old name: new name}
+    transcriptRequested = Signal(int)  # open the job's transcript in the workspace
+    transcriptReleased = Signal(int, bool)  # before removeRequested: keep the transcript in the library?
 
     def __init__(
         self,
@@ -172,9 +213,15 @@ class JobQueueView(QWidget):
         *,
         open_url: UrlOpener = QDesktopServices.openUrl,
         choose_folder: ChooseDirFn | None = None,
+        library: LibraryInfo | None = None,
+        ask: YesNoFn = ask_yes_no,
+        ask_keep: KeepFn = ask_keep_transcript,
     ) -> None:
         super().__init__(parent)
         self._model = model
+        self._library = library
+        self._ask = ask
+        self._ask_keep = ask_keep
         self._open_url = open_url
         self._choose_folder = choose_folder
         self.table = QTableView(self)
@@ -284,7 +331,8 @@ class JobQueueView(QWidget):
     def update_actions(self) -> None:
         jobs = self.selected_jobs()
         states = {j.state for j in jobs}
-        self.open_action.setEnabled(any(j.state == DONE and transcript_of(j) for j in jobs))
+        in_library = self._library is not None
+        self.open_action.setEnabled(any(j.state == DONE and (in_library or transcript_of(j)) for j in jobs))
         self.folder_action.setEnabled(bool(jobs))
         self.retry_action.setEnabled(bool(states & {DONE, FAILED, CANCELED}))
         self.remove_action.setEnabled(bool(jobs))
@@ -303,9 +351,17 @@ class JobQueueView(QWidget):
         return job.state == QUEUED or (job.state == RUNNING and not self._model.is_canceling(job.id))
 
     # --- actions ------------------------------------------------------------------------------------
+    def set_library(self, library: LibraryInfo | None) -> None:
+        """With a library, "Open transcript" opens the workspace and retry/remove ask about kept edits."""
+        self._library = library
+        self.update_actions()
+
     @Slot()
     def open_transcript(self) -> None:
         for job in self.selected_jobs():
+            if self._library is not None and job.state == DONE:
+                self.transcriptRequested.emit(job.id)
+                continue
             path = transcript_of(job)
             if path is None:
                 if job.state == DONE:
@@ -324,9 +380,19 @@ class JobQueueView(QWidget):
 
     @Slot()
     def retry_selected(self) -> None:
-        for job in self.selected_jobs():
-            if job.state in (DONE, FAILED, CANCELED):
-                self.retryRequested.emit(job.id)
+        jobs = [j for j in self.selected_jobs() if j.state in (DONE, FAILED, CANCELED)]
+        edited = [j for j in jobs if self._library is not None and self._library.is_edited(j.id)]
+        if edited:
+            names = edited[0].name if len(edited) == 1 else f"{len(edited)} recordings"
+            if not self._ask(
+                self,
+                "Throw away your corrections?",
+                f"You corrected the transcript of {names}. Transcribing again replaces it and its files, and "
+                "your corrections are lost. Transcribe again anyway?",
+            ):
+                jobs = [j for j in jobs if j not in edited]
+        for job in jobs:
+            self.retryRequested.emit(job.id)
 
     @Slot()
     def cancel_selected(self) -> None:
@@ -387,7 +453,16 @@ class JobQueueView(QWidget):
 
     @Slot()
     def remove_selected(self) -> None:
-        for job in self.selected_jobs():
+        jobs = self.selected_jobs()
+        kept = [j for j in jobs if self._library is not None and self._library.has_transcript(j.id)]
+        keep: bool | None = True
+        if kept:
+            keep = self._ask_keep(self, kept[0].name if len(kept) == 1 else f"{len(kept)} recordings")
+            if keep is None:
+                return
+        for job in jobs:
+            if job in kept:
+                self.transcriptReleased.emit(job.id, bool(keep))
             self.removeRequested.emit(job.id)
 
     def _open(self, path: Path) -> None:

@@ -1,0 +1,125 @@
+"""Opens transcript windows (one per job, raised again when already open) and the search window.
+
+Every way into a transcript comes here: a double-click on a done job, a search result, a click on a "done"
+notification. Each window gets its own playback (its own recording); where recordings were found after
+a move is shared, so locating a file once serves every later opening.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QWidget
+
+from whisperdesk.services.playback import LocatedRecordings, Playback
+from whisperdesk.services.transcripts import OpenedTranscript, TranscriptService
+from whisperdesk.ui.search_dialog import SearchDialog
+from whisperdesk.ui.transcript_window import AskFn, TranscriptWindow, _ask
+
+
+class Workspace(QObject):
+    """Signals: problem(str) for the main window's banner; windowOpened(object TranscriptWindow)."""
+
+    problem = Signal(str)
+    windowOpened = Signal(object)
+    exported = Signal(str)
+
+    def __init__(
+        self,
+        service: TranscriptService,
+        located: LocatedRecordings | None,
+        *,
+        ask: AskFn = _ask,
+        parent_widget: Callable[[], QWidget | None] = lambda: None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._service = service
+        self._located = located
+        self._ask = ask
+        self._parent_widget = parent_widget
+        self.windows: dict[int, TranscriptWindow] = {}
+        self.search_dialog: SearchDialog | None = None
+        service.exported.connect(self._on_exported)
+        service.exportFailed.connect(self.problem)
+
+    @Slot(int)
+    def open_job(self, job_id: int) -> TranscriptWindow | None:
+        return self.open_at(job_id, None)
+
+    def open_at(self, job_id: int, seconds: float | None, *, play: bool = False) -> TranscriptWindow | None:
+        """Show job ``job_id``'s transcript (at ``seconds``, playing from there if ``play``)."""
+        window = self.windows.get(job_id)
+        if window is None:
+            opened = self._service.open_job(job_id)
+            if isinstance(opened, str):
+                self.problem.emit(opened)
+                return None
+            window = self._make_window(opened)
+        window.show()
+        window.raise_()
+        window.activateWindow()
+        if seconds is not None:
+            window.seek_to(seconds, play=play)
+        return window
+
+    @Slot(int, float)
+    def open_and_play(self, job_id: int, seconds: float) -> None:
+        self.open_at(job_id, seconds, play=True)
+
+    def _make_window(self, opened: OpenedTranscript) -> TranscriptWindow:
+        playback = Playback(self._located)
+        playback.open(opened.recording)
+        window = TranscriptWindow(opened.job_id, opened.name, opened.transcript, playback, ask=self._ask)
+        playback.setParent(window)
+        window.saveRequested.connect(self._service.save)
+        window.exportRequested.connect(self._service.export)
+        self._service.saved.connect(window.on_saved)
+        self._service.conflicts.connect(window.on_conflicts)
+        self._service.failed.connect(window.on_save_failed)
+        window.closed.connect(self._on_closed)
+        self.windows[opened.job_id] = window
+        self.windowOpened.emit(window)
+        return window
+
+    @Slot(int)
+    def _on_closed(self, job_id: int) -> None:
+        window = self.windows.pop(job_id, None)
+        if window is not None:
+            self._service.saved.disconnect(window.on_saved)
+            self._service.conflicts.disconnect(window.on_conflicts)
+            self._service.failed.disconnect(window.on_save_failed)
+            window.playback.close()
+            window.deleteLater()
+
+    @Slot(str)
+    def _on_exported(self, path: str) -> None:
+        self.exported.emit(path)
+
+    @Slot()
+    def open_search(self) -> SearchDialog:
+        if self.search_dialog is None:
+            self.search_dialog = SearchDialog(self._search, self._service.speakers, self._parent_widget())
+            self.search_dialog.openRequested.connect(self.open_and_play)
+        else:
+            self.search_dialog.refresh_speakers()
+        self.search_dialog.show()
+        self.search_dialog.raise_()
+        self.search_dialog.activateWindow()
+        self.search_dialog.focus_query()
+        return self.search_dialog
+
+    def _search(self, query: str, speaker: str | None, order: str) -> object:
+        return self._service.search(query, speaker=speaker, order=order)
+
+    def close_all(self) -> bool:
+        """Close every transcript window (each asks about unsaved corrections); False if one stays open."""
+        for window in list(self.windows.values()):
+            if not window.close():
+                return False
+        if self.search_dialog is not None:
+            self.search_dialog.close()
+            self.search_dialog.deleteLater()
+            self.search_dialog = None
+        return True
