@@ -150,7 +150,9 @@ class Desktop(QObject):
         self.view = JobQueueView(self.model)
         self.ledger = OutputLedger.default(paths)
         self.library = open_library(paths)
-        self.processor = JobProcessor(self.store, self.engine, self.ledger, self._settings, library=self.library)
+        self.processor = JobProcessor(
+            self.store, self.engine, self.ledger, self._settings, library=self.library
+        )
         self.runner = JobRunner(self.store, self.processor, self._settings, self, feed=self.feed)
         self.renamer = SpeakerRenamer(self.store, self.ledger, self._settings, self)
         # The transcript workspace: read, hear, correct and search every kept transcript.
@@ -623,6 +625,8 @@ def _cannot_start(reason: str) -> None:
 
 
 HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
+
+
 def _end_process(code: int) -> None:
     """Quit without waiting for work that cannot be interrupted (issue 17.5): a ``generate`` or model load
     that :meth:`Desktop.shutdown` left running. Its jobs are already queued again in the database (SQLite

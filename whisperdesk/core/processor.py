@@ -266,6 +266,7 @@ class JobProcessor:
             return self._store.mark_superseded(job.id, reason)
         except JobStoreError:  # canceled or removed elsewhere meanwhile: leave it as it is
             return self._store.get(job.id) or job
+
     def precheck(self, job: Job) -> Job:
         """Answers before work (issue 17.6): at queue time, the checks that need no model — the recording can
         be read, its transcripts can be written (core/precheck.py) — so a job that would fail at its turn
