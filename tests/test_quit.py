@@ -95,7 +95,12 @@ def test_a_start_during_an_old_windows_shutdown_waits_then_opens_with_its_file(
     window = _window(str(recording))
     try:
         assert window.stderr is not None
-        line = window.stderr.readline()
+        # Qt's libraries may speak first on stderr (QtMultimedia looking for PipeWire): read to our line.
+        line = ""
+        for _ in range(20):
+            line = window.stderr.readline()
+            if line.startswith("whisperdesk:") or not line:
+                break
         assert "closing or starting; waiting for it" in line, line
         old.release()  # the old window's process ends
         with JobStore(paths.jobs_db) as store:

@@ -514,8 +514,13 @@ class Desktop(QObject):
         self.summary.shutdown()
         self.model.close()
         self.feed.close()
-        if not abandoned:
-            self.store.close()  # else a worker still holds it; committed writes are durable without close
+        if abandoned or not self.runner.workers_done():
+            # A worker still holds the store (closing a connection under a thread that uses it crashes
+            # SQLite); committed writes are durable without close, and the process ends without waiting.
+            if not abandoned:
+                self.abandoned.append("a job thread finishing its last write")
+        else:
+            self.store.close()
 
 
 def _ms_left(deadline: float) -> int:

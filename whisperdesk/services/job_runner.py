@@ -414,6 +414,12 @@ class JobRunner(QObject):
             abandoned.append(job)
         return abandoned
 
+    def workers_done(self) -> bool:
+        """True when no job thread runs any more. After :meth:`abandon` a worker may still be between its
+        last write and its return even when no job was left to release (it released its own job first):
+        its thread still uses the store's connection, so the store must not be closed under it."""
+        return bool(self._pool.waitForDone(0))
+
     # --- the pool's side ----------------------------------------------------------------------------
     def _fill(self) -> None:
         """Start claim tasks for free slots while jobs are queued."""
