@@ -31,11 +31,13 @@ def test_ensure_names_the_folder_and_what_to_do(blocked_home: Path) -> None:
         AppPaths.default().ensure()
     message = str(caught.value)
     assert str(blocked_home / "config") in message and "a file is in the way" in message
+    assert f"move or rename {blocked_home.parent}, which is a file" in message
     assert "WHISPERDESK_HOME" in message
 
 
 @pytest.mark.parametrize(
-    "command", [["jobs"], ["watch", "{dir}"], ["transcribe", "{file}"], ["bench", "{file}"]]
+    "command",
+    [["jobs"], ["watch", "{dir}"], ["transcribe", "{file}"], ["bench", "{file}"], ["models", "verify"]],
 )
 def test_every_command_says_it_in_plain_words(
     command: list[str], blocked_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -405,3 +405,18 @@ def test_recording_replaced_by_the_same_content_is_still_written(
     os.utime(wav, ns=(job.mtime_ns + 5_000_000_000, job.mtime_ns + 5_000_000_000))
     final = processor.process(job)
     assert final.state == DONE and store.list([QUEUED]) == []
+
+
+def test_new_bytes_with_the_same_size_and_time_are_still_a_new_recording(
+    store: JobStore, processor: JobProcessor, settings: Settings, tmp_path: Path
+) -> None:
+    """A sync tool that keeps the time stamp: the fingerprint, not size and time, tells it is new."""
+    wav = write_audio(tmp_path / "in" / "a.wav", signal(2.0, 1))
+    job = claim(store, queue(store, settings, wav, out=tmp_path / "out"))
+    _replace(wav, 2.0, 2)
+    os.utime(wav, ns=(job.mtime_ns, job.mtime_ns))
+    assert wav.stat().st_size == job.size
+    final = processor.process(job)
+    assert final.state == CANCELED and final.error_kind == SUPERSEDED
+    (newer,) = store.list([QUEUED])
+    assert newer.fingerprint != job.fingerprint and f"job {newer.id}" in (final.error or "")

@@ -35,7 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from whisperdesk.core.paths import AppPaths
 
-    models_dir = AppPaths.default().models_dir
+    paths = AppPaths.default()
+    models_dir = paths.models_dir if args.action == "list" else paths.ensure().models_dir  # these write
     action = {"list": _list, "download": _download, "remove": _remove, "verify": _verify}[args.action]
     return action(args, models_dir)
 

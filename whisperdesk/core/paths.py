@@ -25,14 +25,29 @@ class AppFolderError(WhisperDeskError):
 
     def __init__(self, folder: Path, role: str, reason: str, *, verb: str = "create") -> None:
         self.folder = folder
-        super().__init__(f"cannot {verb} WhisperDesk's {role} folder {folder}: {reason}; {_advice(folder)}")
+        advice = _ADVICE.get(reason, "check that it is available").format(
+            where=folder.parent, blocker=_blocker(folder)
+        )
+        super().__init__(
+            f"cannot {verb} WhisperDesk's {role} folder {folder}: {reason}; {advice}, or set {HOME_ENV} to a "
+            "folder you can write to (e.g. WHISPERDESK_HOME=~/WhisperDesk)"
+        )
 
 
-def _advice(folder: Path) -> str:
-    return (
-        f"fix the permissions of {folder.parent} (or free space on its disk), or set {HOME_ENV} to a folder "
-        "you can write to (e.g. WHISPERDESK_HOME=~/WhisperDesk)"
-    )
+_ADVICE = {
+    "permission denied": "fix the permissions of {where}",
+    "the disk is read-only": "mount the disk writable",
+    "the disk is full": "free some space on the disk holding {where}",
+    "a file is in the way": "move or rename {blocker}, which is a file, not a folder",
+}
+
+
+def _blocker(folder: Path) -> Path:
+    """The nearest existing path at or above ``folder``: the file in the way of creating it."""
+    probe = folder
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    return probe
 
 
 def _reason(exc: OSError) -> str:

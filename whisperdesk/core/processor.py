@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.errors import (
@@ -41,6 +41,7 @@ from whisperdesk.core.jobstore import (
     JobStateError,
     JobStore,
     JobStoreError,
+    Origin,
 )
 from whisperdesk.core.library.jobs import entry_for_job, keep_job_transcript
 from whisperdesk.core.library.store import LibraryEntry, LibraryError, TranscriptLibrary
@@ -230,25 +231,17 @@ class JobProcessor:
     def _supersede(self, job: Job, superseded: _Superseded) -> Job:
         """End a job whose recording was replaced: nothing is written for the old content, and the new
         content has a job (the watcher's, if it already queued it; the queue's dedupe keeps it to one)."""
-        origin = job.origin if job.origin in ORIGINS else "dropped"
+        origin = cast(Origin, job.origin if job.origin in ORIGINS else "dropped")
         try:
             # The store's dedupe finds the watcher's job for the new content, queued, running or already
             # done (another worker); only when it can only point back at this job (same size and time,
             # other bytes) is the new content queued by force.
-            newer = self._store.add(
-                job.source,
-                job.settings,
-                origin=origin,
-                watch_folder=job.watch_folder,  # type: ignore[arg-type]
-            ).job
-            if newer.id == job.id:
+            for force in (False, True):
                 newer = self._store.add(
-                    job.source,
-                    job.settings,
-                    origin=origin,  # type: ignore[arg-type]
-                    watch_folder=job.watch_folder,
-                    force=True,
+                    job.source, job.settings, origin=origin, watch_folder=job.watch_folder, force=force
                 ).job
+                if newer.id != job.id:
+                    break
         except WhisperDeskError as exc:  # replaced, then gone or unreadable: say that instead
             reason = getattr(exc, "reason", None) or str(exc)
             return self._finish(job, "fail", reason, getattr(exc, "kind", None))
