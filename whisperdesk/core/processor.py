@@ -373,6 +373,8 @@ class JobProcessor:
             keep_job_transcript(library, job, transcript, dict(written), output)
         except (LibraryError, OSError, sqlite3.Error) as exc:
             log.warning("job %d: the transcript could not be kept in the library (%s)", job.id, exc)
+        except Exception:  # its files are written: a library bug must not fail the job
+            log.exception("job %d: keeping the transcript in the library failed", job.id)
 
     def _entry_for(self, job: Job) -> LibraryEntry | None:
         library = self.library()
@@ -382,6 +384,9 @@ class JobProcessor:
             return entry_for_job(library, job)
         except (LibraryError, OSError, sqlite3.Error) as exc:
             log.warning("job %d: its transcript could not be read from the library (%s)", job.id, exc)
+            return None
+        except Exception:  # fall back to copying the files, as before the library
+            log.exception("job %d: reading its transcript from the library failed", job.id)
             return None
 
     def _transcribe(
