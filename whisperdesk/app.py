@@ -58,6 +58,7 @@ RESOURCES = Path(__file__).parent / "resources"
 TRANSCRIBE_AGAIN_ACTION = "transcribe_again"
 TRANSCRIBE_AGAIN_LABEL = "Transcribe again"
 QUIT_GRACE_S = 1.0  # what quitting gives running work to stop on its own before leaving it (issue 17.5)
+SHUTDOWN_WAIT_S = 60.0  # a shutdown that does not end the process waits for its threads (tests)
 
 
 def app_icon() -> QIcon:
@@ -379,19 +380,20 @@ class Desktop(QObject):
         dialog.deleteLater()
 
     # --- life cycle ------------------------------------------------------------------------------------
-    def shutdown(self) -> bool:
+    def shutdown(self, grace_s: float = SHUTDOWN_WAIT_S) -> bool:
         """Stop in order: take no work, put running jobs back, release the engine, then the shell.
 
-        Quitting means quitting (issue 17.5): nothing here waits for a ``generate`` or a model load, which
-        CTranslate2 cannot interrupt. Running jobs get :data:`QUIT_GRACE_S` to stop on their own, then are
-        put back in the queue without them (:meth:`JobRunner.abandon`). Returns False when such work was
-        left running: its threads still hold the model, so the caller ends the process (:func:`run_gui`
-        does, with ``os._exit``) instead of letting Qt's pools wait for them on destruction. Idempotent.
+        Running jobs and model work get ``grace_s`` to stop on their own; what is still in a ``generate`` or
+        a model load then (CTranslate2 cannot interrupt either) is left, its jobs put back in the queue
+        without it (:meth:`JobRunner.abandon`). Returns False when work was left running: its threads still
+        hold the model, so the caller must end the process rather than return into Python. Quitting the app
+        passes :data:`QUIT_GRACE_S` and does end it (:func:`run_gui`, ``os._exit``): quit means quit (issue
+        17.5). The default, for callers that live on (tests), waits as long as before. Idempotent.
         """
         if self._closed:
             return not self.abandoned
         self._closed = True
-        deadline = time.monotonic() + QUIT_GRACE_S
+        deadline = time.monotonic() + grace_s
         self.notifier.close()  # what finished in the last moment is still told
         self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
@@ -511,7 +513,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         finally:
             signals.stop()
             server.close()
-            clean = desktop.shutdown()
+            clean = desktop.shutdown(QUIT_GRACE_S)
         if not clean:
             _end_process(code)
         return code
