@@ -77,3 +77,22 @@ def test_the_shared_real_speech_set_when_present() -> None:
     files = real_speech_corpus(shared / "real-speech")
     assert {f.path.name for f in files} >= {"lj_printing_a.flac", "osr_harvard_0034.flac"}
     assert all(f.text and f.path.is_file() for f in files)
+
+
+def test_judge_mode_runs_three_seeds_and_the_real_recordings_when_present(tmp_path: Path) -> None:
+    import argparse
+
+    from bench.side_by_side import JUDGE_SEEDS, corpora
+
+    def names(**given: object) -> list[str]:
+        base = {"full": False, "minutes": 0.5, "seed": 0, "seeds": None, "real_speech": None, "judge": False}
+        return [name for name, _make in corpora(argparse.Namespace(**{**base, **given}), tmp_path)]
+
+    assert names() == ["seed 0"]
+    assert names(seeds=[3, 4]) == ["seed 3", "seed 4"]
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "refs.json").write_text("{}", encoding="utf-8")
+    assert names(judge=True, real_speech=str(real)) == [*(f"seed {s}" for s in JUDGE_SEEDS), "real speech"]
+    assert len(JUDGE_SEEDS) >= 3
+    assert names(seeds=[], real_speech=str(tmp_path / "absent")) == []  # said on stderr, never a crash

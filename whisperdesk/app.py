@@ -423,8 +423,9 @@ class Desktop(QObject):
             self.abandoned.append("a batch in the decoder")
         abandoned = self.runner.abandon(_ms_left(deadline))
         self.abandoned += [f"job {job.id} ({job.name}), queued again" for job in abandoned]
-        self.renamer.wait()
-        self.summary.shutdown()
+        self.renamer.wait()  # rewrites transcripts with new speaker names: short, and the user's edit
+        if not self.summary.shutdown(_ms_left(deadline)):  # reading lengths from headers (a slow share)
+            self.abandoned.append("reading the lengths of queued recordings")
         self.model.close()
         self.feed.close()
         if not abandoned:
