@@ -527,7 +527,8 @@ def _end_process(code: int) -> None:
     """Quit without waiting for work that cannot be interrupted (issue 17.5): a ``generate`` or model load
     that :meth:`Desktop.shutdown` left running. Its jobs are already queued again in the database (SQLite
     keeps committed writes without a close); transcripts are written by atomic rename, so a write cut short
-    leaves no half file. Letting Python exit normally would run Qt's pool destructors, which wait for those
+    (a job whose window ended in the last milliseconds) leaves no half transcript, at worst a hidden
+    ``.wdtmp`` temp file, as after ``kill -9``. Letting Python exit normally would run Qt's pool destructors, which wait for those
     threads — the 22–36 s the issue measured. So: flush the log and the standard streams, then ``os._exit``.
     """
     log.info("exiting now, status %d", code)
