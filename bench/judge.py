@@ -51,9 +51,11 @@ class Verdict:
 
     def line(self) -> str:
         state = "met" if self.met else ("NOT met" if self.met is False else "does not apply")
-        return f"{self.corpus}: {self.target} {self.value:.2f} (target {self.limit:g}): {state}" + (
-            f"; {self.note}" if self.note else ""
-        )
+        if self.target == "WER":
+            what = f"WER {self.value:+.2f} points over (a) (target at most {self.limit:+g})"
+        else:
+            what = f"{self.target} {self.value:.2f} (target {self.limit:g})"
+        return f"{self.corpus}: {what}: {state}" + (f"; {self.note}" if self.note else "")
 
 
 def judge(figures: Figures) -> list[Verdict]:

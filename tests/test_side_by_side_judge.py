@@ -53,6 +53,7 @@ def test_the_spread_and_the_report_name_the_worst_corpus() -> None:
     assert not ok and "NOT every target met" in text
     assert "c/d: met on 1 of 2 corpora" in text and "c/a: met on 1 of 1 corpora" in text
     assert "seed 7: c/a 1.69 (target 2.5): does not apply" in text
+    assert "seed 7: WER +0.50 points over (a) (target at most +0.3): NOT met" in text
     assert report([EXAMPLE])[1] is True
 
 
