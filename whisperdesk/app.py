@@ -539,9 +539,8 @@ def _end_process(code: int) -> None:
     os._exit(code)
 
 
-HAND_OVER_WAIT_S = (
-    20.0  # an old window closing ends within 2 s (issue 17.5); the rest is a busy machine's margin
-)
+# An old window that is closing ends within about 2 s (issue 17.5); the rest is a busy machine's margin.
+HAND_OVER_WAIT_S = 20.0
 HAND_OVER_PAUSE_S = 0.2
 
 
