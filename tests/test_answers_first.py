@@ -154,3 +154,28 @@ def test_the_window_answers_a_conflict_while_the_queue_is_paused(
     finally:
         desktop.window.hide()
         desktop.shutdown()
+
+
+def test_watch_answers_queued_jobs_before_it_loads_the_model(
+    tmp_path: Path, missing_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job left queued (a previous run, another start) whose transcript has a foreign file in its way:
+    ``watch`` says so first, then that the model cannot load — the answer did not wait for the model."""
+    from whisperdesk.core.paths import AppPaths
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    source = _recording(tmp_path / "elsewhere", "left over.wav")
+    (source.parent / "left over.txt").write_text("not WhisperDesk's\n", encoding="utf-8")
+    paths = AppPaths.default().ensure()
+    settings = Settings(output=OutputOptions(formats=("txt",)))
+    with JobStore(paths.jobs_db) as queued:
+        job = enqueue(queued, source, job_settings(settings)).job
+    assert job is not None and job.state == "queued"
+    code = main(["watch", "--model", str(missing_model), "--exit-when-idle", str(inbox)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert err[0].startswith(f"whisperdesk: error: {source}: ") and "already exists" in err[0], err
+    assert "model" in err[-1] and "model" not in err[0]
+    with JobStore(paths.jobs_db) as store:
+        assert store.require(job.id).state == FAILED

@@ -77,6 +77,9 @@ def open_library(paths: AppPaths) -> TranscriptLibrary | None:
         return None
 
 
+SHUTDOWN_WAIT_S = 60.0  # a shutdown that does not end the process waits for its threads (tests)
+
+
 def app_icon() -> QIcon:
     icon = QIcon(str(RESOURCES / "whisperdesk.svg"))
     icon.addFile(str(RESOURCES / "whisperdesk.png"))  # where the SVG image plugin is missing
@@ -462,19 +465,20 @@ class Desktop(QObject):
         dialog.deleteLater()
 
     # --- life cycle ------------------------------------------------------------------------------------
-    def shutdown(self) -> bool:
+    def shutdown(self, grace_s: float = SHUTDOWN_WAIT_S) -> bool:
         """Stop in order: take no work, put running jobs back, release the engine, then the shell.
 
-        Quitting means quitting (issue 17.5): nothing here waits for a ``generate`` or a model load, which
-        CTranslate2 cannot interrupt. Running jobs get :data:`QUIT_GRACE_S` to stop on their own, then are
-        put back in the queue without them (:meth:`JobRunner.abandon`). Returns False when such work was
-        left running: its threads still hold the model, so the caller ends the process (:func:`run_gui`
-        does, with ``os._exit``) instead of letting Qt's pools wait for them on destruction. Idempotent.
+        Running jobs and model work get ``grace_s`` to stop on their own; what is still in a ``generate`` or
+        a model load then (CTranslate2 cannot interrupt either) is left, its jobs put back in the queue
+        without it (:meth:`JobRunner.abandon`). Returns False when work was left running: its threads still
+        hold the model, so the caller must end the process rather than return into Python. Quitting the app
+        passes :data:`QUIT_GRACE_S` and does end it (:func:`run_gui`, ``os._exit``): quit means quit (issue
+        17.5). The default, for callers that live on (tests), waits as long as before. Idempotent.
         """
         if self._closed:
             return not self.abandoned
         self._closed = True
-        deadline = time.monotonic() + QUIT_GRACE_S
+        deadline = time.monotonic() + grace_s
         self.notifier.close()  # what finished in the last moment is still told
         if self.workspace is not None:
             self.workspace.close_all()
@@ -506,12 +510,13 @@ class Desktop(QObject):
             self.abandoned.append("a batch in the decoder")
         abandoned = self.runner.abandon(_ms_left(deadline))
         self.abandoned += [f"job {job.id} ({job.name}), queued again" for job in abandoned]
-        self.renamer.wait()
+        self.renamer.wait()  # rewrites transcripts with new speaker names: short, and the user's edit
         if self.workspace is not None and self.transcripts is not None:
-            self.transcripts.wait()
+            self.transcripts.wait()  # a save in flight: the user's edits
         if self.library is not None:
             self.library.close()
-        self.summary.shutdown()
+        if not self.summary.shutdown(_ms_left(deadline)):  # reading lengths from headers (a slow share)
+            self.abandoned.append("reading the lengths of queued recordings")
         self.model.close()
         self.feed.close()
         if abandoned or not self.runner.workers_done():
@@ -609,7 +614,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
         finally:
             signals.stop()
             server.close()
-            clean = desktop.shutdown()
+            clean = desktop.shutdown(QUIT_GRACE_S)
         if not clean:
             _end_process(code)
         return code
@@ -636,7 +641,8 @@ def _end_process(code: int) -> None:
     """Quit without waiting for work that cannot be interrupted (issue 17.5): a ``generate`` or model load
     that :meth:`Desktop.shutdown` left running. Its jobs are already queued again in the database (SQLite
     keeps committed writes without a close); transcripts are written by atomic rename, so a write cut short
-    leaves no half file. Letting Python exit normally would run Qt's pool destructors, which wait for those
+    (a job whose window ended in the last milliseconds) leaves no half transcript, at worst a hidden
+    ``.wdtmp`` temp file, as after ``kill -9``. Letting Python exit normally would run Qt's pool destructors, which wait for those
     threads — the 22–36 s the issue measured. So: flush the log and the standard streams, then ``os._exit``.
     """
     log.info("exiting now, status %d", code)
@@ -647,9 +653,8 @@ def _end_process(code: int) -> None:
     os._exit(code)
 
 
-HAND_OVER_WAIT_S = (
-    20.0  # an old window closing ends within 2 s (issue 17.5); the rest is a busy machine's margin
-)
+# An old window that is closing ends within about 2 s (issue 17.5); the rest is a busy machine's margin.
+HAND_OVER_WAIT_S = 20.0
 HAND_OVER_PAUSE_S = 0.2
 
 

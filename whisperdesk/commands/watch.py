@@ -302,6 +302,11 @@ def _serve(
         log.info("%d job(s) interrupted by a crash are queued again", len(recovery.requeued))
 
     engine = Engine(settings.model, paths.models_dir)
+    processor = JobProcessor(store, engine, ledger, lambda: settings)
+    for job in store.list([QUEUED]):  # answers before work: what waits in the queue, before the model
+        checked = processor.precheck(job)
+        if checked.state == FAILED:
+            report.finished(checked)
     try:
         engine.load()
     except (ModelError, ConfigError) as exc:
@@ -310,7 +315,6 @@ def _serve(
 
     speakers = str(args.speakers) if args.speakers is not None else None
     record = job_settings(settings, output_dir=output_dir, after_processing=args.after, speakers=speakers)
-    processor = JobProcessor(store, engine, ledger, lambda: settings)
     loop = QueueLoop(
         store, processor, workers=workers_for(settings.model.batch_size), on_finished=report.finished
     )
@@ -367,7 +371,9 @@ def _queue(watcher: FolderWatcher, outcome: Enqueued, report: _Report) -> None:
     if not outcome.problem:
         return
     job = outcome.job
-    if job is not None and job.state == FAILED:
+    if job is not None and job.state == FAILED and outcome.created:
+        report.finished(job)  # failed as it was queued, before its turn (answers before work)
+    elif job is not None and job.state == FAILED:
         report.failure(
             outcome.path,
             f"{job.error} (job {job.id} failed earlier; `whisperdesk jobs retry {job.id}` runs it again)",
