@@ -357,3 +357,27 @@ def test_a_streamed_file_is_transcribed_exactly_as_the_whole_array(
         (s.start, s.end, s.text, s.words) for s in whole.segments
     ]
     assert streamed.duration == whole.duration and len(streamed.segments) > 5
+
+
+def test_a_cut_off_recording_fails_its_job_before_any_window_is_decoded(
+    whisper_model_dir: Path, tmp_path: Path
+) -> None:
+    """Damage found at the end of pass one fails the job before its windows reach a batch (random weights:
+    plumbing only, no text asserted)."""
+    from faster_whisper import WhisperModel
+
+    from whisperdesk.core.batching.layout import ModelHandle
+    from whisperdesk.core.batching.scheduler import BatchScheduler
+
+    model = WhisperModel(str(whisper_model_dir), device="cpu", compute_type="int8", cpu_threads=2)
+    whole = write_audio(tmp_path / "memo.flac", noise(70.0, SR, amplitude=0.2), SR)
+    damaged = make_truncated(whole, tmp_path / "memo-cut.flac")
+    scheduler = BatchScheduler(cpu_workers=1)
+    try:
+        with pytest.raises(TruncatedFileError, match="cut off or damaged"):
+            scheduler.transcribe(
+                ModelHandle(model, "cpu", "int8", "micro", 8), damaged, DecodeOptions(vad=False)
+            )
+        assert not scheduler.history  # no batch ran
+    finally:
+        scheduler.close()
