@@ -366,12 +366,17 @@ class Engine:
         cancel: threading.Event | None = None,
         audio: Any = None,
         on_language: LanguageFn | None = None,
+        resume: Any = None,
+        on_window: Any = None,
     ) -> Transcript:
         """Transcribe one file; raises AudioError, ModelError or Cancelled. Retries on CPU if CUDA fails.
 
         ``on_language(code, probability)`` is called on this thread as soon as the language is known (seconds
         after the start, long before the transcript), so a job row can show it while the job runs.
+        ``on_window`` and ``resume`` are the batch scheduler's checkpoints (``WindowResult`` callback and
+        ``{index: WindowResult}``); at batch size 1 there are no windows to keep and both are unused.
         """
+        checkpoints = {"resume": resume, "on_window": on_window}
         options.validate()
         if audio is None:
             from whisperdesk.core.audio import decode
@@ -379,7 +384,7 @@ class Engine:
             audio = decode(Path(source))
         loaded = self._acquire()
         try:
-            return self._run(loaded, source, audio, options, progress, cancel, on_language)
+            return self._run(loaded, source, audio, options, progress, cancel, on_language, checkpoints)
         except RuntimeError as exc:
             if loaded.device.device != "cuda" or not _CUDA_FAILURE.search(str(exc)):
                 raise
@@ -389,7 +394,7 @@ class Engine:
         self._fall_back_to_cpu(loaded, fallback_error)
         loaded = self._acquire()
         try:
-            return self._run(loaded, source, audio, options, progress, cancel, on_language)
+            return self._run(loaded, source, audio, options, progress, cancel, on_language, checkpoints)
         finally:
             self._release()
 
@@ -418,6 +423,7 @@ class Engine:
         progress: ProgressFn | None,
         cancel: threading.Event | None,
         on_language: LanguageFn | None = None,
+        checkpoints: dict[str, Any] | None = None,
     ) -> Transcript:
         started = time.monotonic()
         duration = float(len(audio)) / SAMPLE_RATE
@@ -436,6 +442,7 @@ class Engine:
                 progress=progress,
                 on_language=on_language,
                 cancel=cancel,
+                **(checkpoints or {}),
             )
         segments, info = loaded.model.transcribe(audio, **kwargs)
         if on_language is not None and info.language:  # known before the first segment is decoded

@@ -35,6 +35,7 @@ from whisperdesk.core.outputs import (
     write_outputs,
     write_rendered,
 )
+from whisperdesk.core.queue.checkpoints import JobCheckpoints, checkpoint_key
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
 from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
 from whisperdesk.core.speakers.job import transcribe_with_speakers
@@ -245,8 +246,18 @@ class JobProcessor:
         """Speaker labels, when the job asked for them, run beside the engine (core/speakers/job.py)."""
         speakers = (job.settings or {}).get("speakers")
         if not speakers:
+            config = self._engine.config
+            kept = JobCheckpoints(
+                self._store, job, checkpoint_key(job, decode, f"{config.model}|{config.compute_type}")
+            )
             return self._engine.transcribe(
-                job.source, decode, progress=progress, cancel=cancel, on_language=progress.language
+                job.source,
+                decode,
+                progress=progress,
+                cancel=cancel,
+                on_language=progress.language,
+                resume=kept.load(),
+                on_window=kept.save,
             )
         try:
             count = parse_speaker_count(str(speakers))

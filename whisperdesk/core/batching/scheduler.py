@@ -53,7 +53,7 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from whisperdesk.core.batching import decode as dec
+from whisperdesk.core.batching.checkpoint import WindowFn, WindowResult
 from whisperdesk.core.batching.layout import ModelHandle, default_cpu_workers
 from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_windows, window_features
 from whisperdesk.core.clock import SYSTEM_CLOCK, Clock
@@ -159,8 +160,12 @@ class _Job:
         on_language: LanguageFn | None,
         cancel: threading.Event | None,
         started: float,
+        resume: Mapping[int, WindowResult] | None = None,
+        on_window: WindowFn | None = None,
     ) -> None:
         self.id = job_id
+        self.resume = dict(resume or {})  # finished windows of an earlier run, by index
+        self.on_window = on_window
         self.handle = handle
         self.source = source
         self.options = options
@@ -230,6 +235,14 @@ class _Job:
                 return
             self.reported = done
             self.report(done, duration)
+
+    def checkpoint(self, result: WindowResult) -> None:
+        if self.on_window is None or self.done:
+            return
+        try:
+            self.on_window(result)
+        except Exception:  # an observer must never break a job
+            log.exception("window callback failed for %s", self.source)
 
     def tell_language(self, language: str, probability: float) -> None:
         self.language, self.language_probability = language, probability
@@ -328,11 +341,15 @@ class BatchScheduler:
         progress: ProgressFn | None = None,
         on_language: LanguageFn | None = None,
         cancel: threading.Event | None = None,
+        resume: Mapping[int, WindowResult] | None = None,
+        on_window: WindowFn | None = None,
     ) -> JobFuture:
         """Queue one file (or its already decoded 16-kHz ``audio``); callbacks run on scheduler threads.
 
         ``progress(done, total)`` gets audio seconds; ``on_language(code, probability)`` is called once, as
         soon as the language is known (given, English-only model, or detected from the first window).
+        ``on_window(result)`` gets each window once it is decoded to the end (a checkpoint); ``resume`` holds
+        such results of an earlier run of the same file and options: those windows are not decoded again.
         """
         options.validate()
         job = _Job(
@@ -345,6 +362,8 @@ class BatchScheduler:
             on_language,
             cancel,
             self._clock.monotonic(),
+            resume,
+            on_window,
         )
         with self._cond:
             if self._closing:
@@ -365,14 +384,25 @@ class BatchScheduler:
         progress: ProgressFn | None = None,
         on_language: LanguageFn | None = None,
         cancel: threading.Event | None = None,
+        resume: Mapping[int, WindowResult] | None = None,
+        on_window: WindowFn | None = None,
     ) -> Transcript:
         """Blocking form of ``submit``: waits, running the callbacks on this thread, in the order they came;
         raises what the job raised."""
         events: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
         relay = (lambda done, total: events.put((progress, (done, total)))) if progress else None
         language_relay = (lambda code, p: events.put((on_language, (code, p)))) if on_language else None
+        window_relay = (lambda result: events.put((on_window, (result,)))) if on_window else None
         future = self.submit(
-            handle, source, options, audio=audio, progress=relay, on_language=language_relay, cancel=cancel
+            handle,
+            source,
+            options,
+            audio=audio,
+            progress=relay,
+            on_language=language_relay,
+            cancel=cancel,
+            resume=resume,
+            on_window=window_relay,
         )
         future.add_done_callback(lambda _f: events.put(None))
 
@@ -559,6 +589,8 @@ class BatchScheduler:
         if job.total == 0:
             self._finish(job)
             return
+        if self._restore(job):
+            return
         if job.language is None:  # copies: without VAD a piece is a view that would keep the whole file
             with self._cond:
                 job.language_pieces = {
@@ -566,6 +598,8 @@ class BatchScheduler:
                 }
         extractor = job.handle.model.feature_extractor
         for span, features in zip(plan.spans, iter_features(extractor, pieces), strict=True):
+            if span.index in job.resume:  # decoded in an earlier run (_restore)
+                continue
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
             window.span = 2 * span.duration
             with self._cond:
@@ -583,6 +617,33 @@ class BatchScheduler:
                 self._windows.append(window)
                 self.peak_queued_windows = max(self.peak_queued_windows, len(self._windows))
                 self._cond.notify_all()
+
+    def _restore(self, job: _Job) -> bool:
+        """Start ``job`` from the windows an earlier run finished (their text, language, progress); True
+        when nothing is left to decode. Checkpoints that do not fit the plan are ignored."""
+        if not job.resume or job.plan is None:
+            return False
+        spans = {span.index: span for span in job.plan.spans}
+        if not set(job.resume) <= set(spans):
+            log.warning(
+                "%s: its checkpoints do not match its windows; decoding it from the start", job.source
+            )
+            job.resume = {}
+            return False
+        with job.lock:
+            for index, result in job.resume.items():
+                job.segments[index] = list(result.segments)
+            job.delivered += len(job.resume)
+            job.last_speech_timestamp = max(r.last_speech_timestamp for r in job.resume.values())
+        known = [r for _i, r in sorted(job.resume.items()) if r.language]
+        if job.language is None and known:
+            job.tell_language(known[0].language or "", known[0].language_probability or 1.0)
+        log.info("%s: resuming after %d of %d windows", job.source, len(job.resume), job.total)
+        job.credit(sum(2 * spans[i].duration for i in job.resume))
+        if job.total is not None and job.delivered >= job.total:
+            self._finish(job)
+            return True
+        return False
 
     def _check_language(self, job: _Job) -> None:
         language = job.options.language
@@ -1125,12 +1186,25 @@ class BatchScheduler:
                     finished_windows.append(w)
             job.delivered += len(finished_windows)
             finished = job.total is not None and job.delivered >= job.total
+            results = [
+                WindowResult(
+                    w.index,
+                    tuple(job.segments.get(w.index, ())),
+                    job.language,
+                    job.language_probability,
+                    job.last_speech_timestamp,
+                )
+                for w in finished_windows
+            ]
         if follow_ups:
             with self._cond:
                 self._windows.extendleft(reversed(follow_ups))  # ahead of new windows: the job waits on them
                 self._cond.notify_all()
         for w in finished_windows:
             job.credit(w.span - w.credited)
+        if not finished:  # a finished job's checkpoints would only be dropped with it
+            for result in results:
+                job.checkpoint(result)
         if finished:
             self._finish(job)
 
@@ -1203,6 +1277,8 @@ class BatchScheduler:
         }
         if job.notes:
             extra["notes"] = list(job.notes)
+        if job.resume:
+            extra["resumed_windows"] = len(job.resume)  # kept from an interrupted run, not decoded again
         transcript = Transcript(
             source=job.source,
             segments=segments,
