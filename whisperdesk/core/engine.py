@@ -368,6 +368,7 @@ class Engine:
         on_language: LanguageFn | None = None,
         resume: Any = None,
         on_window: Any = None,
+        on_waiting: Callable[[bool], None] | None = None,
     ) -> Transcript:
         """Transcribe one file; raises AudioError, ModelError or Cancelled. Retries on CPU if CUDA fails.
 
@@ -375,8 +376,10 @@ class Engine:
         after the start, long before the transcript), so a job row can show it while the job runs.
         ``on_window`` and ``resume`` are the batch scheduler's checkpoints (``WindowResult`` callback and
         ``{index: WindowResult}``); at batch size 1 there are no windows to keep and both are unused.
+        ``on_waiting(True/False)`` says whether the job waits for the model while other jobs' batches run
+        (batch size above 1; a sequential job never waits once it runs).
         """
-        checkpoints = {"resume": resume, "on_window": on_window}
+        checkpoints = {"resume": resume, "on_window": on_window, "on_waiting": on_waiting}
         options.validate()
         if audio is None:
             from whisperdesk.core.audio import decode

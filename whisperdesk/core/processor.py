@@ -258,6 +258,7 @@ class JobProcessor:
                 on_language=progress.language,
                 resume=kept.load(),
                 on_window=kept.save,
+                on_waiting=progress.waiting,
             )
         try:
             count = parse_speaker_count(str(speakers))
@@ -428,6 +429,17 @@ class _StoreProgress:
             self._cancel.set()
         self._duration_saved = True
         self._fraction = fraction
+
+    def waiting(self, waiting: bool) -> None:
+        """Whether the job waits for the model (True) or is being decoded; the caller's progress callable
+        hears it when it has a ``waiting(job_id, waiting)`` method (the window's runner does)."""
+        listener = getattr(self._forward, "waiting", None)
+        if listener is None:
+            return
+        try:
+            listener(self._job_id, waiting)
+        except Exception:  # a display problem must not fail the job
+            log.exception("waiting listener failed")
 
     def language(self, code: str, probability: float) -> None:
         """Record the language on the job row as soon as the engine knows it (seconds after the start), not

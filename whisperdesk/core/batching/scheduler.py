@@ -72,10 +72,12 @@ from whisperdesk.core.transcript import Segment, Transcript
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float], None]
+WaitingFn = Callable[[bool], None]  # True: the job waits for the model; False: its windows are being decoded
 LanguageFn = Callable[[str, float], None]  # (language code, probability)
 
 DEFAULT_MAX_WAIT_S = 2.0  # a partial batch waits this long for more windows while files are still being cut
 CANCEL_POLL_S = 0.1  # the blocking ``transcribe`` looks at its cancel flag this often
+ESTIMATE_CAP = 0.9  # an estimate inside a generate stops short of the work the generate will credit
 DEFAULT_ENCODE_SHARE = 0.5  # share of a window's work credited at encode time, until a batch measures it
 ORDERS = ("latency", "arrival")  # how queued windows are ranked (see "Which windows go first" above)
 AGING_PER_SECOND = 1.0  # seconds of remaining work a waiting job's rank gains per second since it was queued
@@ -195,6 +197,8 @@ class _Job:
         self.work_total = 0.0  # seconds of windows (speech timeline) to encode and decode
         self.work_done = 0.0
         self.reported = -1.0
+        self.in_flight = 0  # windows of this job in batches being encoded or decoded (scheduler lock)
+        self.estimates: dict[int, tuple[float, float, float]] = {}  # batch -> (began, expected s, work)
 
     def rank(self, now: float) -> tuple[float, int]:
         """Lower goes first: the window work still to do, less what waiting has earned, then age."""
@@ -235,6 +239,24 @@ class _Job:
                 return
             self.reported = done
             self.report(done, duration)
+
+    def estimate(self, now: float) -> None:
+        """Move progress inside a generate by estimate: CTranslate2's Whisper ``generate`` reports nothing
+        until the whole batch is decoded (no token callback for batches), so each batch in flight adds the
+        share of its decode work that its expected duration says is done, approaching but never reaching
+        :data:`ESTIMATE_CAP` of it. Never backwards: the real credit at delivery only moves it on."""
+        with self.lock:
+            if self.done or not self.estimates or self.work_total <= 0 or self.plan is None:
+                return
+            guess = 0.0
+            for began, expected, work in self.estimates.values():
+                ratio = max(0.0, now - began) / max(expected, 1e-3)
+                guess += work * ESTIMATE_CAP * (1.0 - math.exp(-1.5 * ratio))
+            done = self.plan.duration * min(self.work_total, self.work_done + guess) / self.work_total
+            if done <= self.reported:
+                return
+            self.reported = done
+            self.report(done, self.plan.duration)
 
     def checkpoint(self, result: WindowResult) -> None:
         if self.on_window is None or self.done:
@@ -324,6 +346,7 @@ class BatchScheduler:
         ] = {}  # model id -> encode's share of a window's work, latest batch
         self._ids = itertools.count(1)
         self._batch_numbers = itertools.count(1)
+        self._tokens = itertools.count(1)  # generates in flight, for the progress estimates
         self._oom_limits: dict[int, int] = {}
         self._cpu_twins: dict[int, ModelHandle | None] = {}
         self._twin_lock = threading.Lock()
@@ -386,6 +409,7 @@ class BatchScheduler:
         cancel: threading.Event | None = None,
         resume: Mapping[int, WindowResult] | None = None,
         on_window: WindowFn | None = None,
+        on_waiting: WaitingFn | None = None,
     ) -> Transcript:
         """Blocking form of ``submit``: waits, running the callbacks on this thread, in the order they came;
         raises what the job raised."""
@@ -411,6 +435,7 @@ class BatchScheduler:
                 return  # progress never moves after the user's cancel
             item[0](*item[1])
 
+        waiting: bool | None = None
         while True:
             try:
                 item = events.get(timeout=CANCEL_POLL_S)
@@ -418,6 +443,11 @@ class BatchScheduler:
                 item = None
             if cancel is not None and cancel.is_set():
                 self.cancel_job(future.job_id)
+            elif not future.done():
+                now_waiting = self._tick(future.job_id)
+                if on_waiting is not None and now_waiting is not None and now_waiting != waiting:
+                    waiting = now_waiting
+                    on_waiting(waiting)
             if item is not None:
                 run(item)
             elif future.done():
@@ -441,6 +471,17 @@ class BatchScheduler:
             with self._cond:
                 self._holds -= 1
                 self._cond.notify_all()
+
+    def _tick(self, job_id: int) -> bool | None:
+        """On the job's own thread: the progress estimate inside a generate, and whether the job waits for
+        the model (none of its windows in a batch); None when the job has ended."""
+        with self._cond:
+            job = self._live.get(job_id)
+            if job is None:
+                return None
+            waiting = job.in_flight == 0
+        job.estimate(self._clock.monotonic())
+        return waiting
 
     def add_batch_listener(self, listener: Callable[[BatchInfo], None]) -> None:
         """Call ``listener`` after every batch (on the inference thread), like ``on_batch``."""
@@ -566,6 +607,8 @@ class BatchScheduler:
                     self._fail(job, exc)
             finally:
                 with self._cond:
+                    for window in batch:
+                        window.job.in_flight -= 1
                     self._busy[model_id] -= 1
                     self._flights.pop(threading.get_ident(), None)
                     self._cond.notify_all()
@@ -778,6 +821,8 @@ class BatchScheduler:
                 picked.append(window)
                 picked_jobs.add(id(window.job))
         if picked:
+            for window in picked:
+                window.job.in_flight += 1
             chosen = set(map(id, picked))
             self._windows = deque(w for w in self._windows if id(w) not in chosen)
             for window in picked:
@@ -975,9 +1020,15 @@ class BatchScheduler:
         tokenizers = [handle.tokenizer(w.job.options.task, w.job.language) for w in windows]
         prompts = dec.prompts_for(handle, tokenizers, options.initial_prompt)
         kwargs = dec.generate_kwargs(model, tokenizers[0], options, len(prompts[0]))
-        results = self._generate(
-            dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
-        )
+        token = self._expect(handle, windows, encoded)
+        try:
+            results = self._generate(
+                dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
+            )
+        finally:
+            for job in dict.fromkeys(w.job for w in windows):
+                with job.lock:
+                    job.estimates.pop(token, None)
         decoded = dec.read_results(results, options.temperature[0])
         decoded = dec.fallback(
             model,
@@ -1008,6 +1059,24 @@ class BatchScheduler:
             except Exception:
                 log.exception("batch listener failed")
         return encoder_output, decoded
+
+    def _expect(self, handle: ModelHandle, windows: list[_Window], began: float) -> int:
+        """Register the generate about to run with each of its jobs (see ``_Job.estimate``); returns its
+        token. Its expected length: the latest batch's decode pace per window, else as long as the encode."""
+        model_id = id(handle.model)
+        with self._cond:
+            pace = self._pace.get(model_id)
+            share = self._encode_share.get(model_id, DEFAULT_ENCODE_SHARE)
+        if pace:
+            expected = pace * (1.0 - share) * len(windows)
+        else:
+            expected = sum(w.encode_seconds for w in windows) * (1.0 - share) / share
+        token = next(self._tokens)
+        for job in dict.fromkeys(w.job for w in windows):
+            work = sum(w.span - w.credited for w in windows if w.job is job)
+            with job.lock:
+                job.estimates[token] = (began, max(expected, 0.5), work)
+        return token
 
     def _measure(self, handle: ModelHandle, info: BatchInfo) -> None:
         """Keep the latest working pace (no waits): the tail split and the progress weights use it."""
