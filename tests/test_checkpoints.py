@@ -215,3 +215,76 @@ def test_killed_at_60_percent_then_restarted_gives_the_same_words(
     assert data["extra"]["resumed_windows"] == at_kill  # those windows were not decoded again
     assert _words((out / f"{talk.stem}.txt").read_text(encoding="utf-8")) == reference
     assert sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_pause_now_keeps_the_finished_windows_and_resume_ends_with_the_same_words(
+    tmp_path: Path, tiny_en_model: Path, talk: Path, store: JobStore
+) -> None:
+    """Pause now (the job's cancel and requeue flags, as the runner sets them) puts the job back in the queue
+    with its kept windows and its progress; the next run decodes only the rest and writes the same words as
+    the same job run without a pause."""
+    import threading
+
+    from whisperdesk.core.engine import Engine
+    from whisperdesk.core.outputs import OutputLedger
+    from whisperdesk.core.processor import JobProcessor, job_settings
+    from whisperdesk.core.settings import ModelConfig, Settings
+
+    config = ModelConfig(model=str(tiny_en_model), device="cpu", compute_type="int8", batch_size=2)
+    engine = Engine(config, tmp_path / "models")
+    settings = Settings(model=config)
+    processor = JobProcessor(store, engine, OutputLedger(tmp_path / "ledger.json"), lambda: settings)
+    try:
+        texts: list[str] = []
+        ended: list[Any] = []
+        for name in ("whole", "paused"):
+            folder = tmp_path / name
+            folder.mkdir()
+            source = folder / talk.name
+            source.write_bytes(talk.read_bytes())
+            store.add(source, job_settings(settings, output_dir=folder / "out"))
+            job = store.claim_next()
+            assert job is not None
+            if name == "paused":
+                cancel, requeue = threading.Event(), threading.Event()
+                pausing = threading.Thread(
+                    target=lambda j=job, c=cancel, r=requeue: ended.append(
+                        processor.process(j, cancel=c, shutdown=r)
+                    )
+                )
+                pausing.start()
+                while (
+                    not sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+                ):
+                    assert pausing.is_alive()
+                    time.sleep(0.05)
+                requeue.set()
+                cancel.set()  # what JobRunner.pause_now does through the cancel registry
+                pausing.join(WAIT)
+                paused = ended.pop()
+                assert paused.state == QUEUED and paused.progress > 0
+                kept = len(store.checkpoints(job.id, _key_of(store, job.id)))
+                assert kept >= 1
+                job = store.claim_next()
+                assert job is not None and job.progress == pytest.approx(paused.progress)
+            done = processor.process(job)
+            assert done.state == DONE
+            texts.append((folder / "out" / f"{talk.stem}.txt").read_text(encoding="utf-8"))
+            if name == "paused":
+                extra = json.loads((folder / "out" / f"{talk.stem}.json").read_text(encoding="utf-8"))[
+                    "extra"
+                ]
+                assert extra["resumed_windows"] == kept
+        assert _words(texts[1]) == _words(texts[0])
+    finally:
+        engine.close()
+
+
+def _key_of(store: JobStore, job_id: int) -> str:
+    row = (
+        sqlite3.connect(store.path)
+        .execute("SELECT key FROM checkpoints WHERE job_id = ?", (job_id,))
+        .fetchone()
+    )
+    return str(row[0])

@@ -271,7 +271,7 @@ class JobRunner(QObject):
 
     @Slot(int)
     def cancel(self, job_id: int) -> bool:
-        """Cancel cooperatively: a running job stops within one window of audio; a queued one is marked."""
+        """Cancel cooperatively: a running batched job stops at once (within 0.1 s); a queued one is marked."""
         if self._registry.cancel(job_id):
             self.jobCanceling.emit(job_id)
             return True

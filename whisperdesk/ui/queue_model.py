@@ -217,7 +217,7 @@ class JobTableModel(QAbstractTableModel):
     @Slot(int)
     def mark_canceling(self, job_id: int) -> None:
         """The user asked to cancel: show "Canceling…" at once, until the job's record says it stopped
-        (a running job stops at its next window of audio, which can take a while)."""
+        (a running batched job stops within a tenth of a second; a sequential one at its next segment)."""
         row = self.row_of(job_id)
         if row is None or self._jobs[row].state != RUNNING:
             return

@@ -28,9 +28,9 @@ runs takes the next free place in a batch instead of waiting behind the recordin
 the long recording fills the rest of every batch (the batches stay as full as before: only their order
 changes). Aging bounds the wait of a long job behind a stream of short ones. ``order="arrival"`` is the
 previous order (oldest queued window first), kept for the side-by-side benchmark (``bench/latency.py``).
-The prefetch bound never keeps a job out of the queue entirely: a job with fewer than a batch of windows
-queued may add one past it, so a short file's windows are there to be ranked (memory stays bounded:
-at most one batch per CPU-stage thread past ``prefetch_windows``).
+A full prefetch queue does not hold back a job that ranks ahead of every job queued: its windows may go
+up to one batch past ``prefetch_windows``, so a memo added while a long recording fills the queue is ready
+for the next batch (memory stays bounded: ``prefetch_windows`` + one batch).
 
 Progress: each job's progress moves once per window encoded and once per window finished, in order and never
 backwards; it measures work (encode and decode each get their measured share of a window's time), so the
@@ -807,9 +807,11 @@ class BatchScheduler:
         """Whether the CPU stage may queue another window of ``job`` now (see the module docstring)."""
         if len(self._windows) < self._prefetch:
             return True
-        if self._order == "arrival":
+        if self._order == "arrival" or len(self._windows) >= self._prefetch + job.handle.batch_size:
             return False
-        return sum(1 for w in self._windows if w.job is job) < job.handle.batch_size
+        now = self._clock.monotonic()
+        mine = job.rank(now)
+        return all(mine < w.job.rank(now) for w in self._windows if w.job is not job)
 
     def _pick_locked(self, key: BatchKey, limit: int, picked_jobs: set[int]) -> list[_Window]:
         """Take up to ``limit`` queued windows with ``key``, in rank order."""
