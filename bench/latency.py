@@ -12,6 +12,9 @@ threads for the batch size, the engine's one scheduler, transcripts written) on 
               time (target: within 5 % of the arrival order's)
   cancel      the talk is canceled ``--cancel-after`` seconds into a batch, at batch 8 and 16: seconds from
               the click to the row saying Canceled, and to the model being free of the job's batch
+  progress    a ``--progress-minutes`` talk alone: the longest gap between progress reports, and how far the
+              ETA (the job table's: remaining audio at the pace since the first decoded work) swings between
+              one-second samples once 20 % is done (target: ±25 %)
 
     nice -n 19 python -m bench.latency --model base            # all four, both orders
     python -m bench.latency --model tiny.en --only four,cancel  # a quick look
@@ -22,6 +25,7 @@ Figures depend on the machine's load: record them in BENCHMARKS.md with the cond
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import tempfile
@@ -40,7 +44,7 @@ from whisperdesk.core.queue.loop import QueueLoop
 from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import ModelConfig, Settings
 
-SCENARIOS = ("memo", "four", "corpus", "cancel")
+SCENARIOS = ("memo", "four", "corpus", "cancel", "progress")
 FOUR = (103.0, 34.0, 11.0, 18.0)
 
 
@@ -193,6 +197,40 @@ def cancel_worst(engine: Any, settings: Settings, talk: Path, into_batch: float)
     return _run(engine, settings, body)
 
 
+def progress_steadiness(engine: Any, talk: Path) -> dict[str, Any]:
+    from whisperdesk.core.settings import DecodeOptions
+
+    reports: list[tuple[float, float, float]] = []
+    started = time.monotonic()
+    engine.transcribe(
+        talk, DecodeOptions(), progress=lambda done, total: reports.append((time.monotonic(), done, total))
+    )
+    ended = time.monotonic()
+    moving = [r for r in reports if r[1] > 0]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(moving)]
+    since, base = moving[0][0], moving[0][1]
+    total = reports[-1][2]
+    etas: list[tuple[float, float]] = []  # (fraction done, ETA) once a second, as the job table shows it
+    at, i = since + 1.0, 0
+    while at < ended:
+        while i + 1 < len(moving) and moving[i + 1][0] <= at:
+            i += 1
+        done = moving[i][1]
+        if done > base and at - since >= 0.5:
+            etas.append((done / total, (total - done) / ((done - base) / (at - since))))
+        at += 1.0
+    late = [(f, e) for f, e in etas if f >= 0.2]
+    swings = [abs(b[1] - a[1]) / a[1] for a, b in itertools.pairwise(late) if a[1] > 1.0]
+    return {
+        "job_s": round(ended - started, 2),
+        "reports": len(reports),
+        "longest_gap_s": round(max(gaps), 2) if gaps else None,
+        "eta_max_swing": round(max(swings), 3) if swings else None,
+        "eta_swings_over_25pct": sum(1 for x in swings if x > 0.25),
+        "eta_samples": len(swings),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     from whisperdesk.benchmark.corpus import synthetic_corpus
     from whisperdesk.core.batching.layout import physical_cores
@@ -206,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--add-after", type=float, default=20.0, help="seconds before the memo is added")
     parser.add_argument("--corpus-minutes", type=float, default=4.0)
     parser.add_argument("--cancel-after", type=float, default=1.0, help="seconds into a batch to cancel")
+    parser.add_argument("--progress-minutes", type=float, default=3.0)
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"some of {','.join(SCENARIOS)}")
     parser.add_argument("--orders", default="latency,arrival")
     parser.add_argument("--cpu-threads", type=int, default=0)
@@ -233,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
             if "corpus" in wanted:
                 results["corpus"] = corpus(engine, settings, mixed)
                 print(order, "corpus", json.dumps(results["corpus"]), flush=True)
+            if "progress" in wanted and order == "latency":
+                steady = build_speech_of_length(cache, args.progress_minutes * 60, first=40).path
+                results["progress"] = progress_steadiness(engine, steady)
+                print(order, "progress", json.dumps(results["progress"]), flush=True)
         finally:
             engine.close()
         if "cancel" in wanted and order == "latency":

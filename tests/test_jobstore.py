@@ -452,12 +452,13 @@ def test_migration_from_schema_version_1(tmp_path: Path) -> None:
 
     with JobStore(db) as store:
         conn = sqlite3.connect(db)
-        assert schema_version(conn) == SCHEMA_VERSION == 3
+        assert schema_version(conn) == SCHEMA_VERSION == 4
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == [
             1,
             2,
             3,
+            4,
         ]
         conn.close()
         (job,) = store.list()

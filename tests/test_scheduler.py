@@ -233,7 +233,9 @@ def test_cancel_mid_job_finishes_at_most_the_batch_in_flight(
     assert other.result(timeout=120).extra["windows"] == 1
     victim_batches = [i for i, members in enumerate(calls) if any(j == victim.job_id for j, _w in members)]
     assert victim_batches == [0, 1]  # none after the batch in flight at cancel time
-    assert len(_windows_by_job(list(scheduler.history))[victim.job_id]) == 4  # of its 7 windows
+    in_flight = [w for members in calls[:2] for j, w in members if j == victim.job_id]
+    assert _windows_by_job(list(scheduler.history))[victim.job_id] == in_flight  # 3 or 4 of its 7 windows
+    assert len(in_flight) < 7
 
 
 def test_close_cancels_what_is_queued(micro_model: Any) -> None:

@@ -222,6 +222,7 @@ class Desktop(QObject):
     def _wire_queue(self) -> None:
         window, runner, model, view = self.window, self.runner, self.model, self.view
         runner.jobProgress.connect(model.on_job_progress)
+        runner.jobWaiting.connect(model.set_waiting)
         self.summary.durationProbed.connect(model.set_probed_duration)
         self.summary.queueSummary.connect(self._on_queue_summary)
         # A model problem is explained by the model banner (bridge state), never as raw text; the guard

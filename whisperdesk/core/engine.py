@@ -383,16 +383,24 @@ class Engine:
         cancel: threading.Event | None = None,
         audio: Any = None,
         on_language: LanguageFn | None = None,
+        resume: Any = None,
+        on_window: Any = None,
+        on_waiting: Callable[[bool], None] | None = None,
     ) -> Transcript:
         """Transcribe one file; raises AudioError, ModelError or Cancelled. Retries on CPU if CUDA fails.
 
         ``on_language(code, probability)`` is called on this thread as soon as the language is known (seconds
         after the start, long before the transcript), so a job row can show it while the job runs.
+        ``on_window`` and ``resume`` are the batch scheduler's checkpoints (``WindowResult`` callback and
+        ``{index: WindowResult}``); at batch size 1 there are no windows to keep and both are unused.
+        ``on_waiting(True/False)`` says whether the job waits for the model while other jobs' batches run
+        (batch size above 1; a sequential job never waits once it runs).
         """
+        checkpoints = {"resume": resume, "on_window": on_window, "on_waiting": on_waiting}
         options.validate()
         loaded = self._acquire()
         try:
-            return self._run(loaded, source, audio, options, progress, cancel, on_language)
+            return self._run(loaded, source, audio, options, progress, cancel, on_language, checkpoints)
         except RuntimeError as exc:
             if loaded.device.device != "cuda" or not _CUDA_FAILURE.search(str(exc)):
                 raise
@@ -402,7 +410,7 @@ class Engine:
         self._fall_back_to_cpu(loaded, fallback_error)
         loaded = self._acquire()
         try:
-            return self._run(loaded, source, audio, options, progress, cancel, on_language)
+            return self._run(loaded, source, audio, options, progress, cancel, on_language, checkpoints)
         finally:
             self._release()
 
@@ -431,6 +439,7 @@ class Engine:
         progress: ProgressFn | None,
         cancel: threading.Event | None,
         on_language: LanguageFn | None = None,
+        checkpoints: dict[str, Any] | None = None,
     ) -> Transcript:
         started = time.monotonic()
         kwargs = whisper_kwargs(options)
@@ -450,6 +459,7 @@ class Engine:
                 progress=progress,
                 on_language=on_language,
                 cancel=cancel,
+                **(checkpoints or {}),
             )
         if audio is None:  # faster-whisper's sequential path needs the whole recording at once
             from whisperdesk.core.audio import decode

@@ -132,6 +132,21 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE jobs ADD COLUMN error_kind TEXT",
         ),
     ),
+    (
+        4,
+        "checkpoints of finished windows, so an interrupted job resumes where it stopped",
+        (
+            """CREATE TABLE checkpoints (
+                job_id INTEGER NOT NULL,
+                window INTEGER NOT NULL,
+                fingerprint TEXT NOT NULL,
+                key TEXT NOT NULL,
+                data TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                PRIMARY KEY (job_id, window)
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -773,9 +788,16 @@ class JobStore:
             if row is None:
                 return None
             job_id = int(row[0])
+            # Checkpoints of another content of the file (it changed while queued) are of no use now.
+            tx.conn.execute(
+                "DELETE FROM checkpoints WHERE job_id = ? AND fingerprint != "
+                "(SELECT fingerprint FROM jobs WHERE id = ?)",
+                (job_id, job_id),
+            )
             cur = tx.conn.execute(
                 "UPDATE jobs SET state = ?, attempts = attempts + 1, started_at = ?, finished_at = NULL, "
-                "progress = 0, error = NULL, owner = ?, changed_seq = ? WHERE id = ? AND state = ?",
+                "progress = CASE WHEN EXISTS (SELECT 1 FROM checkpoints WHERE job_id = jobs.id) "
+                "THEN progress ELSE 0 END, error = NULL, owner = ?, changed_seq = ? WHERE id = ? AND state = ?",
                 (RUNNING, self.clock.time(), self._owner, tx.seq, job_id, QUEUED),
             )
             if cur.rowcount != 1:  # cannot happen under BEGIN IMMEDIATE; never hand out a job twice
@@ -826,6 +848,7 @@ class JobStore:
                 "owner = NULL, changed_seq = ? WHERE id = ?",
                 (DONE, outputs_json, duration, language, processing_time, now, tx.seq, job_id),
             )
+            tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
             tx.event("changed", job_id)
         return self.require(job_id)
 
@@ -843,6 +866,7 @@ class JobStore:
                 "changed_seq = ? WHERE id = ?",
                 (FAILED, message, kind, self.clock.time(), tx.seq, job_id),
             )
+            tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
             tx.event("changed", job_id)
         return self.require(job_id)
 
@@ -856,6 +880,7 @@ class JobStore:
                     "UPDATE jobs SET state = ?, finished_at = ?, owner = NULL, changed_seq = ? WHERE id = ?",
                     (CANCELED, self.clock.time(), tx.seq, job_id),
                 )
+                tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
                 tx.event("changed", job_id)
         return self.require(job_id)
 
@@ -879,12 +904,51 @@ class JobStore:
         with self._write() as tx:
             self._require_state(tx, job_id, (RUNNING,), "release")
             tx.conn.execute(
-                "UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), progress = 0, started_at = NULL, "
+                "UPDATE jobs SET state = ?, attempts = MAX(attempts - 1, 0), progress = CASE WHEN EXISTS "
+                "(SELECT 1 FROM checkpoints WHERE job_id = jobs.id) THEN progress ELSE 0 END, started_at = NULL, "
                 "owner = NULL, changed_seq = ? WHERE id = ?",
                 (QUEUED, tx.seq, job_id),
             )
             tx.event("changed", job_id)
         return self.require(job_id)
+
+    # -- checkpoints of finished windows --------------------------------------------------------------
+    def save_checkpoint(self, job_id: int, window: int, key: str, data: Mapping[str, Any]) -> bool:
+        """Keep one finished window of a running job (JSON ``data``), for a resume after an interruption.
+
+        ``key`` names what the window was decoded from and with (content, options, model): checkpoints of
+        another key are dropped here, so a job never mixes windows of two runs. False (nothing kept) when
+        the job is no longer running here.
+        """
+        payload = json.dumps(dict(data), ensure_ascii=False)
+        with self._write() as tx:
+            row = tx.conn.execute(
+                "SELECT fingerprint FROM jobs WHERE id = ? AND state = ? AND owner = ?",
+                (job_id, RUNNING, self._owner),
+            ).fetchone()
+            if row is None:
+                return False
+            tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ? AND key != ?", (job_id, key))
+            tx.conn.execute(
+                "INSERT OR REPLACE INTO checkpoints (job_id, window, fingerprint, key, data, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, int(window), row["fingerprint"], key, payload, self.clock.time()),
+            )
+        return True
+
+    def checkpoints(self, job_id: int, key: str) -> dict[int, dict[str, Any]]:
+        """The finished windows kept for ``job_id`` under ``key`` (window index → data); others are ignored."""
+        rows = self._conn().execute(
+            "SELECT c.window, c.data FROM checkpoints AS c JOIN jobs AS j ON j.id = c.job_id "
+            "WHERE c.job_id = ? AND c.key = ? AND c.fingerprint = j.fingerprint ORDER BY c.window",
+            (job_id, key),
+        )
+        return {int(r["window"]): json.loads(r["data"]) for r in rows}
+
+    def drop_checkpoints(self, job_id: int) -> int:
+        """Forget a job's finished windows (its next run starts from the beginning); returns how many."""
+        with self._write() as tx:
+            return int(tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,)).rowcount)
 
     # -- the user's side -----------------------------------------------------------------------------
     def retry(self, job_id: int, *, settings: Mapping[str, Any] | None = None) -> Job:
@@ -922,6 +986,7 @@ class JobStore:
                     f"job {job_id} ({row['source']}) is running; cancel it before removing it"
                 )
             tx.conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
             tx.conn.execute(
                 "INSERT OR REPLACE INTO removed_jobs (id, changed_seq) VALUES (?, ?)", (job_id, tx.seq)
             )

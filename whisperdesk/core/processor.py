@@ -53,6 +53,7 @@ from whisperdesk.core.outputs import (
     write_rendered,
 )
 from whisperdesk.core.precheck import precheck_file
+from whisperdesk.core.queue.checkpoints import JobCheckpoints, checkpoint_key
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
 from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
 from whisperdesk.core.speakers.job import transcribe_with_speakers
@@ -395,8 +396,19 @@ class JobProcessor:
         """Speaker labels, when the job asked for them, run beside the engine (core/speakers/job.py)."""
         speakers = (job.settings or {}).get("speakers")
         if not speakers:
+            config = self._engine.config
+            kept = JobCheckpoints(
+                self._store, job, checkpoint_key(job, decode, f"{config.model}|{config.compute_type}")
+            )
             return self._engine.transcribe(
-                job.source, decode, progress=progress, cancel=cancel, on_language=progress.language
+                job.source,
+                decode,
+                progress=progress,
+                cancel=cancel,
+                on_language=progress.language,
+                resume=kept.load(),
+                on_window=kept.save,
+                on_waiting=progress.waiting,
             )
         try:
             count = parse_speaker_count(str(speakers))
@@ -613,6 +625,17 @@ class _StoreProgress:
             self._cancel.set()
         self._duration_saved = True
         self._fraction = fraction
+
+    def waiting(self, waiting: bool) -> None:
+        """Whether the job waits for the model (True) or is being decoded; the caller's progress callable
+        hears it when it has a ``waiting(job_id, waiting)`` method (the window's runner does)."""
+        listener = getattr(self._forward, "waiting", None)
+        if listener is None:
+            return
+        try:
+            listener(self._job_id, waiting)
+        except Exception:  # a display problem must not fail the job
+            log.exception("waiting listener failed")
 
     def language(self, code: str, probability: float) -> None:
         """Record the language on the job row as soon as the engine knows it (seconds after the start), not

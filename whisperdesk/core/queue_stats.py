@@ -35,10 +35,20 @@ def format_seconds(seconds: float | None) -> str:
 
 
 def job_timing(
-    job: Job, now: float, done_seconds: float | None = None, total_seconds: float | None = None
+    job: Job,
+    now: float,
+    done_seconds: float | None = None,
+    total_seconds: float | None = None,
+    *,
+    paced_from: tuple[float, float] | None = None,
 ) -> JobTiming:
     """Timing of one job at wall-clock ``now``; ``done_seconds``/``total_seconds`` is live progress in
-    audio seconds (fresher than the store's record)."""
+    audio seconds (fresher than the store's record).
+
+    ``paced_from`` is (wall-clock time, audio seconds done) when the job's first work was decoded: the ETA
+    then follows the job's own pace since that moment, not counting the time it waited for the model before
+    it nor the windows a resumed job kept from an earlier run.
+    """
     if job.state == RUNNING:
         if job.started_at is None:
             return JobTiming(None, None, None)
@@ -50,8 +60,13 @@ def job_timing(
         if done_seconds and elapsed >= MIN_ELAPSED_FOR_SPEED:
             speed = done_seconds / elapsed
         eta = None
-        if speed and duration:
-            eta = max(0.0, duration - (done_seconds or 0.0)) / speed
+        pace = speed
+        if paced_from is not None and done_seconds is not None:
+            since, base = paced_from
+            if now - since >= MIN_ELAPSED_FOR_SPEED and done_seconds > base:
+                pace = (done_seconds - base) / (now - since)
+        if pace and duration:
+            eta = max(0.0, duration - (done_seconds or 0.0)) / pace
         return JobTiming(elapsed, speed, eta)
     if job.state in FINISHED_STATES:
         elapsed = job.processing_time

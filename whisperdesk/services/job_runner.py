@@ -65,6 +65,7 @@ class _Signals(QObject):
 
     claimed = Signal(object)  # Job
     progress = Signal(int, float, float)  # job id, audio seconds done, total
+    waiting = Signal(int, bool)  # job id, True while it waits for the model
     ended = Signal(object)  # RunOutcome (idle, finished or pause)
     added = Signal(object)  # list[Enqueued]
 
@@ -82,6 +83,10 @@ class _ProgressRelay:
             return
         self._last = now
         self._signals.progress.emit(job_id, float(done), float(total))
+
+    def waiting(self, job_id: int, waiting: bool) -> None:
+        """The processor's "waiting for the model" report (batched jobs), on the worker thread."""
+        self._signals.waiting.emit(job_id, bool(waiting))
 
 
 class _JobTask(QRunnable):
@@ -146,7 +151,8 @@ class JobRunner(QObject):
 
     jobStarted = Signal(int)  # job id
     jobProgress = Signal(int, float, float)  # job id, audio seconds done, total; ≤ 10/s per job
-    jobCanceling = Signal(int)  # job id: cancel asked, the job stops within one window of audio
+    jobCanceling = Signal(int)  # job id: cancel asked, the job stops at once
+    jobWaiting = Signal(int, bool)  # job id, True while it runs but waits for the model (others' batches)
     jobFinished = Signal(object)  # Job (done)
     jobFailed = Signal(object)  # Job (failed)
     jobCanceled = Signal(object)  # Job (canceled)
@@ -186,6 +192,7 @@ class JobRunner(QObject):
         self._signals = _Signals(self)
         self._signals.claimed.connect(self._on_claimed)
         self._signals.progress.connect(self._on_progress)
+        self._signals.waiting.connect(self._on_waiting)
         self._signals.ended.connect(self._on_ended)
         self._signals.added.connect(self._on_added)
         self._feed = feed or StoreFeed(store, self)
@@ -282,7 +289,7 @@ class JobRunner(QObject):
 
     @Slot(int)
     def cancel(self, job_id: int) -> bool:
-        """Cancel cooperatively: a running job stops within one window of audio; a queued one is marked."""
+        """Cancel cooperatively: a running batched job stops at once (within 0.1 s); a queued one is marked."""
         if self._registry.cancel(job_id):
             self.jobCanceling.emit(job_id)
             return True
@@ -457,6 +464,11 @@ class JobRunner(QObject):
             throttle = Throttle(partial(self._emit_progress, job_id), PROGRESS_PER_SECOND, self)
             self._throttles[job_id] = throttle
         throttle(done, total)
+
+    @Slot(int, bool)
+    def _on_waiting(self, job_id: int, waiting: bool) -> None:
+        if job_id in self._running and not self._closing:
+            self.jobWaiting.emit(job_id, waiting)
 
     def _emit_progress(self, job_id: int, done: float, total: float) -> None:
         self.jobProgress.emit(job_id, done, total)

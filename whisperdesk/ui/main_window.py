@@ -215,9 +215,7 @@ class MainWindow(QMainWindow):
         self.pause_action.setToolTip("Finish the running job, then start no new one")
         self.pause_action.toggled.connect(self._on_pause_toggled)
         self.pause_now_action = self._action(PAUSE_NOW_LABEL, self.request_pause_now, "Ctrl+Shift+P")
-        self.pause_now_action.setToolTip(
-            "Stop now; the running job starts again from the beginning on resume"
-        )
+        self.pause_now_action.setToolTip("Stop now; the running job resumes from its last finished window")
 
     def _build_menus(self) -> None:
         bar = self.menuBar()

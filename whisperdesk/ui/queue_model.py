@@ -81,6 +81,7 @@ HEADERS: dict[Column, str] = {
 }
 STATE_LABELS = {QUEUED: "Queued", RUNNING: "Running", DONE: "Done", FAILED: "Failed", CANCELED: "Canceled"}
 CANCELING_LABEL = "Canceling…"
+WAITING_LABEL = "Waiting for the model"  # running, but its windows wait while other jobs' batches decode
 NUMERIC = (Column.PROGRESS, Column.DURATION, Column.ELAPSED, Column.ETA, Column.SPEED)
 TIME_COLUMNS = (Column.ELAPSED, Column.ETA, Column.SPEED)
 
@@ -111,6 +112,8 @@ class JobTableModel(QAbstractTableModel):
         self._live: dict[int, tuple[float, float]] = {}  # running job -> (audio seconds done, total)
         self._probed: dict[int, float] = {}
         self._canceling: set[int] = set()  # cancel asked for, job still running: shown until it stops
+        self._waiting: set[int] = set()  # running jobs whose windows wait for the model
+        self._paced: dict[int, tuple[float, float]] = {}  # running job -> (time, done) of its first progress
         self._speaker_cache: dict[int, tuple[int, list[str]]] = {}  # job id -> (job version, names)
         self._edited: set[int] = set()  # done jobs whose transcript the user corrected
         self._closed = False
@@ -201,7 +204,12 @@ class JobTableModel(QAbstractTableModel):
     # --- updates ------------------------------------------------------------------------------------
     @Slot(int, float, float)
     def on_job_progress(self, job_id: int, done: float, total: float) -> None:
-        """Connect to ``JobRunner.jobProgress``."""
+        """Connect to ``JobRunner.jobProgress``. Progress of a job being canceled is not shown: the row
+        stays where it was when the user clicked."""
+        if job_id in self._canceling:
+            return
+        if done > 0 and job_id not in self._paced:
+            self._paced[job_id] = (self._clock(), done)  # its pace is measured from its first decoded work
         self._live[job_id] = (done, total)
         row = self.row_of(job_id)
         if row is not None:
@@ -210,12 +218,22 @@ class JobTableModel(QAbstractTableModel):
     @Slot(int)
     def mark_canceling(self, job_id: int) -> None:
         """The user asked to cancel: show "Canceling…" at once, until the job's record says it stopped
-        (a running job stops at its next window of audio, which can take a while)."""
+        (a running batched job stops within a tenth of a second; a sequential one at its next segment)."""
         row = self.row_of(job_id)
         if row is None or self._jobs[row].state != RUNNING:
             return
         self._canceling.add(job_id)
         self._changed(row, Column.STATE, Column.STATE)
+
+    @Slot(int, bool)
+    def set_waiting(self, job_id: int, waiting: bool) -> None:
+        """Connect to ``JobRunner.jobWaiting``: a running job shows "Waiting for the model" meanwhile."""
+        if waiting == (job_id in self._waiting):
+            return
+        (self._waiting.add if waiting else self._waiting.discard)(job_id)
+        row = self.row_of(job_id)
+        if row is not None:
+            self._changed(row, Column.STATE, Column.STATE)
 
     @Slot(int, float)
     def set_probed_duration(self, job_id: int, seconds: float) -> None:
@@ -248,6 +266,8 @@ class JobTableModel(QAbstractTableModel):
             if job.state != RUNNING or (old.state != RUNNING and job.state == RUNNING):
                 self._live.pop(job.id, None)  # a new run starts from its own progress
                 self._canceling.discard(job.id)
+                self._waiting.discard(job.id)
+                self._paced.pop(job.id, None)
             self._changed(row, Column.FILE, Column.ERROR)
             return
         self.beginInsertRows(QModelIndex(), row, row)
@@ -259,6 +279,8 @@ class JobTableModel(QAbstractTableModel):
         self._gone.add(job_id)
         self._live.pop(job_id, None)
         self._canceling.discard(job_id)
+        self._waiting.discard(job_id)
+        self._paced.pop(job_id, None)
         self._probed.pop(job_id, None)
         row = self.row_of(job_id)
         if row is None:
@@ -307,6 +329,8 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.STATE:
             if job.state == RUNNING and job.id in self._canceling:
                 return CANCELING_LABEL
+            if job.state == RUNNING and job.id in self._waiting:
+                return WAITING_LABEL
             label = STATE_LABELS.get(job.state, job.state)
             if job.state == DONE and job.id in self._edited:
                 return f"{label} · edited"
@@ -325,7 +349,7 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.ERROR:
             return error_summary(job)
         live = self._live.get(job.id) if job.state == RUNNING else None
-        timing = job_timing(job, self._clock(), *(live or (None, None)))
+        timing = job_timing(job, self._clock(), *(live or (None, None)), paced_from=self._paced.get(job.id))
         if column == Column.ELAPSED:
             return format_seconds(timing.elapsed)
         if column == Column.ETA:

@@ -28,9 +28,9 @@ runs takes the next free place in a batch instead of waiting behind the recordin
 the long recording fills the rest of every batch (the batches stay as full as before: only their order
 changes). Aging bounds the wait of a long job behind a stream of short ones. ``order="arrival"`` is the
 previous order (oldest queued window first), kept for the side-by-side benchmark (``bench/latency.py``).
-The prefetch bound never keeps a job out of the queue entirely: a job with fewer than a batch of windows
-queued may add one past it, so a short file's windows are there to be ranked (memory stays bounded:
-at most one batch per CPU-stage thread past ``prefetch_windows``).
+A full prefetch queue does not hold back a job that ranks ahead of every job queued: its windows may go
+up to one batch past ``prefetch_windows``, so a memo added while a long recording fills the queue is ready
+for the next batch (memory stays bounded: ``prefetch_windows`` + one batch).
 
 Progress: each job's progress moves once per window encoded and once per window finished, in order and never
 backwards; it measures work (encode and decode each get their measured share of a window's time), so the
@@ -53,7 +53,7 @@ import math
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from whisperdesk.core.batching import decode as dec
+from whisperdesk.core.batching.checkpoint import WindowFn, WindowResult
 from whisperdesk.core.batching.layout import ModelHandle, default_cpu_workers
 from whisperdesk.core.batching.windows import WindowPlan, iter_features, plan_stream, window_features
 from whisperdesk.core.clock import SYSTEM_CLOCK, Clock
@@ -71,10 +72,12 @@ from whisperdesk.core.transcript import Segment, Transcript
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, float], None]
+WaitingFn = Callable[[bool], None]  # True: the job waits for the model; False: its windows are being decoded
 LanguageFn = Callable[[str, float], None]  # (language code, probability)
 
 DEFAULT_MAX_WAIT_S = 2.0  # a partial batch waits this long for more windows while files are still being cut
 CANCEL_POLL_S = 0.1  # the blocking ``transcribe`` looks at its cancel flag this often
+ESTIMATE_CAP = 0.9  # an estimate inside a generate stops short of the work the generate will credit
 DEFAULT_ENCODE_SHARE = 0.5  # share of a window's work credited at encode time, until a batch measures it
 ORDERS = ("latency", "arrival")  # how queued windows are ranked (see "Which windows go first" above)
 AGING_PER_SECOND = 1.0  # seconds of remaining work a waiting job's rank gains per second since it was queued
@@ -166,8 +169,12 @@ class _Job:
         on_language: LanguageFn | None,
         cancel: threading.Event | None,
         started: float,
+        resume: Mapping[int, WindowResult] | None = None,
+        on_window: WindowFn | None = None,
     ) -> None:
         self.id = job_id
+        self.resume = dict(resume or {})  # finished windows of an earlier run, by index
+        self.on_window = on_window
         self.handle = handle
         self.source = source
         self.options = options
@@ -197,6 +204,8 @@ class _Job:
         self.work_total = 0.0  # seconds of windows (speech timeline) to encode and decode
         self.work_done = 0.0
         self.reported = -1.0
+        self.in_flight = 0  # windows of this job in batches being encoded or decoded (scheduler lock)
+        self.estimates: dict[int, tuple[float, float, float]] = {}  # batch -> (began, expected s, work)
 
     def rank(self, now: float) -> tuple[float, int]:
         """Lower goes first: the window work still to do, less what waiting has earned, then age."""
@@ -237,6 +246,32 @@ class _Job:
                 return
             self.reported = done
             self.report(done, duration)
+
+    def estimate(self, now: float) -> None:
+        """Move progress inside a generate by estimate: CTranslate2's Whisper ``generate`` reports nothing
+        until the whole batch is decoded (no token callback for batches), so each batch in flight adds the
+        share of its decode work that its expected duration says is done, approaching but never reaching
+        :data:`ESTIMATE_CAP` of it. Never backwards: the real credit at delivery only moves it on."""
+        with self.lock:
+            if self.done or not self.estimates or self.work_total <= 0 or self.plan is None:
+                return
+            guess = 0.0
+            for began, expected, work in self.estimates.values():
+                ratio = max(0.0, now - began) / max(expected, 1e-3)
+                guess += work * ESTIMATE_CAP * (1.0 - math.exp(-1.5 * ratio))
+            done = self.plan.duration * min(self.work_total, self.work_done + guess) / self.work_total
+            if done <= self.reported:
+                return
+            self.reported = done
+            self.report(done, self.plan.duration)
+
+    def checkpoint(self, result: WindowResult) -> None:
+        if self.on_window is None or self.done:
+            return
+        try:
+            self.on_window(result)
+        except Exception:  # an observer must never break a job
+            log.exception("window callback failed for %s", self.source)
 
     def tell_language(self, language: str, probability: float) -> None:
         self.language, self.language_probability = language, probability
@@ -318,6 +353,7 @@ class BatchScheduler:
         ] = {}  # model id -> encode's share of a window's work, latest batch
         self._ids = itertools.count(1)
         self._batch_numbers = itertools.count(1)
+        self._tokens = itertools.count(1)  # generates in flight, for the progress estimates
         self._oom_limits: dict[int, int] = {}
         self._cpu_twins: dict[int, ModelHandle | None] = {}
         self._twin_lock = threading.Lock()
@@ -335,11 +371,15 @@ class BatchScheduler:
         progress: ProgressFn | None = None,
         on_language: LanguageFn | None = None,
         cancel: threading.Event | None = None,
+        resume: Mapping[int, WindowResult] | None = None,
+        on_window: WindowFn | None = None,
     ) -> JobFuture:
         """Queue one file (or its already decoded 16-kHz ``audio``); callbacks run on scheduler threads.
 
         ``progress(done, total)`` gets audio seconds; ``on_language(code, probability)`` is called once, as
         soon as the language is known (given, English-only model, or detected from the first window).
+        ``on_window(result)`` gets each window once it is decoded to the end (a checkpoint); ``resume`` holds
+        such results of an earlier run of the same file and options: those windows are not decoded again.
         """
         options.validate()
         job = _Job(
@@ -352,6 +392,8 @@ class BatchScheduler:
             on_language,
             cancel,
             self._clock.monotonic(),
+            resume,
+            on_window,
         )
         with self._cond:
             if self._closing:
@@ -372,14 +414,26 @@ class BatchScheduler:
         progress: ProgressFn | None = None,
         on_language: LanguageFn | None = None,
         cancel: threading.Event | None = None,
+        resume: Mapping[int, WindowResult] | None = None,
+        on_window: WindowFn | None = None,
+        on_waiting: WaitingFn | None = None,
     ) -> Transcript:
         """Blocking form of ``submit``: waits, running the callbacks on this thread, in the order they came;
         raises what the job raised."""
         events: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
         relay = (lambda done, total: events.put((progress, (done, total)))) if progress else None
         language_relay = (lambda code, p: events.put((on_language, (code, p)))) if on_language else None
+        window_relay = (lambda result: events.put((on_window, (result,)))) if on_window else None
         future = self.submit(
-            handle, source, options, audio=audio, progress=relay, on_language=language_relay, cancel=cancel
+            handle,
+            source,
+            options,
+            audio=audio,
+            progress=relay,
+            on_language=language_relay,
+            cancel=cancel,
+            resume=resume,
+            on_window=window_relay,
         )
         future.add_done_callback(lambda _f: events.put(None))
 
@@ -388,6 +442,7 @@ class BatchScheduler:
                 return  # progress never moves after the user's cancel
             item[0](*item[1])
 
+        waiting: bool | None = None
         while True:
             try:
                 item = events.get(timeout=CANCEL_POLL_S)
@@ -395,6 +450,11 @@ class BatchScheduler:
                 item = None
             if cancel is not None and cancel.is_set():
                 self.cancel_job(future.job_id)
+            elif not future.done():
+                now_waiting = self._tick(future.job_id)
+                if on_waiting is not None and now_waiting is not None and now_waiting != waiting:
+                    waiting = now_waiting
+                    on_waiting(waiting)
             if item is not None:
                 run(item)
             elif future.done():
@@ -418,6 +478,17 @@ class BatchScheduler:
             with self._cond:
                 self._holds -= 1
                 self._cond.notify_all()
+
+    def _tick(self, job_id: int) -> bool | None:
+        """On the job's own thread: the progress estimate inside a generate, and whether the job waits for
+        the model (none of its windows in a batch); None when the job has ended."""
+        with self._cond:
+            job = self._live.get(job_id)
+            if job is None:
+                return None
+            waiting = job.in_flight == 0
+        job.estimate(self._clock.monotonic())
+        return waiting
 
     def add_batch_listener(self, listener: Callable[[BatchInfo], None]) -> None:
         """Call ``listener`` after every batch (on the inference thread), like ``on_batch``."""
@@ -548,6 +619,8 @@ class BatchScheduler:
                     self._fail(job, exc)
             finally:
                 with self._cond:
+                    for window in batch:
+                        window.job.in_flight -= 1
                     self._busy[model_id] -= 1
                     self._flights.pop(threading.get_ident(), None)
                     self._cond.notify_all()
@@ -574,6 +647,8 @@ class BatchScheduler:
         if job.total == 0:
             self._finish(job)
             return
+        if self._restore(job):
+            return
         first: list[np.ndarray] = []
         if job.language is None:  # the windows that may vote on the language are cut before window 0 queues
             first = list(itertools.islice(pieces, dec.LANGUAGE_WINDOWS))
@@ -583,6 +658,8 @@ class BatchScheduler:
         for span, features in zip(
             plan.spans, iter_features(extractor, itertools.chain(first, pieces)), strict=True
         ):
+            if span.index in job.resume:  # decoded in an earlier run (_restore)
+                continue
             window = _Window(job, span.index, features, span.offset, span.duration, span.end_time, 0.0)
             window.span = 2 * span.duration
             with self._cond:
@@ -600,6 +677,33 @@ class BatchScheduler:
                 self._windows.append(window)
                 self.peak_queued_windows = max(self.peak_queued_windows, len(self._windows))
                 self._cond.notify_all()
+
+    def _restore(self, job: _Job) -> bool:
+        """Start ``job`` from the windows an earlier run finished (their text, language, progress); True
+        when nothing is left to decode. Checkpoints that do not fit the plan are ignored."""
+        if not job.resume or job.plan is None:
+            return False
+        spans = {span.index: span for span in job.plan.spans}
+        if not set(job.resume) <= set(spans):
+            log.warning(
+                "%s: its checkpoints do not match its windows; decoding it from the start", job.source
+            )
+            job.resume = {}
+            return False
+        with job.lock:
+            for index, result in job.resume.items():
+                job.segments[index] = list(result.segments)
+            job.delivered += len(job.resume)
+            job.last_speech_timestamp = max(r.last_speech_timestamp for r in job.resume.values())
+        known = [r for _i, r in sorted(job.resume.items()) if r.language]
+        if job.language is None and known:
+            job.tell_language(known[0].language or "", known[0].language_probability or 1.0)
+        log.info("%s: resuming after %d of %d windows", job.source, len(job.resume), job.total)
+        job.credit(sum(2 * spans[i].duration for i in job.resume))
+        if job.total is not None and job.delivered >= job.total:
+            self._finish(job)
+            return True
+        return False
 
     def _check_language(self, job: _Job) -> None:
         language = job.options.language
@@ -720,9 +824,11 @@ class BatchScheduler:
         """Whether the CPU stage may queue another window of ``job`` now (see the module docstring)."""
         if len(self._windows) < self._prefetch:
             return True
-        if self._order == "arrival":
+        if self._order == "arrival" or len(self._windows) >= self._prefetch + job.handle.batch_size:
             return False
-        return sum(1 for w in self._windows if w.job is job) < job.handle.batch_size
+        now = self._clock.monotonic()
+        mine = job.rank(now)
+        return all(mine < w.job.rank(now) for w in self._windows if w.job is not job)
 
     def _pick_locked(self, key: BatchKey, limit: int, picked_jobs: set[int]) -> list[_Window]:
         """Take up to ``limit`` queued windows with ``key``, in rank order."""
@@ -734,6 +840,8 @@ class BatchScheduler:
                 picked.append(window)
                 picked_jobs.add(id(window.job))
         if picked:
+            for window in picked:
+                window.job.in_flight += 1
             chosen = set(map(id, picked))
             self._windows = deque(w for w in self._windows if id(w) not in chosen)
             for window in picked:
@@ -931,9 +1039,15 @@ class BatchScheduler:
         tokenizers = [handle.tokenizer(w.job.options.task, w.job.language) for w in windows]
         prompts = dec.prompts_for(handle, tokenizers, options.initial_prompt)
         kwargs = dec.generate_kwargs(model, tokenizers[0], options, len(prompts[0]))
-        results = self._generate(
-            dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
-        )
+        token = self._expect(handle, windows, encoded)
+        try:
+            results = self._generate(
+                dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
+            )
+        finally:
+            for job in dict.fromkeys(w.job for w in windows):
+                with job.lock:
+                    job.estimates.pop(token, None)
         decoded = dec.read_results(results, options.temperature[0])
         decoded = dec.fallback(
             model,
@@ -964,6 +1078,24 @@ class BatchScheduler:
             except Exception:
                 log.exception("batch listener failed")
         return encoder_output, decoded
+
+    def _expect(self, handle: ModelHandle, windows: list[_Window], began: float) -> int:
+        """Register the generate about to run with each of its jobs (see ``_Job.estimate``); returns its
+        token. Its expected length: the latest batch's decode pace per window, else as long as the encode."""
+        model_id = id(handle.model)
+        with self._cond:
+            pace = self._pace.get(model_id)
+            share = self._encode_share.get(model_id, DEFAULT_ENCODE_SHARE)
+        if pace:
+            expected = pace * (1.0 - share) * len(windows)
+        else:
+            expected = sum(w.encode_seconds for w in windows) * (1.0 - share) / share
+        token = next(self._tokens)
+        for job in dict.fromkeys(w.job for w in windows):
+            work = sum(w.span - w.credited for w in windows if w.job is job)
+            with job.lock:
+                job.estimates[token] = (began, max(expected, 0.5), work)
+        return token
 
     def _measure(self, handle: ModelHandle, info: BatchInfo) -> None:
         """Keep the latest working pace (no waits): the tail split and the progress weights use it."""
@@ -1142,12 +1274,25 @@ class BatchScheduler:
                     finished_windows.append(w)
             job.delivered += len(finished_windows)
             finished = job.total is not None and job.delivered >= job.total
+            results = [
+                WindowResult(
+                    w.index,
+                    tuple(job.segments.get(w.index, ())),
+                    job.language,
+                    job.language_probability,
+                    job.last_speech_timestamp,
+                )
+                for w in finished_windows
+            ]
         if follow_ups:
             with self._cond:
                 self._windows.extendleft(reversed(follow_ups))  # ahead of new windows: the job waits on them
                 self._cond.notify_all()
         for w in finished_windows:
             job.credit(w.span - w.credited)
+        if not finished:  # a finished job's checkpoints would only be dropped with it
+            for result in results:
+                job.checkpoint(result)
         if finished:
             self._finish(job)
 
@@ -1220,6 +1365,8 @@ class BatchScheduler:
         }
         if job.notes:
             extra["notes"] = list(job.notes)
+        if job.resume:
+            extra["resumed_windows"] = len(job.resume)  # kept from an interrupted run, not decoded again
         transcript = Transcript(
             source=job.source,
             segments=segments,
