@@ -32,6 +32,7 @@ from whisperdesk.services.playback import LocatedRecordings
 from whisperdesk.services.transcripts import TranscriptService
 from whisperdesk.ui.queue_model import Column, JobTableModel
 from whisperdesk.ui.queue_view import JobQueueView
+from whisperdesk.ui.transcript_model import MatchRole
 from whisperdesk.ui.transcript_window import TranscriptWindow
 from whisperdesk.ui.workspace import Workspace
 
@@ -353,3 +354,132 @@ def test_a_missing_recording_still_opens_and_can_be_located(
     window.close()
     again = setup.workspace.open_job(setup.job.id)  # remembered for the next opening
     assert again is not None and again.playback.source == moved
+
+
+def test_export_from_the_view_writes_every_format_that_parses_back(
+    setup: Setup, qtbot: QtBot, tmp_path: Path
+) -> None:
+    import docx
+
+    window = _open(setup, qtbot)
+    window.apply("Edit text", lambda t: edit_text(t, 0, t.segments[0].text.replace("fellow", "dearest")), 0)
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    for fmt in ("txt", "srt", "vtt", "json", "docx", "md"):
+        with qtbot.waitSignal(setup.service.exported, timeout=20_000):
+            window.export(fmt, str(folder / f"talk.{fmt}"))
+    assert "dearest" in (folder / "talk.txt").read_text(encoding="utf-8")
+    assert "dearest" in pysubs2.load(str(folder / "talk.srt"))[0].plaintext
+    assert "dearest" in pysubs2.load(str(folder / "talk.vtt"))[0].plaintext
+    assert "dearest" in json.loads((folder / "talk.json").read_text(encoding="utf-8"))["segments"][0]["text"]
+    assert "dearest" in "\n".join(p.text for p in docx.Document(str(folder / "talk.docx")).paragraphs)
+    assert "dearest" in (folder / "talk.md").read_text(encoding="utf-8")
+    assert "dearest" not in setup.outputs["txt"].read_text(encoding="utf-8")  # export is not save
+
+
+def test_keyboard_space_plays_and_pauses_and_arrows_seek_five_seconds(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    window.activateWindow()
+    window.list.setFocus()
+    menus = {a.text(): a.shortcut().toString() for a in window.findChildren(type(window.play_action))}
+    assert menus["Play/Pause"] == "Space" and menus["Back 5 s"] == "Left" and menus["Forward 5 s"] == "Right"
+    assert menus["Find…"] == "Ctrl+F" and menus["Save"] == "Ctrl+S"
+    qtbot.keyClick(window.list, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: abs(window.playback.position - 5.0) < 0.05)
+    qtbot.keyClick(window.list, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: window.playback.position < 0.05)
+    qtbot.keyClick(window.list, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.playback.playing)
+    qtbot.keyClick(window.list, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not window.playback.playing)
+    qtbot.keyClick(window.list, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.find_bar.isVisible()
+    qtbot.keyClicks(window.find_edit, "country")
+    rows = window.model.rowCount()
+    marked = [i for i in range(rows) if window.model.index(i).data(MatchRole) == "country"]
+    assert marked and window.find_count.text() == f"{len(marked)} found"
+    qtbot.keyClick(window.find_edit, Qt.Key.Key_Return)
+    assert window.selected_row() == marked[0]
+
+
+def test_speaker_list_shows_evidence_and_plays_exactly_that_stretch(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    assert window.set_segment_speaker(0, "Speaker 1") and window.set_segment_speaker(1, "Speaker 2")
+    blocks = window.speakers.blocks
+    assert list(blocks) == ["Speaker 1", "Speaker 2"]
+    segments = window.transcript.segments
+    total = sum(s.end - s.start for s in segments[:2])
+    share = blocks["Speaker 2"].findChild(QWidget, "talkShare")
+    assert (
+        share is not None and f"{(segments[1].end - segments[1].start) / total * 100:.0f} %" in share.text()
+    )
+    window.playback.set_rate(2.0)
+    blocks["Speaker 2"].play_buttons[0].click()
+    qtbot.waitUntil(lambda: window.playback.playing, timeout=10_000)
+    assert window.playback.position >= segments[1].start - 0.05
+    qtbot.waitUntil(lambda: not window.playback.playing, timeout=20_000)  # it stops at the line's end
+    assert window.playback.position >= segments[1].end - 0.05
+    assert window.playback.position < segments[1].end + 0.5
+
+
+def test_a_click_on_a_done_notification_opens_that_transcript(setup: Setup, qtbot: QtBot) -> None:
+    from whisperdesk.services.notifier import Notifier
+
+    notifier = Notifier(None, enabled=False)
+    notifier.openRequested.connect(setup.workspace.open_job)
+    done = setup.store.get(setup.job.id)
+    assert done is not None
+    notifier.job_ended(done)
+    notifier.message_clicked()
+    window = setup.workspace.windows[setup.job.id]
+    qtbot.waitExposed(window)
+    notifier.close()
+    notifier.deleteLater()
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["keep", "delete"])
+def test_removing_a_job_asks_whether_to_keep_its_transcript(setup: Setup, qtbot: QtBot, keep: bool) -> None:
+    model = JobTableModel(setup.store, poll_ms=3_600_000)
+    asked: list[str] = []
+
+    def ask_keep(parent: QWidget, names: str) -> bool:
+        asked.append(names)
+        return keep
+
+    view = JobQueueView(model, library=setup.service, ask_keep=ask_keep)
+    qtbot.addWidget(view)
+    view.transcriptReleased.connect(setup.service.release_job)
+    view.removeRequested.connect(setup.store.remove)
+    view.select_job(setup.job.id)
+    view.remove_selected()
+    assert asked == [setup.audio.name]
+    assert setup.store.get(setup.job.id) is None and setup.library.for_job(setup.job.id) is None
+    found = setup.service.search("country")
+    assert isinstance(found, list) and bool(found) is keep
+    model.close()
+    model.deleteLater()
+
+
+def test_search_filters_by_speaker_and_orders_results(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    window.set_segment_speaker(0, "Kennedy")
+    window.set_segment_speaker(1, "Crowd")
+    _saved(window, qtbot)
+    dialog = setup.workspace.open_search()
+    assert [dialog.speaker_box.itemText(i) for i in range(dialog.speaker_box.count())] == [
+        "All speakers",
+        "Crowd",
+        "Kennedy",
+    ]
+    dialog.query.setText("country")
+    dialog.run_search()
+    everyone = dialog.model.rowCount()
+    dialog.speaker_box.setCurrentText("Crowd")
+    assert 0 < dialog.model.rowCount() < everyone or everyone == 1
+    assert {dialog.hit_at(i).speaker for i in range(dialog.model.rowCount())} == {"Crowd"}  # type: ignore[union-attr]
+    dialog.speaker_box.setCurrentIndex(0)
+    newest = [dialog.hit_at(i) for i in range(dialog.model.rowCount())]
+    dialog.order_box.setCurrentIndex(1)  # best match first: the same hits, by bm25 score
+    best = [dialog.hit_at(i) for i in range(dialog.model.rowCount())]
+    assert sorted(best, key=lambda h: h.segment_index) == newest  # type: ignore[union-attr]
+    assert [h.score for h in best] == sorted(h.score for h in best)  # type: ignore[union-attr]

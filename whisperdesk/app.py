@@ -260,6 +260,7 @@ class Desktop(QObject):
         if self.workspace is not None and self.transcripts is not None:
             view.transcriptRequested.connect(self.workspace.open_job)
             view.transcriptReleased.connect(self.transcripts.release_job)
+            view.previewRequested.connect(self.workspace.preview)
             self.transcripts.editedChanged.connect(model.set_edited)
             runner.jobFinished.connect(self._on_job_finished)
             self.workspace.problem.connect(window.show_warning)

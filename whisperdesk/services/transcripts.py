@@ -20,8 +20,9 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from whisperdesk.core.atomic import atomic_write_bytes
 from whisperdesk.core.errors import WhisperDeskError
-from whisperdesk.core.jobstore import JobStore
+from whisperdesk.core.jobstore import Job, JobStore
 from whisperdesk.core.library.edit import SaveReport, save_edit, write_entry_outputs
+from whisperdesk.core.library.edits import SpeakerEvidence, speaker_evidence
 from whisperdesk.core.library.jobs import entry_for_job, remove_job
 from whisperdesk.core.library.store import (
     SearchHit,
@@ -30,6 +31,7 @@ from whisperdesk.core.library.store import (
     TranscriptLibrary,
 )
 from whisperdesk.core.outputs import OutputLedger, render_bytes
+from whisperdesk.core.queue.retry import retry_discards_edits
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -120,8 +122,21 @@ class TranscriptService(QObject):
     def is_edited(self, job_id: int) -> bool:
         return self._library.is_edited(job_id)
 
+    def retry_discards_edits(self, job: Job) -> bool:
+        """The queue's one rule for "Retry would throw corrections away" (the window asks first)."""
+        return retry_discards_edits(job, self._library)
+
     def edited_job_ids(self) -> set[int]:
         return self._library.edited_job_ids()
+
+    def speaker_evidence(self, job_id: int) -> list[SpeakerEvidence]:
+        """Per speaker: share of talk time and a few lines (for the queue's rename dialog)."""
+        entry = self._library.for_job(job_id)
+        return speaker_evidence(entry.transcript) if entry is not None else []
+
+    def recording_of(self, job_id: int) -> Path | None:
+        job = self._store.get(job_id)
+        return job.source if job is not None else None
 
     def has_transcript(self, job_id: int) -> bool:
         return self._library.for_job(job_id) is not None

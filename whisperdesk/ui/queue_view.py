@@ -48,9 +48,11 @@ from PySide6.QtWidgets import (
 )
 
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job
+from whisperdesk.core.library.edits import SpeakerEvidence
 from whisperdesk.services.job_text import CHOOSE_FOLDER_LABEL, OVERWRITE_LABEL, OutputProblem, output_problem
 from whisperdesk.ui.queue_model import Column, JobTableModel, ProgressRole
 from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog
+from whisperdesk.ui.transcript_model import speaker_colour
 
 UrlOpener = Callable[[QUrl], bool]
 ChooseDirFn = Callable[[QWidget, str], str]
@@ -61,9 +63,11 @@ KeepFn = Callable[[QWidget, str], "bool | None"]  # keep the transcript? None: d
 class LibraryInfo(Protocol):
     """What the queue needs to know about the transcript library (the transcript service provides it)."""
 
-    def is_edited(self, job_id: int) -> bool: ...
+    def retry_discards_edits(self, job: Job) -> bool: ...
 
     def has_transcript(self, job_id: int) -> bool: ...
+
+    def speaker_evidence(self, job_id: int) -> list[SpeakerEvidence]: ...
 
 
 TRANSCRIPT_PREFERENCE = (".txt", ".srt", ".vtt", ".json")
@@ -205,6 +209,7 @@ class JobQueueView(QWidget):
     speakersRenamed = Signal(int, object)  # job id, {old name: new name}
     transcriptRequested = Signal(int)  # open the job's transcript in the workspace
     transcriptReleased = Signal(int, bool)  # before removeRequested: keep the transcript in the library?
+    previewRequested = Signal(int, float, float)  # play a stretch of a job's recording (rename evidence)
 
     def __init__(
         self,
@@ -260,6 +265,7 @@ class JobQueueView(QWidget):
         self.rename_speakers_action = self._action("Rename speakers…", self.rename_speakers)
         self.error_action = self._action("Why it failed…", self.show_error)
         self.error_dialog: QMessageBox | None = None  # while the failure's dialog is open (tests click it)
+        self.rename_dialog: SpeakerNamesDialog | None = None  # while the rename dialog is open
         self.actions_in_order = (
             self.open_action,
             self.folder_action,
@@ -381,7 +387,7 @@ class JobQueueView(QWidget):
     @Slot()
     def retry_selected(self) -> None:
         jobs = [j for j in self.selected_jobs() if j.state in (DONE, FAILED, CANCELED)]
-        edited = [j for j in jobs if self._library is not None and self._library.is_edited(j.id)]
+        edited = [j for j in jobs if self._library is not None and self._library.retry_discards_edits(j)]
         if edited:
             names = edited[0].name if len(edited) == 1 else f"{len(edited)} recordings"
             if not self._ask(
@@ -502,9 +508,20 @@ class JobQueueView(QWidget):
         names = self._model.speaker_names(jobs[0]) if len(jobs) == 1 else []
         if not names:
             return
-        dialog = SpeakerNamesDialog(jobs[0].name, names, self)
+        evidence = self._library.speaker_evidence(jobs[0].id) if self._library is not None else []
+        dialog = SpeakerNamesDialog(
+            jobs[0].name, names, self, evidence=evidence, colour=speaker_colour(names)
+        )
+        job_id = jobs[0].id
+
+        def preview(start: float, end: float) -> None:
+            self.previewRequested.emit(job_id, start, end)
+
+        dialog.playRequested.connect(preview)
+        self.rename_dialog = dialog
         accepted = dialog.exec() == SpeakerNamesDialog.DialogCode.Accepted
         changes = dialog.changes()
+        self.rename_dialog = None
         dialog.deleteLater()
         if accepted and changes:
             self.speakersRenamed.emit(jobs[0].id, changes)

@@ -9,6 +9,8 @@ middle of a long file neither resets the scroll position nor lays everything out
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
@@ -32,6 +34,16 @@ MatchRole = Qt.ItemDataRole.UserRole + 7  # str: the find bar's text while this 
 
 # Colours that stay apart from each other and readable as text on a light or dark base (Okabe–Ito based).
 SPEAKER_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8A6D00", "#7B52AE")
+
+
+def speaker_colour(names: list[str]) -> Callable[[str | None], QColor | None]:
+    """Each speaker's colour by its place among the file's speakers (the first to speak is blue)."""
+    colours = {n: QColor(SPEAKER_COLOURS[i % len(SPEAKER_COLOURS)]) for i, n in enumerate(names)}
+
+    def colour(name: str | None) -> QColor | None:
+        return colours.get(name) if name is not None else None
+
+    return colour
 
 
 def stamp(seconds: float) -> str:
@@ -106,6 +118,7 @@ class TranscriptModel(QAbstractListModel):
         """Each speaker keeps the colour of its place among the file's speakers (first to speak: blue)."""
         names = self._transcript.speakers if self._transcript else []
         self._colours = {n: QColor(SPEAKER_COLOURS[i % len(SPEAKER_COLOURS)]) for i, n in enumerate(names)}
+        # (speaker_colour() gives the same colours to views that have no model, e.g. the queue's dialog)
 
     def speaker_colour(self, name: str | None) -> QColor | None:
         return self._colours.get(name) if name is not None else None

@@ -40,6 +40,7 @@ class Workspace(QObject):
         self._ask = ask
         self._parent_widget = parent_widget
         self.windows: dict[int, TranscriptWindow] = {}
+        self._preview: Playback | None = None  # plays evidence lines of jobs with no window open
         self.search_dialog: SearchDialog | None = None
         service.exported.connect(self._on_exported)
         service.exportFailed.connect(self.problem)
@@ -93,6 +94,29 @@ class Workspace(QObject):
             window.playback.close()
             window.deleteLater()
 
+    @Slot(int, float, float)
+    def preview(self, job_id: int, start: float, end: float) -> None:
+        """Play ``start``..``end`` of a job's recording (a speaker's line in the queue's rename dialog)."""
+        window = self.windows.get(job_id)
+        if window is not None:
+            window.playback.play_range(start, end)
+            return
+        recording = self._service.recording_of(job_id)
+        if recording is None:
+            return
+        if self._preview is None:
+            self._preview = Playback(self._located, self)
+            self._preview.sourceMissing.connect(self._on_preview_missing)
+        if self._preview.open(recording):
+            self._preview.play_range(start, end)
+
+    @Slot(str)
+    def _on_preview_missing(self, tried: str) -> None:
+        self.problem.emit(
+            f"The recording was not found at {tried}, so its lines cannot be played; open its transcript to "
+            "locate it."
+        )
+
     @Slot(str)
     def _on_exported(self, path: str) -> None:
         self.exported.emit(path)
@@ -115,6 +139,8 @@ class Workspace(QObject):
 
     def close_all(self) -> bool:
         """Close every transcript window (each asks about unsaved corrections); False if one stays open."""
+        if self._preview is not None:
+            self._preview.close()
         for window in list(self.windows.values()):
             if not window.close():
                 return False
