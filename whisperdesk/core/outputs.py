@@ -708,10 +708,11 @@ def check_outputs(
 def check_output_folder(folder: Path | str) -> None:
     """Create ``folder`` if needed and try writing in it; raises :class:`OutputWriteError` as writing would.
 
-    For a start-up answer (``whisperdesk watch``) before any recording is known or the model loads."""
+    For a start-up answer (``whisperdesk watch``) before any recording is known or the model loads: the
+    room asked for is the margin alone, since no recording's length is known yet (each job checks its own)."""
     with _WRITE_LOCK:
         _make_folder(Path(folder))
-        _try_writing(Path(folder))
+        _try_writing(Path(folder), FREE_MARGIN)
 
 
 def write_outputs(
