@@ -895,6 +895,8 @@ class JobStore:
                 "changed_seq = ? WHERE id = ?",
                 (CANCELED, reason, SUPERSEDED, self.clock.time(), tx.seq, job_id),
             )
+            # Checkpoints of the old content must never seed a transcript of the new content.
+            tx.conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
             tx.event("changed", job_id)
         return self.require(job_id)
 

@@ -219,6 +219,11 @@ class JobProcessor:
             self._finish(job, "release")  # the engine, not the file, is at fault: keep the job queued
             raise
         except WhisperDeskError as exc:
+            # A recording replaced mid-read fails its decode (the streamed second pass finds another
+            # length): that is new content to transcribe, not a damaged file.
+            replaced = _replaced_since_queued(job)
+            if replaced is not None:
+                return self._supersede(job, replaced)
             reason = getattr(exc, "reason", None) or str(exc)
             log.info("job %d failed: %s: %s", job.id, job.source, reason)
             return self._finish(job, "fail", reason, getattr(exc, "kind", None))
@@ -518,6 +523,18 @@ def _require_queued_content(job: Job, when: str) -> None:
     now = fingerprint_file(job.source)
     if now.size != job.size or now.digest != job.fingerprint:
         raise _Superseded(when)
+
+
+def _replaced_since_queued(job: Job) -> _Superseded | None:
+    """After a failure: a :class:`_Superseded` when the file now holds other content than the job was queued
+    with (so the failure came from reading a file being replaced), else None (gone or unreadable too)."""
+    try:
+        _require_queued_content(job, "transcribed")
+    except _Superseded as superseded:
+        return superseded
+    except WhisperDeskError:
+        return None
+    return None
 
 
 def _length_of(job: Job) -> float | None:
