@@ -60,8 +60,8 @@ def test_checkpoints_round_trip_and_are_dropped_when_the_job_finishes(
     assert store.checkpoints(job.id, "k1") == {}
 
 
-@pytest.mark.parametrize("end", ["cancel", "fail", "remove"])
-def test_checkpoints_go_with_a_canceled_failed_or_removed_job(
+@pytest.mark.parametrize("end", ["cancel", "fail", "remove", "supersede"])
+def test_checkpoints_go_with_a_canceled_failed_removed_or_superseded_job(
     store: JobStore, tmp_path: Path, end: str
 ) -> None:
     job = _job(store, tmp_path)
@@ -70,6 +70,8 @@ def test_checkpoints_go_with_a_canceled_failed_or_removed_job(
         store.mark_canceled(job.id)
     elif end == "fail":
         store.mark_failed(job.id, "broken")
+    elif end == "supersede":  # the recording was replaced: its windows belong to the old content
+        store.mark_superseded(job.id, "talk.wav was replaced")
     else:
         store.mark_canceled(job.id)
         store.remove(job.id)
