@@ -512,22 +512,25 @@ class Desktop(QObject):
             self.abandoned.append("a batch in the decoder")
         abandoned = self.runner.abandon(_ms_left(deadline))
         self.abandoned += [f"job {job.id} ({job.name}), queued again" for job in abandoned]
-        self.renamer.wait()  # rewrites transcripts with new speaker names: short, and the user's edit
-        if self.workspace is not None and self.transcripts is not None:
-            self.transcripts.wait()  # a save in flight: the user's edits
-        if self.library is not None:
-            self.library.close()
+        # Renames and saves are the user's own edits (a second or two): they are waited for, not cut.
+        if not self.renamer.wait():
+            self.abandoned.append("renaming speakers")
+        if self.transcripts is not None and not self.transcripts.wait():
+            self.abandoned.append("saving a corrected transcript")
         if not self.summary.shutdown(_ms_left(deadline)):  # reading lengths from headers (a slow share)
             self.abandoned.append("reading the lengths of queued recordings")
         self.model.close()
         self.feed.close()
-        if abandoned or not self.runner.workers_done():
-            # A worker still holds the store (closing a connection under a thread that uses it crashes
-            # SQLite); committed writes are durable without close, and the process ends without waiting.
-            if not abandoned:
-                self.abandoned.append("a job thread finishing its last write")
-        else:
-            self.store.close()
+        if not abandoned and not self.runner.workers_done():
+            self.abandoned.append("a job thread finishing its last write")
+        if self.abandoned:
+            # A thread still uses the store or the library (a job keeping its transcript, a save): closing a
+            # SQLite connection under it crashes the process. Committed writes are durable without close,
+            # and the caller ends the process without waiting.
+            return
+        if self.library is not None:
+            self.library.close()
+        self.store.close()
 
 
 def _ms_left(deadline: float) -> int:
