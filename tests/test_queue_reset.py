@@ -47,7 +47,7 @@ def test_after_a_damaged_queue_watched_recordings_with_transcripts_are_not_queue
     os.utime(changed, (later, later))
     paths.jobs_db.write_bytes(b"\0" * 4096 + b"damaged")
     with JobStore(paths.jobs_db) as store:
-        notice = reset_notice(store, ledger)
+        notice = reset_notice(store)
         assert notice is not None and str(store.recovered_from) in notice
         assert "are not queued again" in notice
         outcomes = {
@@ -69,15 +69,27 @@ def test_a_missing_queue_is_reported_only_when_transcripts_were_written_before(
 ) -> None:
     ledger = OutputLedger.default(paths)
     with JobStore(paths.jobs_db) as store:
-        assert reset_notice(store, ledger) is None  # a first start
+        assert reset_notice(store) is None  # a first start
     _transcribed(ledger, write_audio(tmp_path / "a.wav", tone(200.0, 1.0)))
     with JobStore(paths.jobs_db) as store:
-        assert reset_notice(store, ledger) is None  # the same queue, opened again
+        assert reset_notice(store) is None  # the same queue, opened again
     for suffix in ("", "-wal", "-shm"):
         Path(f"{paths.jobs_db}{suffix}").unlink(missing_ok=True)
     with JobStore(paths.jobs_db) as store:
-        notice = reset_notice(store, ledger)
+        notice = reset_notice(store)
         assert notice is not None and "was not found" in notice and str(paths.jobs_db) in notice
+
+
+def test_transcripts_written_before_any_job_list_existed_are_no_reset(
+    paths: AppPaths, tmp_path: Path
+) -> None:
+    """``whisperdesk transcribe`` writes transcripts (and the ledger) without a job list: opening the window
+    afterwards is a first start, not a lost queue (a newcomer was told their job list was lost)."""
+    ledger = OutputLedger.default(paths)
+    _transcribed(ledger, write_audio(tmp_path / "a.wav", tone(200.0, 1.0)))
+    assert ledger.has_entries() and not paths.jobs_db.exists()
+    with JobStore(paths.jobs_db) as store:
+        assert store.started_new and reset_notice(store) is None
 
 
 def test_the_cli_warns_of_a_zero_byte_queue_naming_where_it_was_kept(

@@ -276,7 +276,7 @@ class Desktop(QObject):
 
     # --- behaviour -----------------------------------------------------------------------------------------
     def _tell_queue_reset(self) -> None:
-        notice = reset_notice(self.store, self.ledger)
+        notice = reset_notice(self.store)
         if notice is not None:
             log.warning("%s", notice)  # the Log view keeps it after the banner is dismissed
             self.window.show_queue_reset(RESET_TITLE, notice)

@@ -27,7 +27,6 @@ from whisperdesk.core.jobstore import (
     JobStoreError,
 )
 from whisperdesk.core.library import LibraryError, TranscriptLibrary, remove_job
-from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.queue.retry import retry_settings
 from whisperdesk.core.settings import load_settings
@@ -137,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         store = JobStore.default()
     except JobStoreError as exc:
         return _fail(str(exc))
-    warn_if_reset(store, OutputLedger.default())
+    warn_if_reset(store)
     try:
         if action == "retry":
             return _retry(store, args)

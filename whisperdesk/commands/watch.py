@@ -293,7 +293,7 @@ def _serve(
     from whisperdesk.core.queue.loop import QueueLoop
 
     ledger = OutputLedger.default(paths)
-    warn_if_reset(store, ledger)
+    warn_if_reset(store)
     report = _Report()
     recovery = store.recover_after_crash()
     for job in recovery.failed:

@@ -417,6 +417,7 @@ class JobStore:
         self.recovered_from: Path | None = None  # set when an unreadable database was moved aside
         self.recovery_reason = ""  # why it was: plain words for the window's banner and the CLI
         self.started_new = False  # no database was there: a first start, or one deleted meanwhile
+        self.lost_before = False  # no database was there although one was kept here before
         self._local = threading.local()
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._all_lock = threading.Lock()
@@ -447,8 +448,17 @@ class JobStore:
         conn.execute("PRAGMA synchronous = FULL")
         return conn
 
+    @property
+    def _existed_marker(self) -> Path:
+        """A small file beside the database saying a job list was kept here before. Why: the outputs ledger
+        alone cannot tell a lost job list from one never made (``whisperdesk transcribe`` writes transcripts
+        without a queue), and a newcomer told "your job list was lost" after using the CLI first would
+        think their data damaged."""
+        return Path(os.fspath(self.path) + ".existed")
+
     def _open_schema(self) -> None:
         self.started_new = not os.path.lexists(self.path)
+        self.lost_before = self.started_new and self._existed_marker.exists()
         if not self.started_new and _empty_file(self.path):
             # SQLite opens a 0-byte file as a valid empty database; ours always has its header (WAL mode
             # writes it at creation), so nothing here is a queue that was truncated or lost.
@@ -475,6 +485,9 @@ class JobStore:
                 apply_migrations(conn, where=str(self.path))
             finally:
                 conn.close()
+        with contextlib.suppress(OSError):  # only a better message depends on it
+            if not self._existed_marker.exists():
+                self._existed_marker.write_bytes(b"")
         if str(mode).lower() != "wal":
             log.warning(
                 "job database %s: WAL journaling unavailable (got %r; network drive?); "

@@ -23,17 +23,17 @@ SKIP_RULE = (
 )
 
 
-def reset_notice(store: JobStore, ledger: OutputLedger) -> str | None:
+def reset_notice(store: JobStore) -> str | None:
     """What the window's banner and the CLI's warning say when the queue was reset; None when it was not."""
     if store.recovered_from is not None:
         return (
             f"the job list {store.path} could not be read: {store.recovery_reason}. It was kept as "
             f"{store.recovered_from} and a new, empty job list was started; {SKIP_RULE}"
         )
-    if store.started_new and ledger.has_entries():
+    if store.lost_before:
         return (
             f"the job list {store.path} was not found (moved or deleted?), so a new, empty one was started "
-            f"although WhisperDesk has written transcripts before; {SKIP_RULE}"
+            f"although one was kept there before; {SKIP_RULE}"
         )
     return None
 
