@@ -219,3 +219,28 @@ def test_jobs_remove_delete_transcript(done: Done, capsys: pytest.CaptureFixture
     assert main(["jobs", "remove", "--delete-transcript", str(done.job_id)]) == 0
     assert done.library.search("budget") == [] and done.library.count() == 0
     assert main(["search", "budget"]) == 1
+
+
+def test_whisperdesk_transcribe_keeps_its_transcript_for_search_once(
+    tiny_en_model: Path, speech: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A transcript made without the queue is found by search too (a newcomer's first `transcribe` was not);
+    running the same command again replaces its record instead of doubling every hit."""
+    source = tmp_path / "memo.wav"
+    source.write_bytes(speech.read_bytes())
+    command = [
+        "transcribe",
+        "--model",
+        str(tiny_en_model),
+        "--device",
+        "cpu",
+        "--beam-size",
+        "1",
+        str(source),
+    ]
+    assert main(command) == 0
+    assert main([*command, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["search", "holiday", "--json"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 1 and "memo.wav" in json.dumps(hits[0])

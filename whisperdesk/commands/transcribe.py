@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from whisperdesk.commands.options import (
 from whisperdesk.commands.progress import TerminalProgress
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.errors import Cancelled, ModelError, WhisperDeskError
+from whisperdesk.core.library import TranscriptLibrary, keep_unqueued_transcript
 from whisperdesk.core.logging_setup import setup_logging
 from whisperdesk.core.outputs import OutputLedger, write_outputs
 from whisperdesk.core.paths import AppPaths
@@ -81,15 +83,31 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1
     engine = Engine(settings.model, paths.models_dir)
-    return transcribe_files(
-        engine,
-        args.files,
-        settings,
-        output_dir=output_dir,
-        ledger=OutputLedger(paths.data_dir / "outputs-ledger.json"),
-        speakers=args.speakers,
-        overwrite=args.overwrite,
-    )
+    library = _open_library(paths)
+    try:
+        return transcribe_files(
+            engine,
+            args.files,
+            settings,
+            output_dir=output_dir,
+            ledger=OutputLedger(paths.data_dir / "outputs-ledger.json"),
+            speakers=args.speakers,
+            overwrite=args.overwrite,
+            library=library,
+        )
+    finally:
+        if library is not None:
+            library.close()
+
+
+def _open_library(paths: AppPaths) -> TranscriptLibrary | None:
+    """The transcript library, so ``whisperdesk search`` and the window find these transcripts too; None
+    (logged) when it cannot be opened: the transcripts are still written."""
+    try:
+        return TranscriptLibrary.beside(paths.jobs_db)
+    except (WhisperDeskError, OSError, sqlite3.Error) as exc:
+        log.warning("the transcript library cannot be opened (%s); transcripts are not kept for search", exc)
+        return None
 
 
 def transcribe_files(
@@ -101,6 +119,7 @@ def transcribe_files(
     ledger: OutputLedger,
     speakers: SpeakerCount | None = None,
     overwrite: bool = False,
+    library: TranscriptLibrary | None = None,
 ) -> int:
     """Transcribe ``names`` and write their transcripts; prints each file's outputs or its error. Exit code.
 
@@ -167,6 +186,11 @@ def transcribe_files(
                 print(error_line(name, RuntimeError(f"unexpected error: {exc}")), file=sys.stderr)
                 failed += 1
                 continue
+            if library is not None:
+                try:
+                    keep_unqueued_transcript(library, transcript, written, settings.output)
+                except (WhisperDeskError, OSError, sqlite3.Error) as exc:  # the files are written: say, go on
+                    log.warning("%s: transcript not kept for search: %s", source, exc)
             combined.finish(
                 f"{source.name}: {transcript.duration:.1f} s in {transcript.processing_time:.1f} s"
             )

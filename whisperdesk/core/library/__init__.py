@@ -13,6 +13,7 @@ from whisperdesk.core.library.jobs import (
     entry_for_job,
     import_job,
     keep_job_transcript,
+    keep_unqueued_transcript,
     reconcile,
     remove_job,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "entry_for_job",
     "import_job",
     "keep_job_transcript",
+    "keep_unqueued_transcript",
     "reconcile",
     "remove_job",
     "rename_speakers",

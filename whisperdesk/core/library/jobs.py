@@ -45,6 +45,16 @@ def keep_job_transcript(
     )
 
 
+def keep_unqueued_transcript(
+    library: TranscriptLibrary, transcript: Transcript, written: dict[str, Path], output: OutputOptions
+) -> LibraryEntry:
+    """Keep a transcript made without a job (``whisperdesk transcribe``), so search and the window find it
+    too; an earlier record of the same files (the same command run again) is replaced, not doubled."""
+    for entry_id in library.unqueued_entries_writing(written.values()):
+        library.delete(entry_id)
+    return library.put(transcript, outputs=written, max_line_length=output.max_line_length)
+
+
 def entry_for_job(library: TranscriptLibrary, job: Job) -> LibraryEntry | None:
     """The job's transcript of record; for a done job that has none yet, imported from its JSON output.
 

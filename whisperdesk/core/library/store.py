@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -576,6 +576,21 @@ class TranscriptLibrary:
             )
             conn.execute("DELETE FROM segments WHERE entry_id = ?", (entry_id,))
             return conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,)).rowcount > 0
+
+    def unqueued_entries_writing(self, paths: Iterable[Path | str]) -> list[int]:
+        """Entries owned by no job whose output files include any of ``paths``: an earlier transcription of
+        the same recording into the same files (``whisperdesk transcribe`` run again), which a new one
+        replaces rather than sitting beside it in search."""
+        names = [os.fspath(p) for p in paths]
+        if not names:
+            return []
+        marks = ", ".join("?" * len(names))
+        rows = self._conn().execute(
+            "SELECT DISTINCT e.id FROM entries AS e JOIN outputs AS o ON o.entry_id = e.id "
+            f"WHERE e.job_id IS NULL AND o.path IN ({marks})",
+            names,
+        )
+        return [int(r["id"]) for r in rows]
 
     def detach(self, job_id: int) -> bool:
         """Keep the job's transcript after the job leaves the queue: it stays searchable, owned by no job."""
