@@ -13,7 +13,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from whisperdesk.cli import main
-from whisperdesk.core.jobstore import FAILED, JobStore
+from whisperdesk.core.jobstore import CANCELED, FAILED, QUEUED, JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
 from whisperdesk.core.queue.enqueue import enqueue
@@ -179,3 +179,17 @@ def test_watch_answers_queued_jobs_before_it_loads_the_model(
     assert "model" in err[-1] and "model" not in err[0]
     with JobStore(paths.jobs_db) as store:
         assert store.require(job.id).state == FAILED
+
+
+def test_a_canceled_recording_added_again_by_hand_is_queued_again_but_not_by_a_rescan(tmp_path: Path) -> None:
+    """Adding a canceled recording again did nothing at all (no row, no word); by hand it is the user
+    asking for it, so it runs again. A watched folder's rescan never undoes the user's cancel."""
+    source = _recording(tmp_path, "lecture.wav")
+    with JobStore(tmp_path / "jobs.sqlite3") as store:
+        first = store.add(source, {}).job
+        store.mark_canceled(first.id)
+        rescan = enqueue(store, source, {}, origin="watched", watch_folder=str(tmp_path))
+        assert not rescan.created and store.require(first.id).state == CANCELED
+        again = enqueue(store, source, {}, origin="dropped")
+        assert again.created and again.job is not None and again.job.state == QUEUED
+        assert "canceled" in again.reason and [j.state for j in store.find(source)] == [QUEUED]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from whisperdesk.core.errors import AudioError, FileDisappearedError, WhisperDeskError
-from whisperdesk.core.jobstore import DONE, FAILED, Job, JobStore, Origin
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, Job, JobStore, Origin
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.queue.reset import already_transcribed
 
@@ -89,6 +89,16 @@ def enqueue(
             if checked.state == FAILED:
                 return Enqueued(path, checked, True, checked.error or "cannot be transcribed", problem=True)
         return Enqueued(path, job, True, result.reason)
+    if job.state == CANCELED and origin != "watched" and _same_path(job.source, path):
+        # The user canceled it once and now adds it again by hand: that is asking for it (adding it did
+        # nothing at all, no row and no word, before). A watched folder's rescan never undoes a cancel.
+        try:
+            again = store.retry(job.id, settings=settings)
+        except (WhisperDeskError, sqlite3.Error) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            return Enqueued(path, job, False, f"could not be queued again: {reason}", problem=True)
+        log.info("queued again: job %d (it was canceled): %s", again.id, again.source)
+        return Enqueued(path, again, True, f"queued again (job {job.id} was canceled)")
     if job.state == FAILED and _same_path(job.source, path):
         # Still not transcribed: say so again rather than skip it silently. Met again by a watched folder's
         # rescan (every start of the window), it is old news the window does not announce again (17.7);
