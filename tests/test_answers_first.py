@@ -193,3 +193,14 @@ def test_a_canceled_recording_added_again_by_hand_is_queued_again_but_not_by_a_r
         again = enqueue(store, source, {}, origin="dropped")
         assert again.created and again.job is not None and again.job.state == QUEUED
         assert "canceled" in again.reason and [j.state for j in store.find(source)] == [QUEUED]
+
+
+def test_transcribe_a_mistyped_file_name_says_no_such_file(
+    tmp_path: Path, missing_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name that never existed is a typo to fix, not a file that "disappeared ... add it again"."""
+    code = main(["transcribe", "--model", str(missing_model), str(tmp_path / "nothere.wav")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "nothere.wav: no such file; check the name and the folder" in err and "disappeared" not in err
+    assert "no-such-model" not in err  # answered before the model

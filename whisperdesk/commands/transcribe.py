@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 import threading
@@ -211,6 +212,13 @@ def _answer_first(
     ready: list[tuple[str, Path]] = []
     for name in names:
         source = Path(name)
+        if not os.path.lexists(source):  # named on the command line: mistyped, not "disappeared"
+            print(
+                f"whisperdesk: error: {name}: no such file; check the name and the folder "
+                f"(looked in {source.resolve().parent})",
+                file=sys.stderr,
+            )
+            continue
         try:
             precheck_file(source, settings.output, output_dir=output_dir, ledger=ledger, overwrite=overwrite)
         except WhisperDeskError as exc:
