@@ -483,3 +483,49 @@ def test_search_filters_by_speaker_and_orders_results(setup: Setup, qtbot: QtBot
     best = [dialog.hit_at(i) for i in range(dialog.model.rowCount())]
     assert sorted(best, key=lambda h: h.segment_index) == newest  # type: ignore[union-attr]
     assert [h.score for h in best] == sorted(h.score for h in best)  # type: ignore[union-attr]
+
+
+def test_queue_rename_dialog_shows_evidence_and_plays_a_line(setup: Setup, qtbot: QtBot) -> None:
+    from PySide6.QtCore import QTimer
+
+    window = _open(setup, qtbot)
+    window.set_segment_speaker(0, "Speaker 1")
+    window.set_segment_speaker(1, "Speaker 2")
+    _saved(window, qtbot)
+    second = window.transcript.segments[1]
+    window.close()
+    model = JobTableModel(setup.store, poll_ms=3_600_000)
+    model.set_speaker_source(setup.service.speaker_names)
+    view = JobQueueView(model, library=setup.service)
+    qtbot.addWidget(view)
+    view.previewRequested.connect(setup.workspace.preview)
+    view.select_job(setup.job.id)
+    seen: dict[str, object] = {}
+
+    def in_dialog() -> None:
+        dialog = view.rename_dialog
+        assert dialog is not None
+        seen["blocks"] = list(dialog.blocks)
+        dialog.blocks["Speaker 2"].play_buttons[0].click()
+        preview = setup.workspace._preview
+        assert preview is not None
+        qtbot.waitUntil(lambda: preview.playing, timeout=10_000)
+        seen["at"] = preview.position
+        dialog.reject()
+
+    QTimer.singleShot(0, in_dialog)
+    view.rename_speakers()
+    assert seen["blocks"] == ["Speaker 1", "Speaker 2"]
+    assert second.start - 0.05 <= float(seen["at"]) <= second.end  # type: ignore[arg-type]
+    model.close()
+    model.deleteLater()
+
+
+def test_main_window_offers_search_on_ctrl_k(qtbot: QtBot) -> None:
+    from whisperdesk.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.search_action.shortcut().toString() == "Ctrl+K"
+    with qtbot.waitSignal(window.searchRequested):
+        window.search_action.trigger()

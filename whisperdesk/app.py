@@ -156,6 +156,7 @@ class Desktop(QObject):
             )
             self.view.set_library(self.transcripts)
             self.model.set_edited_jobs(self.transcripts.edited_job_ids())
+            self.model.set_speaker_source(self.transcripts.speaker_names)
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -382,6 +383,7 @@ class Desktop(QObject):
         job_id = getattr(job, "id", None)
         if isinstance(job_id, int) and self.transcripts is not None:
             self.model.set_edited(job_id, self.transcripts.is_edited(job_id))
+            self.model.refresh_speakers(job_id)
 
     @Slot(str)
     def _on_exported(self, path: str) -> None:

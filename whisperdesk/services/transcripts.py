@@ -134,6 +134,11 @@ class TranscriptService(QObject):
         entry = self._library.for_job(job_id)
         return speaker_evidence(entry.transcript) if entry is not None else []
 
+    def speaker_names(self, job_id: int) -> list[str]:
+        """The job's speakers as its transcript of record has them (empty without speakers)."""
+        entry = self._library.for_job(job_id)
+        return entry.speakers if entry is not None else []
+
     def recording_of(self, job_id: int) -> Path | None:
         job = self._store.get(job_id)
         return job.source if job is not None else None
