@@ -529,3 +529,26 @@ def test_main_window_offers_search_on_ctrl_k(qtbot: QtBot) -> None:
     assert window.search_action.shortcut().toString() == "Ctrl+K"
     with qtbot.waitSignal(window.searchRequested):
         window.search_action.trigger()
+
+
+def test_typing_in_the_in_place_editor_keeps_space_and_arrows_for_the_text(
+    setup: Setup, qtbot: QtBot
+) -> None:
+    window = _open(setup, qtbot)
+    window.activateWindow()
+    window.list.setCurrentIndex(window.model.index(0))
+    window.edit_action.trigger()
+    opened = window.list.delegate.open_editor()
+    assert opened is not None
+    _, editor = opened
+    editor.setFocus()
+    qtbot.waitUntil(editor.hasFocus)
+    start = editor.textCursor().position()
+    qtbot.keyClick(editor, Qt.Key.Key_Left)
+    qtbot.keyClick(editor, Qt.Key.Key_Space)
+    qtbot.keyClicks(editor, "indeed")
+    assert editor.textCursor().position() == start - 1 + len(" indeed")
+    assert not window.playback.playing and window.playback.position == 0.0  # no play, no seek
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert window.list.delegate.open_editor() is None
+    assert " indeed" in window.model.index(0).data() and window.undo_stack.undoText() == "Edit text"
