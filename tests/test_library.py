@@ -354,6 +354,7 @@ def test_renaming_a_speaker_is_an_edit_the_speaker_filter_follows(filled: Transc
     assert report.entry.transcript.segments[0].words[0].speaker == "Grace Hopper"
     assert [h.speaker for h in filled.search("budg*", speaker="grace hopper")] == ["Grace Hopper"] * 2
     assert filled.search("budg*", speaker="Speaker 1") == []
+    assert filled.speakers_by_job() == {1: ["Grace Hopper", "Speaker 2"], 3: ["Ada"]}  # job 2 has none
     with pytest.raises(WhisperDeskError, match="cannot be empty"):
         rename_speakers(filled, entry.id, {"Speaker 2": " "}, ledger=None)
 
@@ -370,3 +371,36 @@ def test_retry_of_an_edited_done_job_is_known_to_discard_edits(store: JobStore, 
     lib.update_transcript(entry.id, _transcript(str(source), (None, "as corrected")))
     assert retry_discards_edits(job, lib)
     lib.close()
+
+
+def test_job_threads_and_a_second_process_keep_transcripts_at_once(tmp_path: Path) -> None:
+    """The processor's job threads share one library object, and the window and `watch` may each hold
+    another on the same file: every put lands, each under its own job, and search sees them all."""
+    import threading
+
+    path = tmp_path / "library.sqlite3"
+    first, second = TranscriptLibrary(path), TranscriptLibrary(path)
+    errors: list[BaseException] = []
+
+    def keep(lib: TranscriptLibrary, start: int) -> None:
+        try:
+            for job_id in range(start, start + 15):
+                lib.put(
+                    _transcript(f"/rec/{job_id}.wav", (None, f"shared word number{job_id}")), job_id=job_id
+                )
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=keep, args=(lib, n * 100)) for n, lib in enumerate([first, first, second])
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert first.count() == second.count() == 45
+    assert len(second.search("shared", limit=1000)) == 45
+    assert [h.job_id for h in first.search("number114")] == [114]
+    first.close()
+    second.close()

@@ -203,3 +203,19 @@ def test_an_old_job_is_imported_from_its_json_when_first_opened(done: Done) -> N
     imported = entry_for_job(done.library, job)
     assert imported is not None and imported.imported
     assert "budget" in _words(imported.transcript.text)
+
+
+def test_jobs_remove_keeps_the_transcript_unless_told(done: Done, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "remove", str(done.job_id)]) == 0
+    assert f"removed job {done.job_id}" in capsys.readouterr().out
+    assert done.store.get(done.job_id) is None and done.library.for_job(done.job_id) is None
+    (kept,) = done.library.search("budget")
+    assert kept.job_id is None and kept.source == done.source
+    assert main(["search", "budget"]) == 0  # still found headless, by file name
+    assert capsys.readouterr().out.startswith("holiday.wav  ")
+
+
+def test_jobs_remove_delete_transcript(done: Done, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["jobs", "remove", "--delete-transcript", str(done.job_id)]) == 0
+    assert done.library.search("budget") == [] and done.library.count() == 0
+    assert main(["search", "budget"]) == 1

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from whisperdesk.core.engine import Engine
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, Job, JobStore
+from whisperdesk.core.library import TranscriptLibrary
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import JobProcessor, job_settings
 from whisperdesk.core.settings import (
@@ -24,6 +25,7 @@ from whisperdesk.core.settings import (
 )
 from whisperdesk.core.speakers import model as model_module
 from whisperdesk.core.speakers.count import InvalidSpeakerCount
+from whisperdesk.core.speakers.evidence import speaker_evidence
 from whisperdesk.core.speakers.saved import job_speakers, job_transcript_path, rename_job_speakers
 from whisperdesk.devtools.speaker_corpus import DISTINCT, conversation, espeak_available
 
@@ -68,6 +70,16 @@ def test_job_with_speakers_labels_outputs_and_renaming_rewrites_them(
     done = _run(store, engine, ledger, meeting, "auto")
     assert done.state == DONE, done.error
     assert job_speakers(done.id) == ["Speaker 1", "Speaker 2"]
+    with TranscriptLibrary.beside(store.path) as library:  # the transcript of record, for the rename dialog
+        entry = library.for_job(done.id)
+        assert entry is not None and entry.speakers == ["Speaker 1", "Speaker 2"]
+        evidence = speaker_evidence(entry.transcript)
+    assert [e.name for e in evidence] == ["Speaker 1", "Speaker 2"]
+    assert sum(e.share for e in evidence) == pytest.approx(1.0) and all(e.share > 0.2 for e in evidence)
+    for e in evidence:
+        assert 1 <= len(e.lines) <= 3 and all(
+            entry.transcript.segments[x.segment_index].speaker == e.name for x in e.lines
+        )
     txt = meeting.with_suffix(".txt")
     assert txt.read_text(encoding="utf-8").startswith("Speaker 1: ")
     srt = meeting.with_suffix(".srt")

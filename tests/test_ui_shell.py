@@ -372,6 +372,22 @@ def test_settings_dialog_refuses_invalid_values_and_bad_model_folders(qtbot: QtB
     assert dialog.result_settings().model.model == str(tmp_path)
 
 
+def test_settings_dialog_offers_docx_and_markdown(qtbot: QtBot) -> None:
+    dialog = SettingsDialog(custom_settings())
+    qtbot.addWidget(dialog)
+    assert [box.text() for box in dialog.format_checks.values()] == [
+        "TXT",
+        "SRT",
+        "VTT",
+        "JSON",
+        "DOCX",
+        "MD",
+    ]
+    for name, box in dialog.format_checks.items():
+        box.setChecked(name in ("docx", "md"))
+    assert dialog.result_settings().output.formats == ("docx", "md")
+
+
 def test_local_model_item_asks_for_a_folder(qtbot: QtBot, tmp_path: Path) -> None:
     model = _fake_model_folder(tmp_path / "faster-whisper-small")
     picks = iter([str(model), ""])  # what the user picks in the folder dialog: a folder, then Cancel

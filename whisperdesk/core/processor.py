@@ -8,6 +8,7 @@ machine lacks), which would fail every job the same way, propagates — with the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -221,7 +222,12 @@ class JobProcessor:
             )
         except JobStoreError as exc:  # canceled or removed while its transcripts were being written
             log.info("job %d finished after it was %s elsewhere; its transcripts are kept", job.id, exc)
-            return self._store.get(job.id) or job
+            current = self._store.get(job.id)
+            library = self.library() if current is None else None
+            if library is not None:  # removed: its transcript stays searchable but claims no job
+                with contextlib.suppress(LibraryError, OSError, sqlite3.Error):
+                    library.detach(job.id)
+            return current or job
         self._after_processing(done, after)
         return done
 
@@ -284,6 +290,8 @@ class JobProcessor:
             keep_job_transcript(library, job, transcript, dict(written), output)
         except (LibraryError, OSError, sqlite3.Error) as exc:
             log.warning("job %d: the transcript could not be kept in the library (%s)", job.id, exc)
+        except Exception:  # its files are written: a library bug must not fail the job
+            log.exception("job %d: keeping the transcript in the library failed", job.id)
 
     def _entry_for(self, job: Job) -> LibraryEntry | None:
         library = self.library()
@@ -293,6 +301,9 @@ class JobProcessor:
             return entry_for_job(library, job)
         except (LibraryError, OSError, sqlite3.Error) as exc:
             log.warning("job %d: its transcript could not be read from the library (%s)", job.id, exc)
+            return None
+        except Exception:  # fall back to copying the files, as before the library
+            log.exception("job %d: reading its transcript from the library failed", job.id)
             return None
 
     def _transcribe(

@@ -7,7 +7,7 @@ CLI and ``whisperdesk watch`` share it).
 * :mod:`.jobs`: how the library follows the job queue (finished jobs, old jobs' JSON, removal).
 """
 
-from whisperdesk.core.library.edit import SaveReport, save_edit, write_entry_outputs
+from whisperdesk.core.library.edit import SaveReport, rename_speakers, save_edit, write_entry_outputs
 from whisperdesk.core.library.jobs import (
     backfill,
     entry_for_job,
@@ -41,6 +41,7 @@ __all__ = [
     "keep_job_transcript",
     "reconcile",
     "remove_job",
+    "rename_speakers",
     "save_edit",
     "write_entry_outputs",
 ]

@@ -92,11 +92,12 @@ def import_job(library: TranscriptLibrary, job: Job) -> LibraryEntry | None:
 
 
 def backfill(library: TranscriptLibrary, store: JobStore, *, force: bool = False) -> int:
-    """Import every done job's JSON transcript that the library lacks, once (``force``: again); returns how
-    many were imported. Cheap after the first time: a flag in the library says it was done."""
+    """Bring the library in line with the queue at startup: entries of jobs that are gone let go of their
+    ids (every time: cheap), and every done job's JSON transcript the library lacks is imported (once;
+    ``force``: again). Returns how many were imported."""
+    reconcile(library, store)
     if library.get_meta(BACKFILL_KEY) is not None and not force:
         return 0
-    reconcile(library, store)
     have = library.job_ids()
     imported = 0
     for job in store.list([DONE], include_archived=True):

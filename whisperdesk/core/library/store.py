@@ -85,6 +85,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 imported INTEGER NOT NULL DEFAULT 0,
                 language TEXT,
                 duration REAL,
+                speakers TEXT NOT NULL DEFAULT '[]',
                 max_line_length INTEGER NOT NULL DEFAULT 42,
                 transcript TEXT NOT NULL
             )""",
@@ -105,7 +106,12 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # The search index: derived from ``entries``, dropped and rebuilt when its version changes.
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: segment keys sort newest first
+# A segment's key (its rowid in both index tables) is (created second << 30) | (entry id mod 1024 << 20) |
+# (2**20 - 1 - segment index): descending keys list the newest transcript first and each one's segments in
+# time order, so a newest-first search reads only as many index entries as it returns.
+_IDX_SPAN = 1 << 20  # segments indexed per transcript (a week of speech in Whisper-sized segments)
+_ENTRY_BITS = 10
 _INDEX_TABLES = ("segments_fts", "segments")
 _INDEX_SCHEMA = (
     """CREATE TABLE segments (
@@ -394,7 +400,7 @@ class TranscriptLibrary:
         for sql in _INDEX_SCHEMA:
             conn.execute(sql)
         count = 0
-        for row in conn.execute("SELECT id, transcript FROM entries").fetchall():
+        for row in conn.execute("SELECT id, created_at, transcript FROM entries").fetchall():
             try:
                 transcript = transcript_from_json(json.loads(row["transcript"]))
             except (ValueError, KeyError, TypeError) as exc:
@@ -402,31 +408,32 @@ class TranscriptLibrary:
                     "transcript library: entry %d cannot be read (%s); not searchable", row["id"], exc
                 )
                 continue
-            count += self._index(conn, int(row["id"]), transcript)
+            count += self._index(conn, int(row["id"]), transcript, float(row["created_at"]))
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('index_version', ?)", (str(INDEX_VERSION),)
         )
         return count
 
     @staticmethod
-    def _index(conn: sqlite3.Connection, entry_id: int, transcript: Transcript) -> int:
+    def _index(conn: sqlite3.Connection, entry_id: int, transcript: Transcript, created_at: float) -> int:
+        """(Re)index one transcript's segments under keys that sort newest first (see :func:`_segment_base`)."""
         conn.execute(
             "DELETE FROM segments_fts WHERE rowid IN (SELECT id FROM segments WHERE entry_id = ?)",
             (entry_id,),
         )
         conn.execute("DELETE FROM segments WHERE entry_id = ?", (entry_id,))
+        base = _segment_base(conn, entry_id, created_at)
         count = 0
-        for idx, seg in enumerate(transcript.segments):
+        for idx, seg in enumerate(transcript.segments[:_IDX_SPAN]):
             text = " ".join(seg.text.split())
             if not text:
                 continue
-            cur = conn.execute(
-                "INSERT INTO segments (entry_id, idx, start, end, speaker, text) VALUES (?, ?, ?, ?, ?, ?)",
-                (entry_id, idx, float(seg.start), float(seg.end), seg.speaker, text),
-            )
+            key = base + (_IDX_SPAN - 1 - idx)
             conn.execute(
-                "INSERT INTO segments_fts (rowid, body) VALUES (?, ?)", (cur.lastrowid, index_text(text))
+                "INSERT INTO segments (id, entry_id, idx, start, end, speaker, text) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, entry_id, idx, float(seg.start), float(seg.end), seg.speaker, text),
             )
+            conn.execute("INSERT INTO segments_fts (rowid, body) VALUES (?, ?)", (key, index_text(text)))
             count += 1
         return count
 
@@ -461,7 +468,7 @@ class TranscriptLibrary:
                 conn.execute(
                     "UPDATE entries SET job_created_at = ?, source = ?, created_at = ?, updated_at = ?, "
                     "edited = ?, version = version + 1, imported = ?, language = ?, duration = ?, "
-                    "max_line_length = ?, transcript = ? WHERE id = ?",
+                    "speakers = ?, max_line_length = ?, transcript = ? WHERE id = ?",
                     (
                         job_created_at,
                         transcript.source,
@@ -471,6 +478,7 @@ class TranscriptLibrary:
                         int(imported),
                         transcript.language,
                         transcript.duration,
+                        _speakers_json(transcript),
                         int(max_line_length),
                         record,
                         entry_id,
@@ -479,8 +487,8 @@ class TranscriptLibrary:
             else:
                 cur = conn.execute(
                     "INSERT INTO entries (job_id, job_created_at, source, created_at, updated_at, edited, "
-                    "imported, language, duration, max_line_length, transcript) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "imported, language, duration, speakers, max_line_length, transcript) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job_id,
                         job_created_at,
@@ -491,13 +499,14 @@ class TranscriptLibrary:
                         int(imported),
                         transcript.language,
                         transcript.duration,
+                        _speakers_json(transcript),
                         int(max_line_length),
                         record,
                     ),
                 )
                 entry_id = int(cur.lastrowid or 0)
             self._set_outputs(conn, entry_id, files, replace=True)
-            self._index(conn, entry_id, transcript)
+            self._index(conn, entry_id, transcript, created)
         return self.require(entry_id)
 
     def update_transcript(
@@ -511,7 +520,9 @@ class TranscriptLibrary:
         """
         record = _record_json(transcript, edited=True)
         with self._write() as conn:
-            row = conn.execute("SELECT version, source FROM entries WHERE id = ?", (entry_id,)).fetchone()
+            row = conn.execute(
+                "SELECT version, source, created_at FROM entries WHERE id = ?", (entry_id,)
+            ).fetchone()
             if row is None:
                 raise LibraryError(f"no transcript {entry_id} in the library; it may have been removed")
             if base_version is not None and int(row["version"]) != base_version:
@@ -521,10 +532,17 @@ class TranscriptLibrary:
                 )
             conn.execute(
                 "UPDATE entries SET transcript = ?, edited = 1, version = version + 1, updated_at = ?, "
-                "language = ?, duration = ? WHERE id = ?",
-                (record, self.clock.time(), transcript.language, transcript.duration, entry_id),
+                "language = ?, duration = ?, speakers = ? WHERE id = ?",
+                (
+                    record,
+                    self.clock.time(),
+                    transcript.language,
+                    transcript.duration,
+                    _speakers_json(transcript),
+                    entry_id,
+                ),
             )
-            self._index(conn, entry_id, transcript)
+            self._index(conn, entry_id, transcript, float(row["created_at"]))
         return self.require(entry_id)
 
     def record_outputs(self, entry_id: int, files: Mapping[str, Path | str]) -> None:
@@ -597,6 +615,14 @@ class TranscriptLibrary:
         rows = self._conn().execute("SELECT job_id FROM entries WHERE edited = 1 AND job_id IS NOT NULL")
         return {int(r[0]) for r in rows}
 
+    def speakers_by_job(self) -> dict[int, list[str]]:
+        """Each job's speaker names as saved (renames and edits included), without reading transcripts:
+        one query for the queue's Speakers column. Jobs without speaker labels are left out."""
+        rows = self._conn().execute(
+            "SELECT job_id, speakers FROM entries WHERE job_id IS NOT NULL AND speakers != '[]'"
+        )
+        return {int(r[0]): [str(n) for n in json.loads(r[1])] for r in rows}
+
     def job_ids(self) -> set[int]:
         rows = self._conn().execute("SELECT job_id FROM entries WHERE job_id IS NOT NULL")
         return {int(r[0]) for r in rows}
@@ -667,24 +693,42 @@ class TranscriptLibrary:
                 'nothing to search for: type one or more words, a "phrase in quotes" or the start of a '
                 "word followed by * (budg*)"
             ) from None
-        sql = (
+        match = fts_expression(terms)
+        limit = max(1, int(limit))
+        columns = (
             "SELECT s.entry_id, s.idx, s.start, s.end, s.speaker, s.text, e.job_id, e.source, e.created_at, "
-            "bm25(segments_fts) AS score FROM segments_fts JOIN segments AS s ON s.id = segments_fts.rowid "
-            "JOIN entries AS e ON e.id = s.entry_id WHERE segments_fts MATCH ?"
         )
-        args: list[object] = [fts_expression(terms)]
+        filters, args = "", [match]
         if speaker is not None and speaker.strip():
-            sql += " AND s.speaker = ? COLLATE NOCASE"
+            filters += " AND s.speaker = ? COLLATE NOCASE"
             args.append(" ".join(speaker.split()))
         if entry_id is not None:
-            sql += " AND s.entry_id = ?"
+            filters += " AND s.entry_id = ?"
             args.append(entry_id)
-        if order == "best":
-            sql += " ORDER BY score, e.created_at DESC, s.idx"
+        if order == "best" and not filters:
+            # FTS5 ranks on its own, stopping at the limit; only the winners are joined.
+            sql = (
+                columns + "f.score AS score FROM (SELECT rowid AS id, rank AS score FROM segments_fts "
+                "WHERE segments_fts MATCH ? ORDER BY rank LIMIT ?) AS f JOIN segments AS s ON s.id = f.id "
+                "JOIN entries AS e ON e.id = s.entry_id ORDER BY f.score, f.id DESC"
+            )
+            args.append(limit)
         else:
-            sql += " ORDER BY e.created_at DESC, s.entry_id DESC, s.idx"
-        sql += " LIMIT ?"
-        args.append(max(1, int(limit)))
+            # Segment keys sort newest transcript first, then in time order: FTS5 walks them in that
+            # order and the query stops at the limit, however many segments match.
+            sql = (
+                columns + "bm25(segments_fts) AS score FROM segments_fts "
+                "JOIN segments AS s ON s.id = segments_fts.rowid JOIN entries AS e ON e.id = s.entry_id "
+                "WHERE segments_fts MATCH ?"
+                + filters
+                + (
+                    " ORDER BY score, segments_fts.rowid DESC"
+                    if order == "best"
+                    else " ORDER BY segments_fts.rowid DESC"
+                )
+                + " LIMIT ?"
+            )
+            args.append(limit)
         try:
             rows = self._conn().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:  # never shown as is: the parser should make this impossible
@@ -692,11 +736,12 @@ class TranscriptLibrary:
             raise SearchQueryError(
                 f'could not search for {query!r}; try plain words, a "phrase in quotes" or budg*'
             ) from None
+        sources: dict[str, Path] = {}
         return [
             SearchHit(
                 entry_id=int(r["entry_id"]),
                 job_id=r["job_id"],
-                source=Path(r["source"]),
+                source=sources.setdefault(r["source"], Path(r["source"])),
                 created_at=float(r["created_at"]),
                 segment_index=int(r["idx"]),
                 start=float(r["start"]),
@@ -711,6 +756,27 @@ class TranscriptLibrary:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+def _segment_base(conn: sqlite3.Connection, entry_id: int, created_at: float) -> int:
+    """The first key of an entry's block of segment keys (see ``INDEX_VERSION``). Two transcripts created in
+    the same second whose ids also share their low bits would share a block: the later one then takes the
+    second before (its place in a newest-first list moves by a second, nothing else changes)."""
+    second = max(0, int(created_at))
+    tag = (entry_id % (1 << _ENTRY_BITS)) * _IDX_SPAN
+    while True:
+        base = (second << (_ENTRY_BITS + 20)) + tag
+        taken = conn.execute(
+            "SELECT 1 FROM segments WHERE id BETWEEN ? AND ? AND entry_id != ? LIMIT 1",
+            (base, base + _IDX_SPAN - 1, entry_id),
+        ).fetchone()
+        if taken is None:
+            return base
+        second -= 1
+
+
+def _speakers_json(transcript: Transcript) -> str:
+    return json.dumps(transcript.speakers, ensure_ascii=False)
+
+
 def _record_json(transcript: Transcript, *, edited: bool) -> str:
     """The record as the JSON writer's document: one format for the record, the files and the imports."""
     return render_json(dataclasses.replace(transcript, edited=edited))
