@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from whisperdesk.core.library.edits import SpeakerEvidence
+from whisperdesk.core.speakers.evidence import SpeakerEvidence
 from whisperdesk.ui.transcript_model import stamp
 
 ColourFn = Callable[[str | None], QColor | None]

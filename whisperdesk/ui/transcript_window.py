@@ -42,9 +42,9 @@ from whisperdesk.core.library.edits import (
     merge_with_next,
     rename_speaker,
     set_speaker,
-    speaker_evidence,
     split_segment,
 )
+from whisperdesk.core.speakers.evidence import speaker_evidence
 from whisperdesk.core.transcript import Transcript
 from whisperdesk.services.playback import SEEK_STEP_S, Playback
 from whisperdesk.ui.notifications import NotificationBanner
