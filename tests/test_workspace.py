@@ -180,6 +180,17 @@ def test_clicking_a_segment_moves_the_player_there(setup: Setup, qtbot: QtBot) -
     )
     qtbot.waitUntil(lambda: abs(window.playback.position - second.start) < 0.05)
     assert window.model.current_row == 1
+    # a click on a word seeks to that word: find the third word's place in the painted row
+    word = second.words[2]
+    text_rect = window.list.delegate._text_rect(rect)
+    for x in range(text_rect.left(), text_rect.right(), 3):
+        point = QPoint(x, text_rect.top() + 4)
+        if window.list.delegate.word_at_point(window.model.index(1), rect, point) == 2:
+            break
+    else:
+        pytest.fail("the third word was not found in the painted row")
+    qtbot.mouseClick(window.list.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    qtbot.waitUntil(lambda: abs(window.playback.position - word.start) < 0.05)
 
 
 def test_during_real_playback_the_highlight_follows_the_player(setup: Setup, qtbot: QtBot) -> None:
@@ -552,3 +563,21 @@ def test_typing_in_the_in_place_editor_keeps_space_and_arrows_for_the_text(
     qtbot.keyClick(editor, Qt.Key.Key_Return)
     assert window.list.delegate.open_editor() is None
     assert " indeed" in window.model.index(0).data() and window.undo_stack.undoText() == "Edit text"
+
+
+def test_quitting_asks_about_unsaved_corrections_first(setup: Setup, qtbot: QtBot) -> None:
+    from whisperdesk.ui.main_window import MainWindow
+
+    window = _open(setup, qtbot)
+    window.apply("Edit text", lambda t: edit_text(t, 0, "Unsaved words"), 0)
+    main = MainWindow()
+    qtbot.addWidget(main)
+    main.set_quit_guard(setup.workspace.close_all)
+    quits: list[bool] = []
+    main.quitRequested.connect(lambda: quits.append(True))
+    setup.answers.append(False)  # "Close without saving?" No
+    assert not main.request_quit()
+    assert setup.asked == ["Close without saving?"] and quits == [] and window.isVisible()
+    setup.answers.append(True)
+    assert main.request_quit() and quits == [True]
+    assert setup.workspace.windows == {}

@@ -250,6 +250,7 @@ class Desktop(QObject):
             self.notifier.openRequested.connect(self.workspace.open_job)
             window.banner.actionTriggered.connect(self._on_banner_action)
             window.searchRequested.connect(self.workspace.open_search)
+            window.set_quit_guard(self.workspace.close_all)  # unsaved corrections are asked about first
         else:
             window.search_action.setEnabled(False)
         self.controller.settingsChanged.connect(self.watcher.apply)

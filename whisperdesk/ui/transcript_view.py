@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QColor,
     QFont,
     QKeyEvent,
+    QMouseEvent,
     QPainter,
     QPalette,
     QTextCharFormat,
@@ -307,3 +308,12 @@ class SegmentListView(QListView):
         )
         self.delegate = SegmentDelegate(self)
         self.setItemDelegate(self.delegate)
+        self.clicked_word: int | None = None  # the word under the last click (read by ``clicked``'s slot)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        pos = event.position().toPoint()
+        index = self.indexAt(pos)
+        self.clicked_word = (
+            self.delegate.word_at_point(index, self.visualRect(index), pos) if index.isValid() else None
+        )
+        super().mouseReleaseEvent(event)
