@@ -178,7 +178,9 @@ class SegmentDelegate(QStyledItemDelegate):
             bold = QFont(font)
             bold.setBold(new_turn)
             painter.setFont(bold)
-            painter.setPen(colour if isinstance(colour, QColor) and not selected else text_colour)
+            painter.setPen(
+                colour if isinstance(colour, QColor) else text_colour
+            )  # the highlight is light: keep it
             name = segment.speaker if new_turn else ""  # the colour bar says who goes on speaking
             speaker_rect = QRect(time_rect.right() + 1, line_top, SPEAKER_WIDTH - PAD_X, fm.height())
             elided = painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, speaker_rect.width())
