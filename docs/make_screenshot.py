@@ -164,6 +164,11 @@ DIALOGUE = [
     ("en-gb+f2", "We move after the holiday. I will send everyone a plan by Friday."),
     ("en-us+m3", "Perfect. Please add the printer and the meeting room screens to the list."),
     ("en-gb+f2", "Will do. I will also ask the support team what they need."),
+    ("en-us+m3", "One more thing: who looks after the keys and the alarm code?"),
+    ("en-gb+f2", "Maria from reception. She already has a copy of the floor plan."),
+    ("en-us+m3", "Great. Then let's meet again on Monday at ten to check the plan."),
+    ("en-gb+f2", "Monday at ten works for me. I will book the small meeting room."),
+    ("en-us+m3", "Thank you, that was quick. See you on Monday."),
 ]
 
 

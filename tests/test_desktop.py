@@ -190,3 +190,33 @@ def test_a_renamed_copy_in_a_watched_folder_gets_its_own_copied_transcripts(
     finally:
         app.window.hide()
         app.shutdown()
+
+
+def test_a_finished_job_opens_in_the_workspace_from_the_queue_the_notice_and_search(
+    desktop: Desktop, qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Wiring only (random-weight model: nothing about the text is asserted)."""
+    from whisperdesk.app import OPEN_TRANSCRIPT
+
+    desktop.show()
+    qtbot.waitExposed(desktop.window)
+    files = _recordings(tmp_path / "in", 1, seconds=3.0)
+    assert drop_on(desktop.window, files) == (True, True, True)
+    qtbot.waitUntil(lambda: desktop.store.counts().get(DONE, 0) == 1, timeout=120_000)
+    job = desktop.store.list()[0]
+    assert desktop.workspace is not None and desktop.transcripts is not None
+    qtbot.waitUntil(lambda: desktop.transcripts.has_transcript(job.id), timeout=10_000)  # type: ignore[union-attr]
+    banner = desktop.window.banner
+    qtbot.waitUntil(lambda: banner.action_id == OPEN_TRANSCRIPT, timeout=15_000)  # "ready", with Open
+    banner.actionTriggered.emit(OPEN_TRANSCRIPT)
+    window = desktop.workspace.windows[job.id]
+    qtbot.waitExposed(window)
+    window.close()
+    assert job.id not in desktop.workspace.windows
+    view = desktop.view
+    view.select_job(job.id)
+    view.open_action.trigger()  # the queue's "Open transcript" (and a double-click) open the workspace
+    qtbot.waitExposed(desktop.workspace.windows[job.id])
+    desktop.window.search_action.trigger()
+    assert desktop.workspace.search_dialog is not None and desktop.workspace.search_dialog.isVisible()
+    desktop.workspace.close_all()

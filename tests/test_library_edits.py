@@ -11,7 +11,6 @@ from whisperdesk.core.library.edits import (
     rename_speaker,
     segment_at,
     set_speaker,
-    speaker_evidence,
     split_segment,
     word_at,
 )
@@ -140,18 +139,6 @@ def test_merge_of_cjk_segments_adds_no_space() -> None:
     a = Segment(0.0, 1.0, "今日は", (Word(0.0, 1.0, "今日は", 0.9),))
     b = Segment(1.0, 2.0, "晴れです", (Word(1.0, 2.0, "晴れです", 0.9),))
     assert merge_with_next(_transcript(a, b), 0).segments[0].text == "今日は晴れです"
-
-
-def test_speaker_evidence_gives_share_and_longest_lines_in_order() -> None:
-    short = Segment(7.0, 7.5, " Yes.", speaker="Speaker 2")
-    t = _transcript(ASK, CAN, short, Segment(8.0, 10.0, " And more words here.", speaker="Speaker 1"))
-    ev = {e.name: e for e in speaker_evidence(t, lines=2)}
-    assert list(ev) == ["Speaker 1", "Speaker 2"]
-    assert ev["Speaker 1"].seconds == pytest.approx(6.0)
-    assert ev["Speaker 1"].share == pytest.approx(6.0 / 8.0)
-    assert [line.text for line in ev["Speaker 2"].lines] == ["can do for you.", "Yes."]
-    assert [line.start for line in ev["Speaker 1"].lines] == [0.0, 8.0]
-    assert speaker_evidence(_transcript(PLAIN)) == []
 
 
 def test_segment_and_word_at_a_time() -> None:

@@ -180,6 +180,17 @@ def test_clicking_a_segment_moves_the_player_there(setup: Setup, qtbot: QtBot) -
     )
     qtbot.waitUntil(lambda: abs(window.playback.position - second.start) < 0.05)
     assert window.model.current_row == 1
+    # a click on a word seeks to that word: find the third word's place in the painted row
+    word = second.words[2]
+    text_rect = window.list.delegate._text_rect(rect)
+    for x in range(text_rect.left(), text_rect.right(), 3):
+        point = QPoint(x, text_rect.top() + 4)
+        if window.list.delegate.word_at_point(window.model.index(1), rect, point) == 2:
+            break
+    else:
+        pytest.fail("the third word was not found in the painted row")
+    qtbot.mouseClick(window.list.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    qtbot.waitUntil(lambda: abs(window.playback.position - word.start) < 0.05)
 
 
 def test_during_real_playback_the_highlight_follows_the_player(setup: Setup, qtbot: QtBot) -> None:
@@ -483,3 +494,90 @@ def test_search_filters_by_speaker_and_orders_results(setup: Setup, qtbot: QtBot
     best = [dialog.hit_at(i) for i in range(dialog.model.rowCount())]
     assert sorted(best, key=lambda h: h.segment_index) == newest  # type: ignore[union-attr]
     assert [h.score for h in best] == sorted(h.score for h in best)  # type: ignore[union-attr]
+
+
+def test_queue_rename_dialog_shows_evidence_and_plays_a_line(setup: Setup, qtbot: QtBot) -> None:
+    from PySide6.QtCore import QTimer
+
+    window = _open(setup, qtbot)
+    window.set_segment_speaker(0, "Speaker 1")
+    window.set_segment_speaker(1, "Speaker 2")
+    _saved(window, qtbot)
+    second = window.transcript.segments[1]
+    window.close()
+    model = JobTableModel(setup.store, poll_ms=3_600_000)
+    model.set_speaker_source(setup.service.speaker_names)
+    view = JobQueueView(model, library=setup.service)
+    qtbot.addWidget(view)
+    view.previewRequested.connect(setup.workspace.preview)
+    view.select_job(setup.job.id)
+    seen: dict[str, object] = {}
+
+    def in_dialog() -> None:
+        dialog = view.rename_dialog
+        assert dialog is not None
+        seen["blocks"] = list(dialog.blocks)
+        dialog.blocks["Speaker 2"].play_buttons[0].click()
+        preview = setup.workspace._preview
+        assert preview is not None
+        qtbot.waitUntil(lambda: preview.playing, timeout=10_000)
+        seen["at"] = preview.position
+        dialog.reject()
+
+    QTimer.singleShot(0, in_dialog)
+    view.rename_speakers()
+    assert seen["blocks"] == ["Speaker 1", "Speaker 2"]
+    assert second.start - 0.05 <= float(seen["at"]) <= second.end  # type: ignore[arg-type]
+    model.close()
+    model.deleteLater()
+
+
+def test_main_window_offers_search_on_ctrl_k(qtbot: QtBot) -> None:
+    from whisperdesk.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.search_action.shortcut().toString() == "Ctrl+K"
+    with qtbot.waitSignal(window.searchRequested):
+        window.search_action.trigger()
+
+
+def test_typing_in_the_in_place_editor_keeps_space_and_arrows_for_the_text(
+    setup: Setup, qtbot: QtBot
+) -> None:
+    window = _open(setup, qtbot)
+    window.activateWindow()
+    window.list.setCurrentIndex(window.model.index(0))
+    window.edit_action.trigger()
+    opened = window.list.delegate.open_editor()
+    assert opened is not None
+    _, editor = opened
+    editor.setFocus()
+    qtbot.waitUntil(editor.hasFocus)
+    start = editor.textCursor().position()
+    qtbot.keyClick(editor, Qt.Key.Key_Left)
+    qtbot.keyClick(editor, Qt.Key.Key_Space)
+    qtbot.keyClicks(editor, "indeed")
+    assert editor.textCursor().position() == start - 1 + len(" indeed")
+    assert not window.playback.playing and window.playback.position == 0.0  # no play, no seek
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert window.list.delegate.open_editor() is None
+    assert " indeed" in window.model.index(0).data() and window.undo_stack.undoText() == "Edit text"
+
+
+def test_quitting_asks_about_unsaved_corrections_first(setup: Setup, qtbot: QtBot) -> None:
+    from whisperdesk.ui.main_window import MainWindow
+
+    window = _open(setup, qtbot)
+    window.apply("Edit text", lambda t: edit_text(t, 0, "Unsaved words"), 0)
+    main = MainWindow()
+    qtbot.addWidget(main)
+    main.set_quit_guard(setup.workspace.close_all)
+    quits: list[bool] = []
+    main.quitRequested.connect(lambda: quits.append(True))
+    setup.answers.append(False)  # "Close without saving?" No
+    assert not main.request_quit()
+    assert setup.asked == ["Close without saving?"] and quits == [] and window.isVisible()
+    setup.answers.append(True)
+    assert main.request_quit() and quits == [True]
+    assert setup.workspace.windows == {}

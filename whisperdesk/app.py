@@ -172,6 +172,7 @@ class Desktop(QObject):
             )
             self.view.set_library(self.transcripts)
             self.model.set_edited_jobs(self.transcripts.edited_job_ids())
+            self.model.set_speaker_source(self.transcripts.speaker_names)
         self.summary = QueueSummaryFeed(self.store, self.feed, self.runner, self)
         self.watcher = WatcherBridge(
             self.store,
@@ -267,6 +268,7 @@ class Desktop(QObject):
             self.workspace.exported.connect(self._on_exported)
             self.notifier.openRequested.connect(self.workspace.open_job)
             window.searchRequested.connect(self.workspace.open_search)
+            window.set_quit_guard(self.workspace.close_all)  # unsaved corrections are asked about first
         else:
             window.search_action.setEnabled(False)
         self.controller.settingsChanged.connect(self.watcher.apply)
@@ -401,6 +403,7 @@ class Desktop(QObject):
         job_id = getattr(job, "id", None)
         if isinstance(job_id, int) and self.transcripts is not None:
             self.model.set_edited(job_id, self.transcripts.is_edited(job_id))
+            self.model.refresh_speakers(job_id)
 
     @Slot(str)
     def _on_exported(self, path: str) -> None:

@@ -22,7 +22,6 @@ from whisperdesk.core.atomic import atomic_write_bytes
 from whisperdesk.core.errors import WhisperDeskError
 from whisperdesk.core.jobstore import Job, JobStore
 from whisperdesk.core.library.edit import SaveReport, save_edit, write_entry_outputs
-from whisperdesk.core.library.edits import SpeakerEvidence, speaker_evidence
 from whisperdesk.core.library.jobs import entry_for_job, remove_job
 from whisperdesk.core.library.store import (
     SearchHit,
@@ -32,6 +31,7 @@ from whisperdesk.core.library.store import (
 )
 from whisperdesk.core.outputs import OutputLedger, render_bytes
 from whisperdesk.core.queue.retry import retry_discards_edits
+from whisperdesk.core.speakers.evidence import SpeakerEvidence, speaker_evidence
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,11 @@ class TranscriptService(QObject):
         """Per speaker: share of talk time and a few lines (for the queue's rename dialog)."""
         entry = self._library.for_job(job_id)
         return speaker_evidence(entry.transcript) if entry is not None else []
+
+    def speaker_names(self, job_id: int) -> list[str]:
+        """The job's speakers as its transcript of record has them (empty without speakers); one small
+        query, no transcript read (the queue asks on every selection)."""
+        return self._library.speakers_by_job().get(job_id, [])
 
     def recording_of(self, job_id: int) -> Path | None:
         job = self._store.get(job_id)

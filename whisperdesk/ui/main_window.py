@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.resize(*self.default_size())
         self.setDockNestingEnabled(True)
         self._is_busy = is_busy or (lambda: False)
+        self._quit_guard: Callable[[], bool] = lambda: True
         self._confirm = confirm
         self._tray_available = tray_available
         self._close_to_tray = close_to_tray
@@ -544,7 +545,14 @@ class MainWindow(QMainWindow):
         self.add_paths(paths)
 
     # --- quitting ----------------------------------------------------------------------------------------
+    def set_quit_guard(self, guard: Callable[[], bool]) -> None:
+        """Asked first when quitting: False keeps the app open (transcript windows with unsaved corrections
+        ask the person, and one they keep open stops the quit)."""
+        self._quit_guard = guard
+
     def _confirm_quit(self) -> bool:
+        if not self._quit_guard():
+            return False
         if not self._is_busy():
             return True
         return self._confirm(

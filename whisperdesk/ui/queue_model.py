@@ -116,6 +116,7 @@ class JobTableModel(QAbstractTableModel):
         self._paced: dict[int, tuple[float, float]] = {}  # running job -> (time, done) of its first progress
         self._speaker_cache: dict[int, tuple[int, list[str]]] = {}  # job id -> (job version, names)
         self._edited: set[int] = set()  # done jobs whose transcript the user corrected
+        self._speaker_source: Callable[[int], list[str]] | None = None
         self._closed = False
         self._feed.jobChanged.connect(self._on_job_changed)
         self._feed.jobRemoved.connect(self._on_job_removed)
@@ -360,9 +361,18 @@ class JobTableModel(QAbstractTableModel):
         """The done job's speaker names (empty without speaker labels), read once per job version."""
         cached = self._speaker_cache.get(job.id)
         if cached is None or cached[0] != job.version:
-            names = job_speakers(job.id) if job.state == DONE and (job.settings or {}).get("speakers") else []
+            names: list[str] = []
+            if job.state == DONE and self._speaker_source is not None:
+                names = self._speaker_source(job.id)  # the transcript of record, with the user's corrections
+            if not names and job.state == DONE and (job.settings or {}).get("speakers"):
+                names = job_speakers(job.id)
             cached = self._speaker_cache[job.id] = (job.version, names)
         return cached[1]
+
+    def set_speaker_source(self, source: Callable[[int], list[str]] | None) -> None:
+        """Where a done job's speaker names come from first (the transcript library, through its service)."""
+        self._speaker_source = source
+        self._speaker_cache.clear()
 
     def set_edited_jobs(self, job_ids: set[int]) -> None:
         """Which done jobs have corrected transcripts (from the library at start)."""
@@ -376,8 +386,9 @@ class JobTableModel(QAbstractTableModel):
     def set_edited(self, job_id: int, edited: bool) -> None:
         """A save marked (or a retry unmarked) the job's transcript as corrected."""
         (self._edited.add if edited else self._edited.discard)(job_id)
+        self._speaker_cache.pop(job_id, None)  # a save may have renamed or added speakers
         if job_id in self._ids:
-            self._changed(self._ids.index(job_id), Column.STATE, Column.STATE)
+            self._changed(self._ids.index(job_id), Column.STATE, Column.SPEAKERS)
 
     def is_edited(self, job_id: int) -> bool:
         return job_id in self._edited

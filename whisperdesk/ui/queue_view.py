@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, RUNNING, Job
-from whisperdesk.core.library.edits import SpeakerEvidence
+from whisperdesk.core.speakers.evidence import SpeakerEvidence
 from whisperdesk.services.job_text import CHOOSE_FOLDER_LABEL, OVERWRITE_LABEL, OutputProblem, output_problem
 from whisperdesk.ui.queue_model import Column, JobTableModel, ProgressRole
 from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog

@@ -12,7 +12,7 @@ import html
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QKeyEvent, QPainter, QStandardItem, QStandardItemModel, QTextDocument
+from PySide6.QtGui import QKeyEvent, QPainter, QPalette, QStandardItem, QStandardItemModel, QTextDocument
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -56,7 +56,7 @@ class _HtmlDelegate(QStyledItemDelegate):
         doc.setTextWidth(option.rect.width())  # type: ignore[attr-defined]
         painter.save()
         if option.state & QStyle.StateFlag.State_Selected:  # type: ignore[attr-defined,operator]
-            painter.fillRect(option.rect, option.palette.highlight().color().lighter(170))  # type: ignore[attr-defined]
+            painter.fillRect(option.rect, option.palette.highlight())  # type: ignore[attr-defined]
         painter.translate(option.rect.topLeft())  # type: ignore[attr-defined]
         painter.setClipRect(0, 0, option.rect.width(), option.rect.height())  # type: ignore[attr-defined]
         doc.drawContents(painter)
@@ -100,6 +100,10 @@ class SearchDialog(QDialog):
         self.results.setAlternatingRowColors(True)
         self.results.setUniformRowHeights(True)
         self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        palette = self.results.palette()  # one selection colour in every column (the text column draws HTML)
+        palette.setColor(QPalette.ColorRole.Highlight, palette.highlight().color().lighter(170))
+        palette.setColor(QPalette.ColorRole.HighlightedText, palette.text().color())
+        self.results.setPalette(palette)
         self.model = QStandardItemModel(0, 5, self)
         self.model.setHorizontalHeaderLabels(["Recording", "Date", "Time", "Speaker", "Text"])
         self.results.setModel(self.model)

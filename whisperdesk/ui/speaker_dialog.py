@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from whisperdesk.core.library.edits import SpeakerEvidence
+from whisperdesk.core.speakers.evidence import SpeakerEvidence
 from whisperdesk.ui.transcript_model import stamp
 
 ColourFn = Callable[[str | None], QColor | None]
@@ -86,10 +86,11 @@ class EvidenceBlock(QWidget):
             text = QLabel(
                 f"<span style='color:gray'>{stamp(line.start)}</span> {_esc(_short(line.text))}", self
             )
-            text.setWordWrap(True)
+            text.setWordWrap(header)  # the narrow speaker list wraps; the dialog is wide enough for a line
+            text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
             text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            row.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
-            row.addWidget(text, 1)
+            row.addWidget(button, 0, Qt.AlignmentFlag.AlignVCenter)
+            row.addWidget(text, 1, Qt.AlignmentFlag.AlignVCenter)
             layout.addLayout(row)
 
     def _player(self, start: float, end: float) -> Callable[[], None]:
@@ -147,7 +148,7 @@ class SpeakerNamesDialog(QDialog):
         buttons.rejected.connect(self.reject)
         outer.addWidget(buttons)
         if by_name:
-            self.resize(640, self.sizeHint().height())
+            self.resize(max(760, self.sizeHint().width()), self.sizeHint().height())
 
     def changes(self) -> dict[str, str]:
         """Names the user changed (blank fields keep the old name)."""

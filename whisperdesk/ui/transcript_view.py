@@ -23,12 +23,15 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
+    QTimer,
     Signal,
+    Slot,
 )
 from PySide6.QtGui import (
     QColor,
     QFont,
     QKeyEvent,
+    QMouseEvent,
     QPainter,
     QPalette,
     QTextCharFormat,
@@ -61,6 +64,8 @@ TIME_WIDTH = 62
 SPEAKER_WIDTH = 128
 BAR_WIDTH = 4
 PLAYING_COLOUR = QColor(255, 236, 150)
+RETRY_MS = 20
+MAX_TRIES = 250  # 5 s: far more than laying out any real transcript takes
 
 
 class SegmentEditor(QPlainTextEdit):
@@ -173,7 +178,9 @@ class SegmentDelegate(QStyledItemDelegate):
             bold = QFont(font)
             bold.setBold(new_turn)
             painter.setFont(bold)
-            painter.setPen(colour if isinstance(colour, QColor) and not selected else text_colour)
+            painter.setPen(
+                colour if isinstance(colour, QColor) else text_colour
+            )  # the highlight is light: keep it
             name = segment.speaker if new_turn else ""  # the colour bar says who goes on speaking
             speaker_rect = QRect(time_rect.right() + 1, line_top, SPEAKER_WIDTH - PAD_X, fm.height())
             elided = painter.fontMetrics().elidedText(name, Qt.TextElideMode.ElideRight, speaker_rect.width())
@@ -293,6 +300,12 @@ class SegmentListView(QListView):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._pending: tuple[QPersistentModelIndex, QAbstractItemView.ScrollHint] | None = None
+        self._retry = QTimer(self)  # batched layout lays rows out in idle time: scroll once it reached them
+        self._retry.setSingleShot(True)
+        self._retry.setInterval(RETRY_MS)
+        self._retry.timeout.connect(self._scroll_pending)
+        self._tries = 0
         self.setObjectName("segmentList")
         self.setLayoutMode(QListView.LayoutMode.Batched)
         self.setBatchSize(200)
@@ -307,3 +320,46 @@ class SegmentListView(QListView):
         )
         self.delegate = SegmentDelegate(self)
         self.setItemDelegate(self.delegate)
+        self.clicked_word: int | None = None  # the word under the last click (read by ``clicked``'s slot)
+
+    def scrollTo(
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        hint: QAbstractItemView.ScrollHint = QAbstractItemView.ScrollHint.EnsureVisible,
+    ) -> None:
+        """Scroll to ``index``, waiting for the batched layout to reach it (right after opening, a jump to
+        the end of a long transcript would otherwise do nothing)."""
+        if index.isValid() and not self.visualRect(index).isValid():
+            self._pending = (QPersistentModelIndex(index), hint)
+            self._tries = 0
+            self._retry.start()
+            return
+        self._pending = None
+        self._retry.stop()
+        super().scrollTo(index, hint)
+
+    @Slot()
+    def _scroll_pending(self) -> None:
+        if self._pending is None:
+            return
+        index, hint = self._pending
+        if not index.isValid():
+            self._pending = None
+            return
+        if self.visualRect(QModelIndex(index)).isValid():
+            self._pending = None
+            super().scrollTo(QModelIndex(index), hint)
+            return
+        self._tries += 1
+        if self._tries < MAX_TRIES:
+            self._retry.start()
+        else:
+            self._pending = None
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        pos = event.position().toPoint()
+        index = self.indexAt(pos)
+        self.clicked_word = (
+            self.delegate.word_at_point(index, self.visualRect(index), pos) if index.isValid() else None
+        )
+        super().mouseReleaseEvent(event)

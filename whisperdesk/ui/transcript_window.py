@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QMouseEvent, QUndoCommand, QUndoStack
+from PySide6.QtCore import QModelIndex, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -42,9 +42,9 @@ from whisperdesk.core.library.edits import (
     merge_with_next,
     rename_speaker,
     set_speaker,
-    speaker_evidence,
     split_segment,
 )
+from whisperdesk.core.speakers.evidence import speaker_evidence
 from whisperdesk.core.transcript import Transcript
 from whisperdesk.services.playback import SEEK_STEP_S, Playback
 from whisperdesk.ui.notifications import NotificationBanner
@@ -129,7 +129,6 @@ class TranscriptWindow(QMainWindow):
         self.list.setModel(self.model)
         self.list.delegate.textCommitted.connect(self._on_text_committed)
         self.list.clicked.connect(self._on_clicked)
-        self.list.viewport().installEventFilter(self)
         self._follow = True
         self._matches: list[int] = []
         self._match_at = -1
@@ -507,7 +506,10 @@ class TranscriptWindow(QMainWindow):
     def export(self, fmt: str, path: str | None = None) -> None:
         if path is None:
             base = self.playback.original or Path(self._title)
-            suggestion = str(base.with_suffix(f".{fmt}"))
+            target = base.with_suffix(f".{fmt}")
+            if target.exists():  # most likely the job's own output: suggest a name beside it instead
+                target = target.with_name(f"{base.stem} (corrected).{fmt}")
+            suggestion = str(target)
             path = self._choose_save(self, f"Export as {fmt.upper()}", suggestion, f"*.{fmt}")
         if path:
             self.exportRequested.emit(self.transcript, fmt, path)
@@ -572,25 +574,12 @@ class TranscriptWindow(QMainWindow):
 
     @Slot(QModelIndex)
     def _on_clicked(self, index: QModelIndex) -> None:
-        if index.isValid() and self.list.state() != SegmentListView.State.EditingState:
-            self.playback.seek(self.model.segment(index.row()).start)
-
-    def eventFilter(self, obj: object, event: object) -> bool:
-        """A click on a word seeks to that word (a click elsewhere in the row seeks to the segment)."""
-        if (
-            obj is self.list.viewport()
-            and isinstance(event, QMouseEvent)
-            and event.type() == QMouseEvent.Type.MouseButtonRelease
-        ):
-            pos = event.position().toPoint()
-            index = self.list.indexAt(pos)
-            if index.isValid():
-                word = self.list.delegate.word_at_point(index, self.list.visualRect(index), pos)
-                if word is not None:
-                    QTimer.singleShot(
-                        0, self, lambda: self.playback.seek(self.model.segment(index.row()).words[word].start)
-                    )
-        return super().eventFilter(obj, event)  # type: ignore[arg-type]
+        """A click on a word seeks to that word; elsewhere in the row, to the segment's start."""
+        if not index.isValid() or self.list.state() == SegmentListView.State.EditingState:
+            return
+        segment = self.model.segment(index.row())
+        word = self.list.clicked_word
+        self.playback.seek(segment.words[word].start if word is not None else segment.start)
 
     def seek_to(self, seconds: float, *, play: bool = False) -> None:
         """Show the segment at ``seconds`` and move the player there (a search result opens here)."""
@@ -683,11 +672,11 @@ class TranscriptWindow(QMainWindow):
         self.list.scrollTo(index, SegmentListView.ScrollHint.PositionAtCenter)
         self.find_count.setText(f"{self._match_at + 1} of {len(self._matches)}")
 
-    def keyPressEvent(self, event: object) -> None:
-        if getattr(event, "key", lambda: None)() == Qt.Key.Key_Escape and self.find_bar.isVisible():
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.find_bar.isVisible():
             self.close_find()
             return
-        super().keyPressEvent(event)  # type: ignore[arg-type]
+        super().keyPressEvent(event)
 
     # --- closing ----------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:

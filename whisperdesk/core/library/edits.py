@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from whisperdesk.core.transcript import Segment, Transcript, Word
 
@@ -113,53 +112,7 @@ def merge_with_next(transcript: Transcript, index: int) -> Transcript:
     return dataclasses.replace(transcript, segments=segments)
 
 
-# --- evidence for naming speakers -------------------------------------------------------------------
-@dataclass(frozen=True)
-class SpeakerLine:
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
-class SpeakerEvidence:
-    """What tells one speaker from another: how much they talk and a few of their own lines."""
-
-    name: str
-    seconds: float
-    share: float  # of all labelled talk time, 0..1
-    lines: tuple[SpeakerLine, ...]
-
-
-def speaker_evidence(transcript: Transcript, lines: int = 3) -> list[SpeakerEvidence]:
-    """Per speaker (in order of first appearance): talk time, its share, and up to ``lines`` lines.
-
-    The lines shown are the speaker's longest segments, in the order they were said: a long line is more
-    likely to be recognised by its voice and content than a "Yes." or "Mm-hm".
-    """
-    seconds: dict[str, float] = {}
-    by_speaker: dict[str, list[Segment]] = {}
-    for seg in transcript.segments:
-        if seg.speaker is None:
-            continue
-        seconds[seg.speaker] = seconds.get(seg.speaker, 0.0) + max(0.0, seg.end - seg.start)
-        by_speaker.setdefault(seg.speaker, []).append(seg)
-    total = sum(seconds.values())
-    out = []
-    for name in transcript.speakers:
-        longest = sorted(by_speaker[name], key=lambda s: (-(s.end - s.start), s.start))[:lines]
-        chosen = sorted(longest, key=lambda s: s.start)
-        out.append(
-            SpeakerEvidence(
-                name=name,
-                seconds=seconds[name],
-                share=seconds[name] / total if total > 0 else 0.0,
-                lines=tuple(SpeakerLine(s.start, s.end, s.text.strip()) for s in chosen),
-            )
-        )
-    return out
-
-
+# --- where playback is ----------------------------------------------------------------------------
 def segment_at(segments: Sequence[Segment], seconds: float) -> int | None:
     """The segment playing at ``seconds`` (the last one started by then, if it has not ended long ago).
 
