@@ -55,9 +55,10 @@ mkdir -p "$TREE/DEBIAN" "$TREE/opt" "$TREE/usr/bin" "$TREE/usr/share/application
     "$TREE/usr/share/doc/whisperdesk"
 cp -al "$FROZEN" "$TREE/opt/whisperdesk" 2>/dev/null || cp -a "$FROZEN" "$TREE/opt/whisperdesk"
 ln -s /opt/whisperdesk/whisperdesk "$TREE/usr/bin/whisperdesk"
-install -m 644 "$ROOT/resources/whisperdesk.desktop" "$TREE/usr/share/applications/whisperdesk.desktop"
-install -m 644 "$ROOT/whisperdesk/resources/whisperdesk.svg" "$TREE/usr/share/icons/hicolor/scalable/apps/"
-install -m 644 "$ROOT/whisperdesk/resources/whisperdesk.png" "$TREE/usr/share/icons/hicolor/256x256/apps/"
+# The menu entry and icons as the frozen folder carries them.
+install -m 644 "$FROZEN/_internal/share/applications/whisperdesk.desktop" "$TREE/usr/share/applications/"
+install -m 644 "$FROZEN/_internal/whisperdesk/resources/whisperdesk.svg" "$TREE/usr/share/icons/hicolor/scalable/apps/"
+install -m 644 "$FROZEN/_internal/whisperdesk/resources/whisperdesk.png" "$TREE/usr/share/icons/hicolor/256x256/apps/"
 {
     echo "WhisperDesk $VERSION, frozen with PyInstaller: the app is MIT-licensed; the libraries under"
     echo "/opt/whisperdesk/_internal keep their own licences (their *.dist-info folders carry them)."

@@ -96,7 +96,14 @@ def test_package_contents_follow_the_desktop_conventions(deb: Path) -> None:
         "tkinter",
     ):
         assert unwanted not in bundled
-    for wanted in ("silero_vad", "campplus_cn_en_common.onnx", "model.bin.part1", "model.bin.part2"):
+    for wanted in (
+        "silero_vad",
+        "campplus_cn_en_common.onnx",
+        "model.bin.part1",
+        "model.bin.part2",
+        "/opt/whisperdesk/_internal/share/applications/whisperdesk.desktop",
+        "/opt/whisperdesk/_internal/whisperdesk/resources/whisperdesk.svg",
+    ):
         assert wanted in bundled
     control = _run(["dpkg-deb", "-I", str(deb)]).stdout
     for script in ("preinst", "postinst", "prerm", "postrm"):
