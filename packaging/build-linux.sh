@@ -7,8 +7,8 @@
 # to PyPI only (everything else is in the checkout). Everything it makes lives under build/linux/ (a build
 # virtual environment, PyInstaller's work folder, the frozen app, the package tree) and dist/.
 # Settings: PYTHON (interpreter for the build venv), WHISPERDESK_BUILD_DIR, WHISPERDESK_DIST_DIR,
-# DEB_COMPRESSION (dpkg-deb's -Z/-z, default "zstd 3": on two busy cores 9 s for 294 MB where gzip -1 took
-# 37 s for 322 MB; every dpkg that can run the app reads it: the bundle needs glibc 2.35, i.e. Debian 12 or
+# DEB_COMPRESSION (dpkg-deb's -Z/-z, default "zstd 3": on two busy cores 8.6 s for 294 MiB where gzip -1 took
+# 37.3 s for 322 MiB; every dpkg that can run the app reads it: the bundle needs glibc 2.35, i.e. Debian 12 or
 # Ubuntu 22.04 and newer, whose dpkg reads zstd; "gzip 1" for an older dpkg),
 # NICE (prefix for the heavy steps, default "nice -n 19").
 set -euo pipefail
@@ -55,9 +55,10 @@ mkdir -p "$TREE/DEBIAN" "$TREE/opt" "$TREE/usr/bin" "$TREE/usr/share/application
     "$TREE/usr/share/doc/whisperdesk"
 cp -al "$FROZEN" "$TREE/opt/whisperdesk" 2>/dev/null || cp -a "$FROZEN" "$TREE/opt/whisperdesk"
 ln -s /opt/whisperdesk/whisperdesk "$TREE/usr/bin/whisperdesk"
-install -m 644 "$ROOT/resources/whisperdesk.desktop" "$TREE/usr/share/applications/whisperdesk.desktop"
-install -m 644 "$ROOT/whisperdesk/resources/whisperdesk.svg" "$TREE/usr/share/icons/hicolor/scalable/apps/"
-install -m 644 "$ROOT/whisperdesk/resources/whisperdesk.png" "$TREE/usr/share/icons/hicolor/256x256/apps/"
+# The menu entry and icons as the frozen folder carries them.
+install -m 644 "$FROZEN/_internal/share/applications/whisperdesk.desktop" "$TREE/usr/share/applications/"
+install -m 644 "$FROZEN/_internal/whisperdesk/resources/whisperdesk.svg" "$TREE/usr/share/icons/hicolor/scalable/apps/"
+install -m 644 "$FROZEN/_internal/whisperdesk/resources/whisperdesk.png" "$TREE/usr/share/icons/hicolor/256x256/apps/"
 {
     echo "WhisperDesk $VERSION, frozen with PyInstaller: the app is MIT-licensed; the libraries under"
     echo "/opt/whisperdesk/_internal keep their own licences (their *.dist-info folders carry them)."

@@ -96,7 +96,14 @@ def test_package_contents_follow_the_desktop_conventions(deb: Path) -> None:
         "tkinter",
     ):
         assert unwanted not in bundled
-    for wanted in ("silero_vad", "campplus_cn_en_common.onnx", "model.bin.part1", "model.bin.part2"):
+    for wanted in (
+        "silero_vad",
+        "campplus_cn_en_common.onnx",
+        "model.bin.part1",
+        "model.bin.part2",
+        "/opt/whisperdesk/_internal/share/applications/whisperdesk.desktop",
+        "/opt/whisperdesk/_internal/whisperdesk/resources/whisperdesk.svg",
+    ):
         assert wanted in bundled
     control = _run(["dpkg-deb", "-I", str(deb)]).stdout
     for script in ("preinst", "postinst", "prerm", "postrm"):
@@ -143,6 +150,23 @@ def installed(deb: Path) -> Iterator[Path]:
         if _installed("whisperdesk") or Path("/opt/whisperdesk").exists():
             _run(["dpkg", "-r", "whisperdesk"])
             _run(["dpkg", "--purge", "whisperdesk"])
+
+
+_PLAYBACK_PROBE = """
+import sys
+from PySide6.QtCore import QTimer, QUrl
+from PySide6.QtMultimedia import QAudioOutput, QMediaFormat, QMediaPlayer
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+player, output = QMediaPlayer(), QAudioOutput()
+player.setAudioOutput(output)
+player.durationChanged.connect(app.quit)
+player.errorOccurred.connect(app.quit)
+player.setSource(QUrl.fromLocalFile(sys.argv[1]))
+QTimer.singleShot(30000, app.quit)
+app.exec()
+print(len(QMediaFormat().supportedFileFormats(QMediaFormat.ConversionMode.Decode)), player.duration())
+"""
 
 
 def _user_env(home: Path, **extra: str) -> dict[str, str]:
@@ -300,7 +324,17 @@ def test_installed_app_transcribes_labels_speakers_opens_window_and_uninstalls_c
         xvfb.wait()
     assert score(reference, (work / "window.txt").read_text(encoding="utf-8")).wer <= 0.05
 
-    # 4. A model download (from a copy of the hub on 127.0.0.1): huggingface_hub and the app's own transfer
+    # 4. Playback's QtMultimedia, once the app depends on it (PySide6-Addons): the frozen program runs the check
+    #    as doctor runs its probes (``whisperdesk -c CODE``), so its FFmpeg media plugin must load from the bundle.
+    if Path("/opt/whisperdesk/_internal/PySide6/QtMultimedia.abi3.so").is_file():
+        played = _run(
+            ["whisperdesk", "-c", _PLAYBACK_PROBE, str(audio)], env={**env, "QT_QPA_PLATFORM": "offscreen"}
+        )
+        assert played.returncode == 0, played.stderr[-3000:]
+        formats, duration_ms = (int(x) for x in played.stdout.split()[-2:])
+        assert formats > 0 and duration_ms > 5000, played.stdout
+
+    # 5. A model download (from a copy of the hub on 127.0.0.1): huggingface_hub and the app's own transfer
     #    loop inside the bundle (whose Xet backend was left out), checked by `models verify`.
     from whisperdesk.devtools.loopback_hub import LoopbackHub
 
@@ -314,7 +348,7 @@ def test_installed_app_transcribes_labels_speakers_opens_window_and_uninstalls_c
     assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
     assert "tiny.en" in verified.stdout
 
-    # 5. dpkg -r removes the program and leaves the user's data, settings, model cache and transcripts.
+    # 6. dpkg -r removes the program and leaves the user's data, settings, model cache and transcripts.
     data = home / ".local" / "share" / "WhisperDesk"
     assert (data / "jobs.sqlite3").is_file()
     kept = {folder: _tree_digest(folder) for folder in (data, home / ".config" / "WhisperDesk", work)}
