@@ -27,7 +27,7 @@ from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import Settings, load_settings
 from whisperdesk.core.speakers.count import SpeakerCount
-from whisperdesk.core.speakers.job import transcribe_with_speakers
+from whisperdesk.core.speakers.job import NOTE_KEY, transcribe_with_speakers
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ def transcribe_files(
             )
             for path in written.values():
                 print(path)
+            if transcript.extra.get(NOTE_KEY):  # fewer or more speakers than asked for, and why
+                print(f"whisperdesk: note: {name}: {transcript.extra[NOTE_KEY]}", file=sys.stderr)
     finally:
         stop.set()  # only files still running after an early return see it
         pool.shutdown(wait=True, cancel_futures=True)

@@ -106,7 +106,35 @@ def transcribe_with_speakers(
     if "error" in result:
         raise result["error"]
     turns: list[Turn] = result["turns"]
-    return assign_speakers(transcript, turns, keep_words=options.word_timestamps)
+    labelled = assign_speakers(transcript, turns, keep_words=options.word_timestamps)
+    note = count_note(count, turns, labelled.speakers)
+    if note:
+        labelled.extra[NOTE_KEY] = note
+    return labelled
+
+
+NOTE_KEY = "speakers_note"
+
+
+def count_note(count: SpeakerCount, turns: list[Turn], found: list[str]) -> str:
+    """A sentence for the user when the speakers found are not what they asked for, saying why; else ""."""
+    if count.minimum <= len(found) <= count.maximum:
+        return ""
+    asked = f"{count.exact}" if count.exact is not None else f"{count.minimum} to {count.maximum}"
+    voices = len({t.speaker for t in turns})
+    speech = sum(t.end - t.start for t in turns)
+    head = f"{len(found)} speaker{'s' if len(found) != 1 else ''} found although {asked} were asked for"
+    if voices < count.minimum:
+        return (
+            f"{head}: the recording holds only {speech:.0f} s of speech, too little to tell {count.minimum} voices "
+            "apart (each needs a few seconds of its own)."
+        )
+    if len(found) < voices:
+        return (
+            f"{head}: {voices - len(found)} of the {voices} voices told apart said nothing that was transcribed "
+            "(too short or too quiet to make words of)."
+        )
+    return f"{head}: the voices could not be told apart into that many."
 
 
 class _Either(threading.Event):

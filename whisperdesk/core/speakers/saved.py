@@ -22,6 +22,7 @@ from whisperdesk.core.outputs import FORMAT_EXTENSIONS, OutputLedger, render, re
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import OutputOptions
 from whisperdesk.core.speakers.assign import rename_speakers
+from whisperdesk.core.speakers.job import NOTE_KEY
 from whisperdesk.core.transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,31 @@ def _names_path(job_id: int, paths: AppPaths | None) -> Path:
     return job_transcript_path(job_id, paths).with_suffix(".names.json")
 
 
+def _note_path(job_id: int, paths: AppPaths | None) -> Path:
+    return job_transcript_path(job_id, paths).with_suffix(".note.txt")
+
+
 def save_job_transcript(job_id: int, transcript: Transcript, paths: AppPaths | None = None) -> Path:
-    """Keep the transcript, plus its speaker names in a tiny file the queue window can read cheaply."""
+    """Keep the transcript, plus its speaker names in a tiny file the queue window can read cheaply, and
+    the sentence saying why the count differs from the one asked for, when it does."""
     path = job_transcript_path(job_id, paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, render_json(transcript))
     atomic_write_text(_names_path(job_id, paths), json.dumps(transcript.speakers, ensure_ascii=False))
+    note = str(transcript.extra.get(NOTE_KEY) or "")
+    if note:
+        atomic_write_text(_note_path(job_id, paths), note)
+    else:
+        _note_path(job_id, paths).unlink(missing_ok=True)
     return path
+
+
+def job_speaker_note(job_id: int, paths: AppPaths | None = None) -> str:
+    """Why the job found another number of speakers than the user asked for; "" when it found what was asked."""
+    try:
+        return _note_path(job_id, paths).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
 
 
 def load_transcript(path: Path) -> Transcript:
