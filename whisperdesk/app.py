@@ -298,11 +298,11 @@ class Desktop(QObject):
             "WhisperDesk is still running", "The queue keeps going; quit from the tray menu."
         )
 
-    @Slot(list)
-    def _on_files_with_speakers(self, paths: list[object]) -> None:
+    @Slot(list, str)
+    def _on_files_with_speakers(self, paths: list[object], count: str) -> None:
         from whisperdesk.core.processor import job_settings
 
-        self.runner.add_paths(paths, job_settings(self._settings(), speakers="auto"))
+        self.runner.add_paths(paths, job_settings(self._settings(), speakers=count or "auto"))
 
     @Slot(int, str)
     def _on_speakers_renamed(self, job_id: int, summary: str) -> None:

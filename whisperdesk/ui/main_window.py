@@ -44,6 +44,7 @@ from whisperdesk.core.models.builtin import is_builtin
 from whisperdesk.services.engine_bridge import ModelState
 from whisperdesk.ui.model_banner import BUILTIN, DOWNLOAD, FOLDER, RETRY, ModelBanner
 from whisperdesk.ui.notifications import NotificationBanner
+from whisperdesk.ui.speaker_count import ask_speaker_count
 from whisperdesk.ui.window_state import load_layout, save_layout
 
 CHOOSE_MODEL_ACTION = "choose_model_folder"
@@ -104,7 +105,9 @@ class MainWindow(QMainWindow):
     modelRetryRequested(), builtinModelRequested(), modelManagerRequested(), quitRequested(), hiddenToTray()."""
 
     filesAdded = Signal(list)
-    filesAddedWithSpeakers = Signal(list)  # the same, to be transcribed with speaker labels
+    filesAddedWithSpeakers = Signal(
+        list, str
+    )  # the same, with speaker labels: paths, count ("auto", "3", "2-4")
     pauseRequested = Signal(bool)
     pauseNowRequested = Signal()
     settingsRequested = Signal()
@@ -465,12 +468,15 @@ class MainWindow(QMainWindow):
         self._close_to_tray = bool(settings.ui.close_to_tray)  # type: ignore[attr-defined]
 
     # --- adding work -----------------------------------------------------------------------------------
-    def add_paths(self, paths: Iterable[Path | str], *, speakers: bool = False) -> IntakeResult:
-        """Queue what can be queued and name what cannot; returns what happened (for callers and tests)."""
+    def add_paths(self, paths: Iterable[Path | str], *, speakers: str | None = None) -> IntakeResult:
+        """Queue what can be queued and name what cannot; returns what happened (for callers and tests).
+        ``speakers``: None, or the speaker count to label them with ("auto", "3", "2-4")."""
         paths = list(paths)
         result = expand_paths(paths)
-        if result.supported:
-            (self.filesAddedWithSpeakers if speakers else self.filesAdded).emit(list(result.supported))
+        if result.supported and speakers:
+            self.filesAddedWithSpeakers.emit(list(result.supported), speakers)
+        elif result.supported:
+            self.filesAdded.emit(list(result.supported))
         rejected = describe_rejections(result)
         if rejected:
             queued = f" {len(result.supported)} other file(s) were queued." if result.supported else ""
@@ -486,12 +492,13 @@ class MainWindow(QMainWindow):
         files, _ = QFileDialog.getOpenFileNames(
             self, "Add recordings", "", f"Audio and video ({patterns});;All files (*)"
         )
-        if files:
-            self.add_paths(files, speakers=speakers)
+        count = ask_speaker_count(self) if files and speakers else None  # auto, N or a range
+        if files and (count or not speakers):
+            self.add_paths(files, speakers=count)
 
     @Slot()
     def choose_files_with_speakers(self) -> None:
-        """Meetings and interviews: the transcripts say who spoke (number of speakers found automatically)."""
+        """Meetings and interviews: the transcripts say who spoke (the user gives the count or lets it be found)."""
         self.choose_files(speakers=True)
 
     @Slot()
