@@ -160,6 +160,7 @@ class Desktop(QObject):
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
         w.benchmarkRequested.connect(self._on_benchmark_requested)
+        w.voicesRequested.connect(self._on_voices_requested)
         self.notifier.bannerRequested.connect(w.banner.show_notice)
         self.log_bridge.recordEmitted.connect(self.log_view.append_record)
         self.log_view.levelChanged.connect(self.log_bridge.set_level)
@@ -331,6 +332,16 @@ class Desktop(QObject):
 
         dialog = BenchmarkDialog(self.engine, self._settings(), parent=self.window)
         dialog.recommendationChosen.connect(self.use_model_setting)
+        dialog.exec()
+        dialog.deleteLater()
+
+    @Slot()
+    def _on_voices_requested(self) -> None:
+        from whisperdesk.core.speakers.voices import VoiceLibrary
+        from whisperdesk.ui.voices_dialog import VoicesDialog
+
+        library = VoiceLibrary.in_folder(self.paths.data_dir)
+        dialog = VoicesDialog(library, self.window, enabled=self._settings().ui.remember_voices)
         dialog.exec()
         dialog.deleteLater()
 

@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
     pauseNowRequested = Signal()
     settingsRequested = Signal()
     benchmarkRequested = Signal()
+    voicesRequested = Signal()  # Tools → Voices…: the remembered voices
     modelFolderChosen = Signal(str)
     modelRetryRequested = Signal()
     builtinModelRequested = Signal()
@@ -204,6 +205,7 @@ class MainWindow(QMainWindow):
         self.benchmark_action = self._action("Benchmark…", self.benchmarkRequested)
         self.model_folder_action = self._action("Choose local model folder…", self.choose_model_folder)
         self.models_action = self._action("Models…", self.modelManagerRequested)
+        self.voices_action = self._action("Voices…", self.voicesRequested)
         self.quit_action = self._action("Quit", self.request_quit, QKeySequence.StandardKey.Quit)
         self.pause_action = QAction(PAUSE_AFTER_LABEL, self)  # checked: paused (either way)
         self.pause_action.setIconText("Pause")
@@ -225,6 +227,7 @@ class MainWindow(QMainWindow):
         bar.addMenu("&Queue").addActions([self.pause_action, self.pause_now_action])
         tools = bar.addMenu("&Tools")
         tools.addActions([self.models_action, self.benchmark_action, self.model_folder_action])
+        tools.addAction(self.voices_action)
         tools.addSeparator()
         tools.addAction(self.settings_action)
         self._view_menu = bar.addMenu("&View")

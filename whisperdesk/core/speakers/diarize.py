@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from whisperdesk.core.errors import Cancelled
-from whisperdesk.core.speakers.cluster import CHUNK, cluster
+from whisperdesk.core.speakers.cluster import CHUNK, centroids, cluster
 from whisperdesk.core.speakers.count import SpeakerCount
 from whisperdesk.core.speakers.model import SpeakerEmbedder, shared_embedder
 
@@ -62,6 +62,21 @@ class _Windows:
     embeddings: list[np.ndarray] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Voiceprint:
+    """What one speaker of a recording sounds like: the unit mean of their windows' embeddings, and how many
+    seconds of their speech it rests on (for the voice library: the more seconds, the surer)."""
+
+    embedding: np.ndarray
+    seconds: float
+
+
+@dataclass
+class Diarization:
+    turns: list[Turn]
+    voices: dict[int, Voiceprint]  # by speaker number (speakers too short to embed have none)
+
+
 def diarize(
     audio: np.ndarray,
     options: DiarizeOptions | None = None,
@@ -71,6 +86,18 @@ def diarize(
     embedder: SpeakerEmbedder | None = None,
 ) -> list[Turn]:
     """Speaker turns for 16-kHz mono float audio; raises Cancelled when ``cancel`` is set."""
+    return diarize_voices(audio, options, progress=progress, cancel=cancel, embedder=embedder).turns
+
+
+def diarize_voices(
+    audio: np.ndarray,
+    options: DiarizeOptions | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    embedder: SpeakerEmbedder | None = None,
+) -> Diarization:
+    """Speaker turns and each speaker's voiceprint; raises Cancelled when ``cancel`` is set."""
     options = options or DiarizeOptions()
     embedder = embedder or shared_embedder(options.threads)
     duration = len(audio) / SAMPLE_RATE
@@ -91,14 +118,20 @@ def diarize(
         if progress is not None:
             progress(duration * 0.2 + end * 0.75, duration)
     _check(cancel)
+    voices: dict[int, Voiceprint] = {}
     if windows.embeddings:
-        labels = cluster(np.concatenate(windows.embeddings), options.count, chunk=options.chunk)
+        embeddings = np.concatenate(windows.embeddings)
+        labels = cluster(embeddings, options.count, chunk=options.chunk)
         turns = _turns(windows, labels, regions)
+        cents, _ = centroids(embeddings, labels)
+        for speaker, embedding in enumerate(cents):
+            seconds = sum(t.end - t.start for t in turns if t.speaker == speaker)
+            voices[speaker] = Voiceprint(embedding.astype(np.float32), seconds)
     else:  # only snippets too short to tell voices apart: one speaker
         turns = _widen([Turn(s, e, 0) for s, e in regions])
     if progress is not None:
         progress(duration, duration)
-    return turns
+    return Diarization(turns, voices)
 
 
 def _check(cancel: threading.Event | None) -> None:
