@@ -144,5 +144,5 @@ def test_files_added_with_speaker_labels_go_out_on_their_own_signal(qtbot: QtBot
     recording = write_audio(tmp_path / "interview.wav", noise(0.5, amplitude=0.3, seed=4))
     assert window.add_speakers_action.text() == "Add files with speaker labels…"
     with qtbot.assertNotEmitted(window.filesAdded), qtbot.waitSignal(window.filesAddedWithSpeakers) as added:
-        window.add_paths([recording], speakers=True)
-    assert added.args == [[recording]]
+        window.add_paths([recording], speakers="auto")
+    assert added.args == [[recording], "auto"]

@@ -9,6 +9,12 @@ would hold (the decoded audio), not the synthesis buffers:
 ``synth`` writes the WAV and its reference turns (``.turns.json``); ``--repeat 2`` plays the conversation twice
 back to back, so a 60-minute corpus gives a 2-hour file. ``run`` decodes it as the app does, diarizes it and
 prints DER (0.25-s collar), speakers found, wall and CPU time, and the process's peak RSS.
+
+    python tools/bench_speakers.py real [--built]
+
+diarizes every recording of real people in ``../shared/data/real-speech`` (and, with ``--built``, the
+conversations built from their voices, devtools/real_conversations.py) with ``auto`` and with the true count,
+and prints a Markdown table: speakers found, DER and its missed / false-alarm / confusion parts per file.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ import numpy as np
 import soundfile as sf
 
 from whisperdesk.core.audio import decode
+from whisperdesk.core.speakers.count import SpeakerCount
 from whisperdesk.core.speakers.diarize import DiarizeOptions, diarize
-from whisperdesk.devtools.der import der
+from whisperdesk.devtools.der import der, der_parts
+from whisperdesk.devtools.real_conversations import SETS, built_set
+from whisperdesk.devtools.real_speakers import MULTI, SINGLE, recording
 from whisperdesk.devtools.speaker_corpus import DISTINCT, SAMPLE_RATE, conversation
 
 
@@ -60,6 +69,39 @@ def run(args: argparse.Namespace) -> None:
     )
 
 
+def real(args: argparse.Namespace) -> None:
+    print("| recording | true | hint | found | DER | missed | false alarm | confusion | diarize s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    items: list[tuple[str, np.ndarray, list[tuple[float, float, int]], int]] = []
+    for name in (*MULTI, *SINGLE):
+        rec = recording(name)
+        if rec is None:
+            raise SystemExit("../shared/data/real-speech is not beside the checkout")
+        audio = rec.audio()
+        turns = rec.numbered_turns() or [(0.0, len(audio) / SAMPLE_RATE, 0)]
+        items.append((name, audio, turns, rec.speakers))
+    if args.built:
+        for name in SETS:
+            conv = built_set(name)
+            items.append((f"built {name}", conv.audio, conv.turns, conv.speakers))
+    for name, audio, turns, speakers in items:
+        hints = [SpeakerCount()] + ([SpeakerCount(speakers, speakers)] if speakers > 1 else [])
+        for hint in hints:
+            started = time.perf_counter()
+            hyp = diarize(audio, DiarizeOptions(count=hint, threads=args.threads))
+            took = time.perf_counter() - started
+            found = len({t.speaker for t in hyp})
+            if speakers == 1:  # no reference turns: only the count is scored
+                print(f"| {name} | 1 | {hint} | {found} | | | | | {took:.1f} |")
+                continue
+            p = der_parts(turns, [(t.start, t.end, t.speaker) for t in hyp])
+            print(
+                f"| {name} | {speakers} | {hint} | {found} | {p.der:.1%} | {p.share('missed'):.1%} | "
+                f"{p.share('false_alarm'):.1%} | {p.share('confusion'):.1%} | {took:.1f} |",
+                flush=True,
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     steps = parser.add_subparsers(dest="step", required=True)
@@ -72,8 +114,11 @@ def main() -> int:
     measure = steps.add_parser("run")
     measure.add_argument("audio")
     measure.add_argument("--threads", type=int, default=1)
+    on_real = steps.add_parser("real")
+    on_real.add_argument("--built", action="store_true", help="also the conversations built from real voices")
+    on_real.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    (synth if args.step == "synth" else run)(args)
+    {"synth": synth, "run": run, "real": real}[args.step](args)
     return 0
 
 

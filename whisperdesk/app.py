@@ -213,6 +213,7 @@ class Desktop(QObject):
         w.settingsRequested.connect(self.open_settings)
         w.hiddenToTray.connect(self._on_hidden_to_tray)
         w.benchmarkRequested.connect(self._on_benchmark_requested)
+        w.voicesRequested.connect(self._on_voices_requested)
         self.notifier.bannerRequested.connect(self._on_notice)
         self.log_bridge.recordEmitted.connect(self.log_view.append_record)
         self.log_view.levelChanged.connect(self.log_bridge.set_level)
@@ -373,11 +374,11 @@ class Desktop(QObject):
             "WhisperDesk is still running", "The queue keeps going; quit from the tray menu."
         )
 
-    @Slot(list)
-    def _on_files_with_speakers(self, paths: list[object]) -> None:
+    @Slot(list, str)
+    def _on_files_with_speakers(self, paths: list[object], count: str) -> None:
         from whisperdesk.core.processor import job_settings
 
-        self.runner.add_paths(paths, job_settings(self._settings(), speakers="auto"))
+        self.runner.add_paths(paths, job_settings(self._settings(), speakers=count or "auto"))
 
     @Slot(int, str)
     def _on_speakers_renamed(self, job_id: int, summary: str) -> None:
@@ -466,6 +467,16 @@ class Desktop(QObject):
 
         dialog = BenchmarkDialog(self.engine, self._settings(), parent=self.window)
         dialog.recommendationChosen.connect(self.use_model_setting)
+        dialog.exec()
+        dialog.deleteLater()
+
+    @Slot()
+    def _on_voices_requested(self) -> None:
+        from whisperdesk.core.speakers.voices import VoiceLibrary
+        from whisperdesk.ui.voices_dialog import VoicesDialog
+
+        library = VoiceLibrary.in_folder(self.paths.data_dir)
+        dialog = VoicesDialog(library, self.window, enabled=self._settings().ui.remember_voices)
         dialog.exec()
         dialog.deleteLater()
 

@@ -31,7 +31,8 @@ from whisperdesk.core.precheck import precheck_file
 from whisperdesk.core.queue.workers import workers_for
 from whisperdesk.core.settings import Settings, load_settings
 from whisperdesk.core.speakers.count import SpeakerCount
-from whisperdesk.core.speakers.job import transcribe_with_speakers
+from whisperdesk.core.speakers.job import NOTE_KEY, transcribe_with_speakers
+from whisperdesk.core.speakers.voices import VoiceLibrary
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def transcribe_files(
     except WhisperDeskError as exc:  # e.g. a device this machine does not have
         print(f"whisperdesk: error: {getattr(exc, 'reason', None) or exc}", file=sys.stderr)
         return 1
+    voices = VoiceLibrary.for_settings(settings)  # names the voices the user has named before (opt-in)
     bar = TerminalProgress(sys.stderr)
     sources = [source for _, source in checked]
     bar.start(sources[0].name if len(sources) == 1 else f"{len(sources)} files")
@@ -154,7 +156,7 @@ def transcribe_files(
         if speakers is None:
             return engine.transcribe(source, settings.decode, progress=report, cancel=stop)
         return transcribe_with_speakers(
-            engine, source, settings.decode, speakers, progress=report, cancel=stop
+            engine, source, settings.decode, speakers, progress=report, cancel=stop, voices=voices
         )
 
     pool = ThreadPoolExecutor(workers_for(settings.model.batch_size), thread_name_prefix="whisperdesk-cli")
@@ -197,6 +199,8 @@ def transcribe_files(
             )
             for path in written.values():
                 print(path)
+            if transcript.extra.get(NOTE_KEY):  # fewer or more speakers than asked for, and why
+                print(f"whisperdesk: note: {name}: {transcript.extra[NOTE_KEY]}", file=sys.stderr)
     finally:
         stop.set()  # only files still running after an early return see it
         pool.shutdown(wait=True, cancel_futures=True)

@@ -56,8 +56,10 @@ from whisperdesk.core.precheck import precheck_file
 from whisperdesk.core.queue.checkpoints import JobCheckpoints, checkpoint_key
 from whisperdesk.core.settings import AFTER_PROCESSING, DecodeOptions, OutputOptions, Settings
 from whisperdesk.core.speakers.count import InvalidSpeakerCount, parse_speaker_count
+from whisperdesk.core.speakers.diarize import Voiceprint
 from whisperdesk.core.speakers.job import transcribe_with_speakers
 from whisperdesk.core.speakers.saved import save_job_transcript
+from whisperdesk.core.speakers.voices import VoiceLibrary
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -421,6 +423,8 @@ class JobProcessor:
             raise WhisperDeskError(
                 f"the job's speaker setting is invalid ({exc}); remove the job and add the file again"
             ) from None
+        voices = VoiceLibrary.for_settings(self._settings())  # names known voices (opt-in); None when off
+        prints: dict[str, Voiceprint] = {}
         transcript = transcribe_with_speakers(
             self._engine,
             job.source,
@@ -429,8 +433,10 @@ class JobProcessor:
             progress=progress,
             cancel=cancel,
             on_language=progress.language,
+            voices=voices,
+            voiceprints=prints if voices is not None else None,
         )
-        save_job_transcript(job.id, transcript)
+        save_job_transcript(job.id, transcript, voiceprints=prints)
         return transcript
 
     def _finish(self, job: Job, action: str, reason: str = "", kind: str | None = None) -> Job:

@@ -182,6 +182,7 @@ class UiOptions:
     notify_on_finish: bool = True
     settle_seconds: float = 2.0
     rescan_minutes: float = 5.0
+    remember_voices: bool = False  # keep the voices the user names, to name them in later recordings (opt-in)
 
     def validate(self) -> None:
         _check(0 <= self.settle_seconds <= 600, "settle_seconds", self.settle_seconds, "0 to 600 seconds")

@@ -16,7 +16,8 @@ from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import options_for
 from whisperdesk.core.settings import Settings
-from whisperdesk.core.speakers.saved import rename_job_speakers
+from whisperdesk.core.speakers.saved import remember_job_voices, rename_job_speakers
+from whisperdesk.core.speakers.voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,11 @@ class SpeakerRenamer(QObject):
             self._signals.failed.emit("The job was removed, so its speakers cannot be renamed.")
             return
         try:
-            _, output, _ = options_for(job, self._settings())
+            settings = self._settings()
+            _, output, _ = options_for(job, settings)
             result = rename_job_speakers(job, names, self._ledger, output)
+            library = VoiceLibrary.for_settings(settings)  # "Remember voices I name" (opt-in)
+            remembered = remember_job_voices(job_id, names, library) if library is not None else []
         except WhisperDeskError as exc:
             self._signals.failed.emit(f"{job.name}: speakers not renamed: {exc}")
             return
@@ -89,4 +93,6 @@ class SpeakerRenamer(QObject):
         summary = f"{job.name}: {len(result.rewritten)} transcript(s) rewritten with the new speaker names"
         if result.kept:
             summary += f"; {len(result.kept)} left as they were because they were edited or moved"
+        if remembered:
+            summary += f"; voice{'s' if len(remembered) > 1 else ''} remembered: {', '.join(remembered)}"
         self._signals.renamed.emit(job_id, summary)

@@ -44,6 +44,7 @@ from whisperdesk.core.models.builtin import is_builtin
 from whisperdesk.services.engine_bridge import ModelState
 from whisperdesk.ui.model_banner import BUILTIN, DOWNLOAD, FOLDER, RETRY, ModelBanner
 from whisperdesk.ui.notifications import NotificationBanner
+from whisperdesk.ui.speaker_count import ask_speaker_count
 from whisperdesk.ui.window_state import load_layout, save_layout
 
 CHOOSE_MODEL_ACTION = "choose_model_folder"
@@ -104,11 +105,14 @@ class MainWindow(QMainWindow):
     modelRetryRequested(), builtinModelRequested(), modelManagerRequested(), quitRequested(), hiddenToTray()."""
 
     filesAdded = Signal(list)
-    filesAddedWithSpeakers = Signal(list)  # the same, to be transcribed with speaker labels
+    filesAddedWithSpeakers = Signal(
+        list, str
+    )  # the same, with speaker labels: paths, count ("auto", "3", "2-4")
     pauseRequested = Signal(bool)
     pauseNowRequested = Signal()
     settingsRequested = Signal()
     benchmarkRequested = Signal()
+    voicesRequested = Signal()  # Tools → Voices…: the remembered voices
     modelFolderChosen = Signal(str)
     modelRetryRequested = Signal()
     builtinModelRequested = Signal()
@@ -206,6 +210,7 @@ class MainWindow(QMainWindow):
         self.benchmark_action = self._action("Benchmark…", self.benchmarkRequested)
         self.model_folder_action = self._action("Choose local model folder…", self.choose_model_folder)
         self.models_action = self._action("Models…", self.modelManagerRequested)
+        self.voices_action = self._action("Voices…", self.voicesRequested)
         self.quit_action = self._action("Quit", self.request_quit, QKeySequence.StandardKey.Quit)
         self.search_action = self._action("Search transcripts…", self.searchRequested, "Ctrl+K")
         self.search_action.setToolTip("Find words in every transcript and jump to the moment they were said")
@@ -229,6 +234,7 @@ class MainWindow(QMainWindow):
         bar.addMenu("&Queue").addActions([self.pause_action, self.pause_now_action])
         tools = bar.addMenu("&Tools")
         tools.addActions([self.models_action, self.benchmark_action, self.model_folder_action])
+        tools.addAction(self.voices_action)
         tools.addSeparator()
         tools.addAction(self.settings_action)
         self._view_menu = bar.addMenu("&View")
@@ -482,12 +488,15 @@ class MainWindow(QMainWindow):
         self._close_to_tray = bool(settings.ui.close_to_tray)  # type: ignore[attr-defined]
 
     # --- adding work -----------------------------------------------------------------------------------
-    def add_paths(self, paths: Iterable[Path | str], *, speakers: bool = False) -> IntakeResult:
-        """Queue what can be queued and name what cannot; returns what happened (for callers and tests)."""
+    def add_paths(self, paths: Iterable[Path | str], *, speakers: str | None = None) -> IntakeResult:
+        """Queue what can be queued and name what cannot; returns what happened (for callers and tests).
+        ``speakers``: None, or the speaker count to label them with ("auto", "3", "2-4")."""
         paths = list(paths)
         result = expand_paths(paths)
-        if result.supported:
-            (self.filesAddedWithSpeakers if speakers else self.filesAdded).emit(list(result.supported))
+        if result.supported and speakers:
+            self.filesAddedWithSpeakers.emit(list(result.supported), speakers)
+        elif result.supported:
+            self.filesAdded.emit(list(result.supported))
         rejected = describe_rejections(result)
         if rejected:
             queued = f" {len(result.supported)} other file(s) were queued." if result.supported else ""
@@ -503,12 +512,13 @@ class MainWindow(QMainWindow):
         files, _ = QFileDialog.getOpenFileNames(
             self, "Add recordings", "", f"Audio and video ({patterns});;All files (*)"
         )
-        if files:
-            self.add_paths(files, speakers=speakers)
+        count = ask_speaker_count(self) if files and speakers else None  # auto, N or a range
+        if files and (count or not speakers):
+            self.add_paths(files, speakers=count)
 
     @Slot()
     def choose_files_with_speakers(self) -> None:
-        """Meetings and interviews: the transcripts say who spoke (number of speakers found automatically)."""
+        """Meetings and interviews: the transcripts say who spoke (the user gives the count or lets it be found)."""
         self.choose_files(speakers=True)
 
     @Slot()

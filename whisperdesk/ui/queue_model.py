@@ -43,7 +43,7 @@ from whisperdesk.core.jobstore import (
     JobStore,
 )
 from whisperdesk.core.queue_stats import format_seconds, job_timing
-from whisperdesk.core.speakers.saved import job_speakers
+from whisperdesk.core.speakers.saved import job_speaker_note, job_speakers
 from whisperdesk.services.job_text import error_summary, window_error
 from whisperdesk.services.store_feed import StoreFeed
 
@@ -411,7 +411,8 @@ class JobTableModel(QAbstractTableModel):
         if column == Column.FILE:
             return str(job.source)
         if column == Column.SPEAKERS and self.speaker_names(job):
-            return ", ".join(self.speaker_names(job))
+            note = job_speaker_note(job.id)  # asked for N, found another number: why
+            return ", ".join(self.speaker_names(job)) + (f"\n{note}" if note else "")
         if column in (Column.ERROR, Column.STATE) and job.error:
             return window_error(job)
         if column == Column.SPEED:

@@ -187,6 +187,13 @@ class SettingsDialog(QDialog):
         self.notify_check.setChecked(s.ui.notify_on_finish)
         form.addRow(self.tray_check)
         form.addRow(self.notify_check)
+        self.voices_check = QCheckBox("Remember voices I name", page)  # the voice library (opt-in)
+        self.voices_check.setChecked(s.ui.remember_voices)
+        self.voices_check.setToolTip(
+            "When you rename a speaker, keep what the voice sounds like (on this computer only) and use the name "
+            "in later recordings of the same voice. Tools → Voices lists and forgets them."
+        )
+        form.addRow(self.voices_check)
         return page
 
     # --- behaviour --------------------------------------------------------------------------------------
@@ -296,6 +303,7 @@ class SettingsDialog(QDialog):
                 if self.tray_check.isEnabled()
                 else s.ui.close_to_tray,
                 notify_on_finish=self.notify_check.isChecked(),
+                remember_voices=self.voices_check.isChecked(),
             ),
         )
 

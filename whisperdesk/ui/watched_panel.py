@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from whisperdesk.core.settings import Settings, WatchedFolder
 from whisperdesk.services.settings_controller import SettingsController
+from whisperdesk.ui.speaker_count import SpeakerCountEdit
 
 ConfirmFn = Callable[[QWidget, str, str], bool]
 ChooseDirFn = Callable[[QWidget, str], str]
@@ -134,7 +135,8 @@ class WatchedFoldersPanel(QWidget):
             "For network shares and removable drives, where the system does not report new files"
         )
         self.speakers_box = QCheckBox("Label speakers", self)
-        self.speakers_box.setToolTip("Who said what; the number of speakers is found automatically")
+        self.speakers_box.setToolTip("Who said what; give the number of speakers when you know it")
+        self.speaker_count = SpeakerCountEdit(self)  # auto, exactly N or a range, per folder
         self.output_edit = QLineEdit(self)
         self.output_edit.setReadOnly(True)
         # Short enough for the narrow panel (the long form was cut mid-word); the tooltip says it all.
@@ -150,6 +152,7 @@ class WatchedFoldersPanel(QWidget):
         self.recursive_box.toggled.connect(self._on_recursive)
         self.polling_box.toggled.connect(self._on_polling)
         self.speakers_box.toggled.connect(self._on_speakers)
+        self.speaker_count.changed.connect(self._on_speaker_count)
         self.output_button.clicked.connect(self.choose_output)
         self.output_clear.clicked.connect(self.clear_output)
         self.policy_box.currentIndexChanged.connect(self._on_policy)
@@ -165,6 +168,7 @@ class WatchedFoldersPanel(QWidget):
         form.addRow(self.recursive_box)
         form.addRow(self.polling_box)
         form.addRow(self.speakers_box)
+        form.addRow(self.speaker_count)
         form.addRow("Transcripts go to", self.output_edit)
         form.addRow(output_row)
         form.addRow("After transcribing", self.policy_box)
@@ -274,6 +278,8 @@ class WatchedFoldersPanel(QWidget):
             self.recursive_box.setChecked(folder.recursive)
             self.polling_box.setChecked(folder.polling)
             self.speakers_box.setChecked(folder.speakers is not None)
+            self.speaker_count.set_value(folder.speakers)
+            self.speaker_count.setEnabled(folder.speakers is not None)
             self.output_edit.setText(folder.output_dir or "")
             self.output_edit.setToolTip(folder.output_dir or DEFAULT_OUTPUT_TIP)
             index = self.policy_box.findData(folder.after_processing)
@@ -351,8 +357,14 @@ class WatchedFoldersPanel(QWidget):
 
     @Slot(bool)
     def _on_speakers(self, checked: bool) -> None:
+        self.speaker_count.setEnabled(checked)
         if not self._loading:
-            self._edit(speakers="auto" if checked else None)
+            self._edit(speakers=self.speaker_count.value() if checked else None)
+
+    @Slot(str)
+    def _on_speaker_count(self, count: str) -> None:
+        if not self._loading and self.speakers_box.isChecked():
+            self._edit(speakers=count)
 
     @Slot(int)
     def _on_policy(self, index: int) -> None:

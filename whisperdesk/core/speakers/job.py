@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from whisperdesk.core.settings import DecodeOptions
-from whisperdesk.core.speakers.assign import assign_speakers
+from whisperdesk.core.speakers.assign import assign_speakers, rename_speakers, speaker_label
 from whisperdesk.core.speakers.count import SpeakerCount
-from whisperdesk.core.speakers.diarize import DiarizeOptions, Turn, diarize
+from whisperdesk.core.speakers.diarize import Diarization, DiarizeOptions, Turn, Voiceprint, diarize_voices
 from whisperdesk.core.speakers.model import shared_embedder
+from whisperdesk.core.speakers.voices import VoiceLibrary
 from whisperdesk.core.transcript import Transcript
 
 ProgressFn = Callable[[float, float], None]
@@ -64,8 +65,13 @@ def transcribe_with_speakers(
     audio: np.ndarray | None = None,
     threads: int | None = None,
     on_language: Callable[[str, float], None] | None = None,
+    voices: VoiceLibrary | None = None,
+    voiceprints: dict[str, Voiceprint] | None = None,
 ) -> Transcript:
-    """``engine.transcribe`` plus speaker labels; raises what the engine raises, or Cancelled."""
+    """``engine.transcribe`` plus speaker labels; raises what the engine raises, or Cancelled.
+
+    With a voice library, speakers whose voice it knows are named ("Grace", not "Speaker 2"); ``voiceprints``,
+    when given, receives each labelled speaker's voiceprint under the label the transcript uses."""
     if audio is None:
         from whisperdesk.core.audio import decode
 
@@ -105,8 +111,47 @@ def transcribe_with_speakers(
         worker.join()
     if "error" in result:
         raise result["error"]
-    turns: list[Turn] = result["turns"]
-    return assign_speakers(transcript, turns, keep_words=options.word_timestamps)
+    diarization: Diarization = result["diarization"]
+    turns = diarization.turns
+    labelled = assign_speakers(transcript, turns, keep_words=options.word_timestamps)
+    note = count_note(count, turns, labelled.speakers)
+    if note:
+        labelled.extra[NOTE_KEY] = note
+    prints = {
+        speaker_label(k): v for k, v in diarization.voices.items() if speaker_label(k) in labelled.speakers
+    }
+    if voices is not None:
+        names = voices.match({label: (v.embedding, v.seconds) for label, v in prints.items()})
+        if names:
+            labelled = rename_speakers(labelled, names)
+            prints = {names.get(label, label): v for label, v in prints.items()}
+    if voiceprints is not None:
+        voiceprints.update(prints)
+    return labelled
+
+
+NOTE_KEY = "speakers_note"
+
+
+def count_note(count: SpeakerCount, turns: list[Turn], found: list[str]) -> str:
+    """A sentence for the user when the speakers found are not what they asked for, saying why; else ""."""
+    if count.minimum <= len(found) <= count.maximum:
+        return ""
+    asked = f"{count.exact}" if count.exact is not None else f"{count.minimum} to {count.maximum}"
+    voices = len({t.speaker for t in turns})
+    speech = sum(t.end - t.start for t in turns)
+    head = f"{len(found)} speaker{'s' if len(found) != 1 else ''} found although {asked} were asked for"
+    if voices < count.minimum:
+        return (
+            f"{head}: the recording holds only {speech:.0f} s of speech, too little to tell {count.minimum} voices "
+            "apart (each needs a few seconds of its own)."
+        )
+    if len(found) < voices:
+        return (
+            f"{head}: {voices - len(found)} of the {voices} voices told apart said nothing that was transcribed "
+            "(too short or too quiet to make words of)."
+        )
+    return f"{head}: the voices could not be told apart into that many."
 
 
 class _Either(threading.Event):
@@ -128,6 +173,6 @@ def _diarize_into(
     cancel: threading.Event,
 ) -> None:
     try:
-        result["turns"] = diarize(audio, options, progress=combined.part(1), cancel=cancel)
+        result["diarization"] = diarize_voices(audio, options, progress=combined.part(1), cancel=cancel)
     except Exception as exc:  # Cancelled included: re-raised in the job's thread, never lost in this one
         result["error"] = exc

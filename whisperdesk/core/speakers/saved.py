@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text
 from whisperdesk.core.errors import OutputWriteError, WhisperDeskError
 from whisperdesk.core.jobstore import Job
@@ -31,6 +33,9 @@ from whisperdesk.core.outputs import (
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.settings import OutputOptions
 from whisperdesk.core.speakers.assign import rename_speakers
+from whisperdesk.core.speakers.diarize import Voiceprint
+from whisperdesk.core.speakers.job import NOTE_KEY
+from whisperdesk.core.speakers.voices import VoiceLibrary
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -44,13 +49,81 @@ def _names_path(job_id: int, paths: AppPaths | None) -> Path:
     return job_transcript_path(job_id, paths).with_suffix(".names.json")
 
 
-def save_job_transcript(job_id: int, transcript: Transcript, paths: AppPaths | None = None) -> Path:
-    """Keep the transcript, plus its speaker names in a tiny file the queue window can read cheaply."""
+def _note_path(job_id: int, paths: AppPaths | None) -> Path:
+    return job_transcript_path(job_id, paths).with_suffix(".note.txt")
+
+
+def _voices_path(job_id: int, paths: AppPaths | None) -> Path:
+    return job_transcript_path(job_id, paths).with_suffix(".voices.json")
+
+
+def save_job_transcript(
+    job_id: int,
+    transcript: Transcript,
+    paths: AppPaths | None = None,
+    *,
+    voiceprints: Mapping[str, Voiceprint] | None = None,
+) -> Path:
+    """Keep the transcript, plus its speaker names in a tiny file the queue window can read cheaply, the
+    sentence saying why the count differs from the one asked for, when it does, and (only when the user
+    keeps a voice library) each speaker's voiceprint, so that naming a speaker later can remember the voice."""
     path = job_transcript_path(job_id, paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, render_json(transcript))
     atomic_write_text(_names_path(job_id, paths), json.dumps(transcript.speakers, ensure_ascii=False))
+    note = str(transcript.extra.get(NOTE_KEY) or "")
+    if note:
+        atomic_write_text(_note_path(job_id, paths), note)
+    else:
+        _note_path(job_id, paths).unlink(missing_ok=True)
+    if voiceprints:
+        _save_voiceprints(job_id, voiceprints, paths)
     return path
+
+
+def _save_voiceprints(job_id: int, prints: Mapping[str, Voiceprint], paths: AppPaths | None) -> None:
+    data = {
+        label: {"embedding": v.embedding.astype(float).round(6).tolist(), "seconds": v.seconds}
+        for label, v in prints.items()
+    }
+    atomic_write_text(_voices_path(job_id, paths), json.dumps(data, ensure_ascii=False))
+
+
+def job_voiceprints(job_id: int, paths: AppPaths | None = None) -> dict[str, Voiceprint]:
+    """The job's speakers' voiceprints by current label; empty when none were kept (no voice library)."""
+    try:
+        data = json.loads(_voices_path(job_id, paths).read_text(encoding="utf-8"))
+        return {
+            str(label): Voiceprint(np.asarray(item["embedding"], dtype=np.float32), float(item["seconds"]))
+            for label, item in data.items()
+        }
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("job %d: its voiceprints cannot be read (%s)", job_id, exc)
+        return {}
+
+
+def remember_job_voices(
+    job_id: int, names: Mapping[str, str], library: VoiceLibrary, paths: AppPaths | None = None
+) -> list[str]:
+    """After a rename ({"Speaker 2": "Grace"}, already applied): keep each newly named voice in the library.
+    Returns the names remembered (a speaker without a voiceprint, e.g. too short to embed, is skipped)."""
+    prints = job_voiceprints(job_id, paths)
+    kept = []
+    for new in dict.fromkeys(" ".join(n.split()) for n in names.values()):
+        if new in prints:
+            library.remember(new, prints[new].embedding, prints[new].seconds)
+            kept.append(new)
+    return kept
+
+
+def job_speaker_note(job_id: int, paths: AppPaths | None = None) -> str:
+    """Why the job found another number of speakers than the user asked for; "" when it found what was asked."""
+    try:
+        return _note_path(job_id, paths).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
 
 
 def load_transcript(path: Path) -> Transcript:
@@ -116,7 +189,10 @@ def rename_job_speakers(
             ) from exc
         ledger.record({target: hashlib.sha256(data).hexdigest()}, entry.source if entry else job.source)
         rewritten.append(target)
-    save_job_transcript(job.id, renamed, paths)
+    prints = job_voiceprints(job.id, paths)
+    save_job_transcript(
+        job.id, renamed, paths, voiceprints={cleaned.get(label, label): v for label, v in prints.items()}
+    )
     return RenameResult(tuple(rewritten), tuple(kept))
 
 
@@ -138,5 +214,11 @@ def _rename_in_library(
         report = library_edit.rename_speakers(library, entry.id, names, ledger=ledger)
     finally:
         library.close()
-    save_job_transcript(job.id, report.entry.transcript, paths)
+    prints = job_voiceprints(job.id, paths)  # renamed with the speakers, so a named voice can be remembered
+    save_job_transcript(
+        job.id,
+        report.entry.transcript,
+        paths,
+        voiceprints={names.get(label, label): v for label, v in prints.items()},
+    )
     return RenameResult(report.written, report.conflicts + report.missing)
