@@ -245,7 +245,7 @@ def test_pause_now_keeps_the_finished_windows_and_resume_ends_with_the_same_word
             folder.mkdir()
             source = folder / talk.name
             source.write_bytes(talk.read_bytes())
-            store.add(source, job_settings(settings, output_dir=folder / "out"))
+            store.add(source, job_settings(settings, output_dir=folder / "out"), force=True)  # no copying
             job = store.claim_next()
             assert job is not None
             if name == "paused":

@@ -469,7 +469,8 @@ def test_rss_does_not_grow_with_200_queued_short_files(
     assert check.jobs == 200 and check.short_jobs == 32
     assert check.growth_bytes < 50 * 1024 * 1024, check  # nothing left behind by 200 files
     assert check.peak_growth_bytes < 50 * 1024 * 1024, check  # and the peak does not follow the queue
-    assert scheduler.peak_queued_windows <= 16
+    # the prefetch bound, plus at most one batch of a memo that ranks ahead of every queued job
+    assert scheduler.peak_queued_windows <= 16 + handle.batch_size
     assert scheduler.live_jobs() == 0
 
 
