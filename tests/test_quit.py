@@ -39,6 +39,14 @@ def _window(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def _log_tail(paths: AppPaths, lines: int = 15) -> str:
+    """The window's last log lines, for a failure's message."""
+    try:
+        return "\n".join(paths.log_file.read_text(encoding="utf-8").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
+
+
 def _settings(paths: AppPaths, model: Path, out: Path, batch_size: int) -> None:
     save_settings(
         paths.settings_file,
@@ -63,16 +71,16 @@ def test_quitting_mid_window_ends_the_process_and_queues_the_job_again(
         with JobStore(paths.jobs_db) as store:
 
             def decoding() -> bool:
-                assert window.poll() is None, window.communicate()
+                assert window.poll() is None, (window.returncode, window.communicate(), _log_tail(paths))
                 jobs = store.find(recording)
                 return bool(jobs) and jobs[0].state == RUNNING and jobs[0].progress > 0
 
             wait_for(decoding, "the job to be decoding")
             window.send_signal(signal.SIGTERM)
             _, err = window.communicate(timeout=WAIT)
-            assert window.returncode == 0, err
+            assert window.returncode == 0, (window.returncode, err, _log_tail(paths))
             (job,) = store.find(recording)
-            assert job.state == QUEUED and job.attempts == 0, job  # released: not a crash, not failed
+            assert job.state == QUEUED and job.attempts == 0, (job, _log_tail(paths))  # released, not failed
         assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
         assert not window_running(paths.data_dir)
         log = paths.log_file.read_text(encoding="utf-8")

@@ -9,7 +9,6 @@ Only wiring lives here.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -34,6 +33,7 @@ from whisperdesk.core.paths import AppFolderError, AppPaths
 from whisperdesk.core.processor import JobProcessor
 from whisperdesk.core.queue.enqueue import Enqueued
 from whisperdesk.core.queue.reset import RESET_TITLE, reset_notice
+from whisperdesk.core.quit import QUIT_GRACE_S, end_process
 from whisperdesk.core.settings import Settings
 from whisperdesk.services.engine_bridge import EngineBridge, ModelState
 from whisperdesk.services.gpu_poller import GpuPoller
@@ -64,7 +64,6 @@ log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).parent / "resources"
 TRANSCRIBE_AGAIN_ACTION = "transcribe_again"
 TRANSCRIBE_AGAIN_LABEL = "Transcribe again"
-QUIT_GRACE_S = 1.0  # what quitting gives running work to stop on its own before leaving it (issue 17.5)
 OPEN_TRANSCRIPT = "open_transcript"
 
 
@@ -488,7 +487,7 @@ class Desktop(QObject):
         a model load then (CTranslate2 cannot interrupt either) is left, its jobs put back in the queue
         without it (:meth:`JobRunner.abandon`). Returns False when work was left running: its threads still
         hold the model, so the caller must end the process rather than return into Python. Quitting the app
-        passes :data:`QUIT_GRACE_S` and does end it (:func:`run_gui`, ``os._exit``): quit means quit (issue
+        passes :data:`QUIT_GRACE_S` and does end it (:func:`run_gui`, core/quit.py): quit means quit (issue
         17.5). The default, for callers that live on (tests), waits as long as before. Idempotent.
         """
         if self._closed:
@@ -578,7 +577,7 @@ def build_app(
 def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] = ()) -> int:
     """Start the desktop app, or hand ``files`` to the one already running on this data folder.
 
-    Returns the process exit status (or ends the process, see :func:`_end_process`).
+    Returns the process exit status (or ends the process: :func:`whisperdesk.core.quit.end_process`).
     """
     from whisperdesk.core.instance import window_lock
     from whisperdesk.core.logging_setup import setup_logging
@@ -635,7 +634,7 @@ def run_gui(argv: Sequence[str], minimized: bool = False, files: Sequence[str] =
             server.close()
             clean = desktop.shutdown(QUIT_GRACE_S)
         if not clean:
-            _end_process(code)
+            end_process(code)  # a generate or model load is still running: do not wait for it
         return code
     finally:
         lock.release()
@@ -651,25 +650,6 @@ def _cannot_start(reason: str) -> None:
 
     print(f"whisperdesk: error: {reason}", file=sys.stderr)
     QMessageBox.critical(None, "WhisperDesk cannot start", reason[:1].upper() + reason[1:])
-
-
-HAND_OVER_TRIES = 25  # × the socket timeout below: the running window may still be starting up
-
-
-def _end_process(code: int) -> None:
-    """Quit without waiting for work that cannot be interrupted (issue 17.5): a ``generate`` or model load
-    that :meth:`Desktop.shutdown` left running. Its jobs are already queued again in the database (SQLite
-    keeps committed writes without a close); transcripts are written by atomic rename, so a write cut short
-    (a job whose window ended in the last milliseconds) leaves no half transcript, at worst a hidden
-    ``.wdtmp`` temp file, as after ``kill -9``. Letting Python exit normally would run Qt's pool destructors, which wait for those
-    threads — the 22–36 s the issue measured. So: flush the log and the standard streams, then ``os._exit``.
-    """
-    log.info("exiting now, status %d", code)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)
 
 
 # An old window that is closing ends within about 2 s (issue 17.5); the rest is a busy machine's margin.

@@ -35,6 +35,7 @@ from whisperdesk.core.logging_setup import setup_logging, teardown_handlers
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import DONE_SUBFOLDER, JobProcessor, job_settings
 from whisperdesk.core.queue.workers import workers_for
+from whisperdesk.core.quit import QUIT_GRACE_S, end_process
 from whisperdesk.core.settings import AFTER_PROCESSING, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -346,7 +347,25 @@ def _serve(
             received.append(signal.SIGINT)
         finally:
             watcher.stop()
-            loop.stop()
+            # A signal quits now (issue 17.5): a window still in generate is not waited for (core/quit.py).
+            stopped = loop.stop(QUIT_GRACE_S if received else None)
+            if received and not engine.close(QUIT_GRACE_S):  # a batch of windows still in generate
+                stopped = False
+    code = _outcome(settings, paths, store, loop, report, received)
+    if not stopped:
+        end_process(code)
+    return code
+
+
+def _outcome(
+    settings: Settings,
+    paths: AppPaths,
+    store: JobStore,
+    loop: QueueLoop,
+    report: _Report,
+    received: list[int],
+) -> int:
+    """Say how the run ended; the exit status."""
     released = store.list([QUEUED])
     if received:
         log.info("stopped by signal %d; %d job(s) stay queued", received[0], len(released))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, Job, JobEvent, JobStore
+from whisperdesk.core.jobstore import CANCELED, DONE, FAILED, QUEUED, Job, JobEvent, JobStore, JobStoreError
 from whisperdesk.core.processor import JobProcessor, JobProgressFn
 from whisperdesk.core.queue.cancel import CancelRegistry
 from whisperdesk.core.queue.run import run_next
@@ -81,17 +82,34 @@ class QueueLoop:
             self._threads.append(thread)
             thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop claiming; interrupt running jobs at their next segment and leave them queued."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop claiming; interrupt running jobs at their next segment and leave them queued.
+
+        With a ``timeout`` (quitting, core/quit.py), a worker still running after it — inside a ``generate``
+        that cannot be interrupted — is not waited for: its job is put back in the queue here and False is
+        returned, so the caller ends the process instead of waiting (or aborting) on the thread. A worker
+        that ends later finds its job queued and leaves it so.
+        """
         self._registry.stop_all()
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        stopped = not any(thread.is_alive() for thread in self._threads)
+        if not stopped:
+            for job_id in self._registry.running():
+                try:
+                    job = self._store.release(job_id)
+                except JobStoreError as exc:  # it ended meanwhile
+                    log.info("job %d not released at stop: %s", job_id, exc)
+                    continue
+                log.info("stopping: job %d left mid-window, queued again: %s", job_id, job.source)
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        return stopped
 
     def cancel(self, job_id: int) -> None:
         """The user's cancel: a job running here stops at its next segment and ends canceled; a queued job
