@@ -170,6 +170,40 @@ def child_rss(path: Path, model: str, batch: int, threads: int) -> dict[str, Any
     }
 
 
+def child_cpu_stage(path: Path) -> dict[str, Any]:
+    """In the child: the scheduler's CPU stage alone (decode, VAD, windows, log-mel features), no model.
+
+    Deterministic (no sampling), so it shows what reading the recording costs apart from inference. Uses
+    the streaming planner where this version of the code has one, else decode + ``plan_windows`` (main).
+    """
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from whisperdesk.core.batching import windows
+    from whisperdesk.core.settings import DecodeOptions
+
+    extractor = FeatureExtractor()
+    began = time.monotonic()
+    if hasattr(windows, "plan_stream"):
+        from whisperdesk.core.audio import AudioStream
+
+        plan, pieces = windows.plan_stream(lambda: AudioStream(path), DecodeOptions())
+        how = "stream"
+    else:
+        from whisperdesk.core.audio import decode
+
+        plan, pieces = windows.plan_windows(decode(path), DecodeOptions())
+        how = "whole file"
+    count = sum(1 for _ in windows.iter_features(extractor, pieces))
+    return {
+        "peak_rss_mb": round((_vm("VmHWM") or 0) / 2**20),
+        "wall_s": round(time.monotonic() - began, 1),
+        "audio_s": round(plan.duration, 1),
+        "windows": count,
+        "how": how,
+        "code": str(Path(sys.modules["whisperdesk"].__file__ or "?").parent),
+    }
+
+
 def child_transcripts(files: list[Path], model: str, batch: int, threads: int) -> dict[str, Any]:
     from whisperdesk.core.engine import Engine
     from whisperdesk.core.settings import DecodeOptions, ModelConfig
@@ -223,6 +257,11 @@ def main(argv: list[str] | None = None) -> None:
     rss = sub.add_parser("rss", help="peak RSS against recording length")
     rss.add_argument("--kind", choices=("generated", "real"), required=True)
     rss.add_argument("--minutes", type=float, nargs="+", required=True)
+    rss.add_argument(
+        "--cpu-stage",
+        action="store_true",
+        help="only decode, VAD, windows and features (no model, no inference)",
+    )
     texts = sub.add_parser("transcripts", help="segments of jfk, real speech and espeak speech, as JSON")
     texts.add_argument("out", type=Path)
     for p in (rss, texts):
@@ -233,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()))
     child = sub.add_parser("child-rss")
     child.add_argument("path", type=Path)
+    child.add_argument("--cpu-stage", action="store_true")
     child_t = sub.add_parser("child-transcripts")
     child_t.add_argument("paths", type=Path, nargs="+")
     for p in (child, child_t):
@@ -242,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "child-rss":
-        print(json.dumps(child_rss(args.path, args.model, args.batch, args.threads)))
+        if args.cpu_stage:
+            print(json.dumps(child_cpu_stage(args.path)))
+        else:
+            print(json.dumps(child_rss(args.path, args.model, args.batch, args.threads)))
         return
     if args.command == "child-transcripts":
         print(json.dumps(child_transcripts(args.paths, args.model, args.batch, args.threads)))
@@ -268,17 +311,24 @@ def main(argv: list[str] | None = None) -> None:
                 f"{args.out}: {sum(len(v) for v in result['files'].values())} segments from {result['code']}"
             )
             return
-        print(
-            f"kind={args.kind} batch={args.batch} model={args.model} code={args.pythonpath or 'this checkout'}"
-        )
+        what = "CPU stage only" if args.cpu_stage else f"batch={args.batch} model={args.model}"
+        print(f"kind={args.kind} {what} code={args.pythonpath or 'this checkout'}")
         for minutes in args.minutes:
             path = work / (f"{args.kind}-{minutes:g}min" + (".flac" if args.kind == "generated" else ".wav"))
             began = time.monotonic()
             (write_generated if args.kind == "generated" else write_real)(path, minutes * 60)
             size = path.stat().st_size
             written = time.monotonic() - began
-            row = _run_child(["child-rss", str(path), *common], args.pythonpath)
+            stage = ["--cpu-stage"] if args.cpu_stage else []
+            row = _run_child(["child-rss", str(path), *common, *stage], args.pythonpath)
             path.unlink()
+            if args.cpu_stage:
+                print(
+                    f"{minutes:g} min ({size / 2**20:.0f} MB file): CPU stage peak RSS {row['peak_rss_mb']} MB, "
+                    f"{row['wall_s']} s wall, {row['windows']} windows ({row['how']}) [{row['code']}]",
+                    flush=True,
+                )
+                continue
             print(
                 f"{minutes:g} min ({size / 2**20:.0f} MB file, written in {written:.0f} s): "
                 f"peak RSS {row['peak_rss_mb']} MB (model loaded: {row['model_loaded_rss_mb']} MB), "
