@@ -104,6 +104,7 @@ class Setup:
     audio: Path
     asked: list[str]
     answers: list[bool]
+    choices: list[str]  # answers to Save / Discard / Cancel ("save", "discard", "cancel")
 
 
 @pytest.fixture
@@ -127,9 +128,17 @@ def setup(real_transcript: tuple[Path, Transcript], tmp_path: Path, qtbot: QtBot
         asked.append(title)
         return answers.pop(0) if answers else False
 
+    choices: list[str] = []
+
+    def ask_unsaved(parent: QWidget, title: str, text: str) -> str:
+        asked.append(title)
+        return choices.pop(0) if choices else "cancel"
+
     service = TranscriptService(store, library, ledger)
-    workspace = Workspace(service, LocatedRecordings(tmp_path / "data" / "located.json"), ask=ask)
-    yield Setup(store, library, service, workspace, job, written, audio, asked, answers)
+    workspace = Workspace(
+        service, LocatedRecordings(tmp_path / "data" / "located.json"), ask=ask, ask_unsaved=ask_unsaved
+    )
+    yield Setup(store, library, service, workspace, job, written, audio, asked, answers, choices)
     for window in workspace.windows.values():
         window.undo_stack.setClean()  # unsaved test edits: close without asking
     assert workspace.close_all()
@@ -575,9 +584,9 @@ def test_quitting_asks_about_unsaved_corrections_first(setup: Setup, qtbot: QtBo
     main.set_quit_guard(setup.workspace.close_all)
     quits: list[bool] = []
     main.quitRequested.connect(lambda: quits.append(True))
-    setup.answers.append(False)  # "Close without saving?" No
+    setup.choices.append("cancel")  # "Save your corrections?" Cancel
     assert not main.request_quit()
-    assert setup.asked == ["Close without saving?"] and quits == [] and window.isVisible()
-    setup.answers.append(True)
+    assert setup.asked == ["Save your corrections?"] and quits == [] and window.isVisible()
+    setup.choices.append("discard")
     assert main.request_quit() and quits == [True]
     assert setup.workspace.windows == {}

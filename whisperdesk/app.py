@@ -55,6 +55,7 @@ from whisperdesk.ui.main_window import ConfirmFn, MainWindow, ask_yes_no
 from whisperdesk.ui.queue_model import JobTableModel
 from whisperdesk.ui.queue_view import JobQueueView
 from whisperdesk.ui.settings_dialog import SettingsDialog
+from whisperdesk.ui.transcript_window import UnsavedFn, ask_save_discard
 from whisperdesk.ui.tray import Tray, tray_available
 from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 from whisperdesk.ui.workspace import Workspace
@@ -98,9 +99,11 @@ class Desktop(QObject):
         confirm: ConfirmFn = ask_yes_no,
         sampler: object | None = None,
         watcher_clock: object | None = None,
+        ask_unsaved: UnsavedFn = ask_save_discard,
     ) -> None:
         super().__init__()
         self.paths = paths
+        self._ask_unsaved = ask_unsaved  # Save / Discard / Cancel for a transcript window closed unsaved
         # The window never downloads behind the user's back: named models come through Models….
         self.engine = engine or Engine(settings.model, paths.models_dir, local_files_only=True)
         self.icon = app_icon()
@@ -166,6 +169,7 @@ class Desktop(QObject):
                 self.transcripts,
                 LocatedRecordings(paths.data_dir / "located-recordings.json"),
                 ask=confirm,
+                ask_unsaved=self._ask_unsaved,
                 parent_widget=self._window_or_none,
                 parent=self,
             )
@@ -423,7 +427,11 @@ class Desktop(QObject):
 
     @Slot(int)
     def quit_on_signal(self, _number: int) -> None:
-        """SIGTERM/SIGINT: quit without asking (a logout will not wait for a dialog)."""
+        """SIGTERM/SIGINT: quit without asking (a logout will not wait for a dialog). Transcript windows are
+        closed first without asking: Qt's quit() would close them, and a window with unsaved corrections
+        would ask (and could stop the quit)."""
+        if self.workspace is not None:
+            self.workspace.close_all(ask=False)
         self.window.quit_without_asking()
 
     @Slot(object)
@@ -493,10 +501,11 @@ class Desktop(QObject):
         if self._closed:
             return not self.abandoned
         self._closed = True
-        deadline = time.monotonic() + grace_s
-        self.notifier.close()  # what finished in the last moment is still told
         if self.workspace is not None:
-            self.workspace.close_all()
+            # The quit path asked already (the main window's quit guard); here nobody may be there to answer.
+            self.workspace.close_all(ask=False)
+        deadline = time.monotonic() + grace_s  # the grace is the threads', not a dialog's
+        self.notifier.close()  # what finished in the last moment is still told
         self.window.save_layout()
         # A running download stops at its next chunk and resumes next time.
         for step in (lambda: self._shutdown_queue(deadline), self.bridge.shutdown, self.downloads.shutdown):

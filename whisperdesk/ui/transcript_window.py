@@ -13,10 +13,11 @@ conflicts and are only overwritten when the person says so.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, Qt, Signal, Slot
+from PySide6.QtCore import QEventLoop, QModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
     QComboBox,
@@ -52,6 +53,8 @@ from whisperdesk.ui.speaker_dialog import SpeakerNamesDialog, SpeakersPanel
 from whisperdesk.ui.transcript_model import TranscriptModel, stamp
 from whisperdesk.ui.transcript_view import SegmentListView
 
+log = logging.getLogger(__name__)
+
 RATES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 EXPORT_FORMATS = (
     ("txt", "Text"),
@@ -63,6 +66,8 @@ EXPORT_FORMATS = (
 )
 LOCATE_ACTION = "locate"
 AskFn = Callable[[QWidget, str, str], bool]
+UnsavedFn = Callable[[QWidget, str, str], str]  # answers SAVE, DISCARD or CANCEL
+SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 ChooseFileFn = Callable[[QWidget, str, str, str], str]
 
 
@@ -71,6 +76,15 @@ def _ask(parent: QWidget, title: str, text: str) -> bool:
         parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_save_discard(parent: QWidget, title: str, text: str) -> str:
+    """Save / Discard / Cancel, Save the default (a yes/no "close anyway?" makes saving a second trip)."""
+    buttons = QMessageBox.StandardButton
+    answer = QMessageBox.question(
+        parent, title, text, buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save
+    )
+    return {buttons.Save: SAVE, buttons.Discard: DISCARD}.get(answer, CANCEL)
 
 
 def _choose_open(parent: QWidget, caption: str, folder: str, filters: str) -> str:
@@ -100,6 +114,7 @@ class TranscriptWindow(QMainWindow):
     transcript, str format, str path), closed(int job_id)."""
 
     saveRequested = Signal(int, object, bool)
+    saveSettled = Signal()  # a save answered: saved, failed, or files changed outside the app
     exportRequested = Signal(object, str, str)
     closed = Signal(int)
 
@@ -111,6 +126,7 @@ class TranscriptWindow(QMainWindow):
         playback: Playback,
         *,
         ask: AskFn = _ask,
+        ask_unsaved: UnsavedFn = ask_save_discard,
         choose_open: ChooseFileFn = _choose_open,
         choose_save: ChooseFileFn = _choose_save,
         parent: QWidget | None = None,
@@ -119,6 +135,9 @@ class TranscriptWindow(QMainWindow):
         self.job_id = job_id
         self._title = title
         self._ask, self._choose_open, self._choose_save = ask, choose_open, choose_save
+        self._ask_unsaved = ask_unsaved
+        self._discard = False  # closing without asking (the app shuts down)
+        self._keep_open = False  # the save made while closing needs an answer here
         self.setObjectName("transcriptWindow")
         self.resize(1280, 720)
         self.playback = playback
@@ -467,12 +486,14 @@ class TranscriptWindow(QMainWindow):
         self.undo_stack.setClean()
         self._update_title()
         self.statusBar().showMessage(summary, 8000)
+        self.saveSettled.emit()
 
     @Slot(int, object)
     def on_conflicts(self, job_id: int, paths: object) -> None:
         """Outputs changed outside the app since WhisperDesk wrote them: overwrite only if the person says so."""
         if job_id != self.job_id:
             return
+        self._keep_open = True  # closing after Save waits for this answer, in this window
         files = [Path(str(p)) for p in paths] if isinstance(paths, Sequence) else []
         names = "\n".join(f"  {p}" for p in files[:8])
         if self._ask(
@@ -487,6 +508,7 @@ class TranscriptWindow(QMainWindow):
         self._saving = False
         self._update_title()
         self.statusBar().showMessage("Saved, except the files changed outside WhisperDesk", 8000)
+        self.saveSettled.emit()
 
     @Slot(int, str)
     def on_save_failed(self, job_id: int, message: str) -> None:
@@ -496,6 +518,8 @@ class TranscriptWindow(QMainWindow):
         self._update_title()
         self.statusBar().clearMessage()
         self.banner.show_message("Not saved", message, "error")
+        self._keep_open = True
+        self.saveSettled.emit()
 
     def _exporter(self, fmt: str) -> Callable[[], None]:
         def run() -> None:
@@ -680,12 +704,41 @@ class TranscriptWindow(QMainWindow):
 
     # --- closing ----------------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.dirty and not self._ask(
-            self, "Close without saving?", f"Your corrections to {self._title} are not saved. Close anyway?"
-        ):
+        if self.dirty and not self._discard and not self._may_close_unsaved():
             event.ignore()
             return
+        if self.dirty:
+            log.warning("%s: unsaved corrections discarded while closing", self._title)
         self.playback.pause()
         self.banner.dismiss()
         self.closed.emit(self.job_id)
         event.accept()
+
+    def discard_and_close(self) -> None:
+        """Close without asking, unsaved corrections dropped (the app is shutting down; nobody may answer)."""
+        self._discard = True
+        self.close()
+
+    def _may_close_unsaved(self) -> bool:
+        """Save / Discard / Cancel. Save closes only once the save is done; one that fails, or that found
+        files changed outside the app (an answer is needed here), keeps the window open."""
+        answer = self._ask_unsaved(
+            self, "Save your corrections?", f"Your corrections to {self._title} are not saved yet."
+        )
+        if answer == DISCARD:
+            return True
+        if answer != SAVE:
+            return False
+        return self.save_and_wait()
+
+    def save_and_wait(self) -> bool:
+        """Save now and wait (events keep running) until the service answers; True when all is saved."""
+        self._keep_open = False
+        self.save()
+        if self._saving:
+            loop = QEventLoop(self)
+            self.saveSettled.connect(loop.quit)
+            loop.exec()
+            self.saveSettled.disconnect(loop.quit)
+            loop.deleteLater()
+        return not self.dirty and not self._keep_open

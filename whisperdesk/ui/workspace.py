@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWidget
 from whisperdesk.services.playback import LocatedRecordings, Playback
 from whisperdesk.services.transcripts import OpenedTranscript, TranscriptService
 from whisperdesk.ui.search_dialog import SearchDialog
-from whisperdesk.ui.transcript_window import AskFn, TranscriptWindow, _ask
+from whisperdesk.ui.transcript_window import AskFn, TranscriptWindow, UnsavedFn, _ask, ask_save_discard
 
 
 class Workspace(QObject):
@@ -31,6 +31,7 @@ class Workspace(QObject):
         located: LocatedRecordings | None,
         *,
         ask: AskFn = _ask,
+        ask_unsaved: UnsavedFn = ask_save_discard,
         parent_widget: Callable[[], QWidget | None] = lambda: None,
         parent: QObject | None = None,
     ) -> None:
@@ -38,6 +39,7 @@ class Workspace(QObject):
         self._service = service
         self._located = located
         self._ask = ask
+        self._ask_unsaved = ask_unsaved
         self._parent_widget = parent_widget
         self.windows: dict[int, TranscriptWindow] = {}
         self._preview: Playback | None = None  # plays evidence lines of jobs with no window open
@@ -72,7 +74,14 @@ class Workspace(QObject):
     def _make_window(self, opened: OpenedTranscript) -> TranscriptWindow:
         playback = Playback(self._located)
         playback.open(opened.recording)
-        window = TranscriptWindow(opened.job_id, opened.name, opened.transcript, playback, ask=self._ask)
+        window = TranscriptWindow(
+            opened.job_id,
+            opened.name,
+            opened.transcript,
+            playback,
+            ask=self._ask,
+            ask_unsaved=self._ask_unsaved,
+        )
         playback.setParent(window)
         window.saveRequested.connect(self._service.save)
         window.exportRequested.connect(self._service.export)
@@ -137,12 +146,16 @@ class Workspace(QObject):
     def _search(self, query: str, speaker: str | None, order: str) -> object:
         return self._service.search(query, speaker=speaker, order=order)
 
-    def close_all(self) -> bool:
-        """Close every transcript window (each asks about unsaved corrections); False if one stays open."""
+    def close_all(self, *, ask: bool = True) -> bool:
+        """Close every transcript window; False if one stays open. Each window with unsaved corrections asks
+        (Save / Discard / Cancel) unless ``ask`` is False: the app is shutting down and nobody may answer
+        (a logout), so they are dropped, and the log says so."""
         if self._preview is not None:
             self._preview.close()
         for window in list(self.windows.values()):
-            if not window.close():
+            if not ask:
+                window.discard_and_close()
+            elif not window.close():
                 return False
         if self.search_dialog is not None:
             self.search_dialog.close()

@@ -1,0 +1,160 @@
+# ruff: noqa: F811  (test_workspace's fixtures are imported by name and taken as arguments)
+"""The transcript workspace's second round (issue 15 review): closing and quitting with unsaved corrections,
+renames from the queue while a window is open, retries from the banner, removal order, library errors.
+
+Built on test_workspace's real jfk transcript (real tiny.en weights) and fixtures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QWidget
+from pytestqt.qtbot import QtBot
+from test_workspace import Setup, _open, _saved, real_transcript, setup  # noqa: F401  (fixtures)
+
+from whisperdesk.app import Desktop
+from whisperdesk.core.library.edits import edit_text
+from whisperdesk.core.library.jobs import keep_job_transcript
+from whisperdesk.core.outputs import write_outputs
+from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.processor import job_settings
+from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+from whisperdesk.core.transcript import Transcript
+
+pytestmark = pytest.mark.usefixtures("no_leaks")
+
+
+# --- 2: Save / Discard / Cancel ---------------------------------------------------------------------------
+def test_closing_unsaved_offers_save_and_save_saves_then_closes(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    window.apply("Edit text", lambda t: edit_text(t, 0, t.segments[0].text.replace("fellow", "dearest")), 0)
+    setup.choices.append("cancel")
+    assert not window.close() and window.isVisible() and window.dirty
+    setup.choices.append("save")
+    assert window.close()
+    assert setup.asked == ["Save your corrections?", "Save your corrections?"]
+    assert setup.workspace.windows == {}
+    assert "dearest" in setup.outputs["txt"].read_text(encoding="utf-8")
+    assert setup.library.is_edited(setup.job.id)
+
+
+def test_discard_closes_without_saving(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    window.apply("Edit text", lambda t: edit_text(t, 0, t.segments[0].text.replace("fellow", "dearest")), 0)
+    setup.choices.append("discard")
+    assert window.close() and setup.workspace.windows == {}
+    assert "dearest" not in setup.outputs["txt"].read_text(encoding="utf-8")
+    assert not setup.library.is_edited(setup.job.id)
+
+
+def test_save_that_finds_files_changed_outside_keeps_the_window_open(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    setup.outputs["srt"].write_text("1\n00:00:00,000 --> 00:00:02,000\nMine\n", encoding="utf-8")
+    window.apply("Edit text", lambda t: edit_text(t, 0, t.segments[0].text.replace("fellow", "dearest")), 0)
+    setup.choices.append("save")
+    setup.answers.append(False)  # "Overwrite them?" No
+    assert not window.close()
+    assert setup.asked == ["Save your corrections?", "Files changed outside WhisperDesk"]
+    assert window.isVisible() and setup.workspace.windows == {setup.job.id: window}
+    assert "dearest" in setup.outputs["txt"].read_text(encoding="utf-8")  # the rest was saved
+
+
+def test_save_that_fails_keeps_the_window_open(setup: Setup, qtbot: QtBot) -> None:
+    window = _open(setup, qtbot)
+    window.apply("Edit text", lambda t: edit_text(t, 0, "Lost if the window closed"), 0)
+    entry = setup.library.for_job(setup.job.id)
+    assert entry is not None
+    setup.library.delete(entry.id)  # the save has nowhere to go
+    setup.choices.append("save")
+    assert not window.close()
+    assert window.isVisible() and window.dirty and window.banner.title == "Not saved"
+
+
+# --- 1: quitting ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class App:
+    desktop: Desktop
+    asked: list[str]
+    choices: list[str]
+    job_id: int
+
+
+@pytest.fixture
+def app(
+    real_transcript: tuple[Path, Transcript],
+    isolated_home: Path,
+    whisper_model_dir: Path,
+    tmp_path: Path,
+) -> Iterator[App]:
+    """The assembled app with one done job whose transcript is in its library (no model is loaded)."""
+    audio_src, transcript = real_transcript
+    paths = AppPaths.under(isolated_home).ensure()
+    settings = Settings(
+        model=ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1),
+        decode=DecodeOptions(beam_size=1),
+        output=OutputOptions(formats=("txt", "json"), output_dir=str(tmp_path / "out")),
+    )
+    asked: list[str] = []
+    choices: list[str] = []
+
+    def confirm(parent: QWidget, title: str, text: str) -> bool:
+        asked.append(title)
+        return True
+
+    def ask_unsaved(parent: QWidget, title: str, text: str) -> str:
+        asked.append(title)
+        return choices.pop(0) if choices else "cancel"
+
+    desktop = Desktop(paths, settings, use_tray=False, confirm=confirm, ask_unsaved=ask_unsaved)
+    assert desktop.library is not None
+    job = desktop.store.add(audio_src, job_settings(settings)).job
+    assert job is not None and desktop.store.claim_next() is not None
+    mine = dataclasses.replace(transcript, source=str(audio_src))
+    written = write_outputs(mine, audio_src, settings.output, ledger=desktop.ledger)
+    keep_job_transcript(desktop.library, job, mine, written, settings.output)
+    desktop.store.mark_done(job.id, outputs=list(written.values()))
+    yield App(desktop, asked, choices, job.id)
+    desktop.window.hide()
+    desktop.shutdown()
+
+
+def _dirty_window(app: App, qtbot: QtBot) -> QWidget:
+    assert app.desktop.workspace is not None
+    window = app.desktop.workspace.open_job(app.job_id)
+    assert window is not None
+    qtbot.waitExposed(window)
+    window.apply("Edit text", lambda t: edit_text(t, 0, "Unsaved words"), 0)
+    return window
+
+
+def test_closing_the_main_window_asks_and_cancel_keeps_the_app(app: App, qtbot: QtBot) -> None:
+    window = _dirty_window(app, qtbot)
+    quits: list[bool] = []
+    app.desktop.window.quitRequested.connect(lambda: quits.append(True))
+    app.desktop.window.show()
+    app.choices.append("cancel")
+    assert not app.desktop.window.close()
+    assert app.asked == ["Save your corrections?"] and quits == [] and window.isVisible()
+    app.choices.append("cancel")
+    assert not app.desktop.window.request_quit()  # File → Quit and the tray's Quit
+    assert quits == [] and window.isVisible()
+
+
+def test_a_signal_quits_without_any_dialog(app: App, qtbot: QtBot) -> None:
+    window = _dirty_window(app, qtbot)
+    quits: list[bool] = []
+    app.desktop.window.quitRequested.connect(lambda: quits.append(True))
+    app.desktop.quit_on_signal(15)
+    assert app.asked == [] and quits == [True] and not window.isVisible()
+    assert app.desktop.workspace is not None and app.desktop.workspace.windows == {}
+
+
+def test_shutdown_closes_transcript_windows_without_asking(app: App, qtbot: QtBot) -> None:
+    window = _dirty_window(app, qtbot)
+    assert app.desktop.shutdown()
+    assert app.asked == [] and not window.isVisible()
+
