@@ -157,4 +157,3 @@ def test_shutdown_closes_transcript_windows_without_asking(app: App, qtbot: QtBo
     window = _dirty_window(app, qtbot)
     assert app.desktop.shutdown()
     assert app.asked == [] and not window.isVisible()
-
