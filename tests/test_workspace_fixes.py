@@ -81,6 +81,7 @@ class App:
     asked: list[str]
     choices: list[str]
     job_id: int
+    no: list[bool]  # queued "No" answers to yes/no questions (otherwise Yes)
 
 
 @pytest.fixture
@@ -101,9 +102,11 @@ def app(
     asked: list[str] = []
     choices: list[str] = []
 
+    no: list[bool] = []
+
     def confirm(parent: QWidget, title: str, text: str) -> bool:
         asked.append(title)
-        return True
+        return not no.pop(0) if no else True
 
     def ask_unsaved(parent: QWidget, title: str, text: str) -> str:
         asked.append(title)
@@ -117,7 +120,7 @@ def app(
     written = write_outputs(mine, audio_src, settings.output, ledger=desktop.ledger)
     keep_job_transcript(desktop.library, job, mine, written, settings.output)
     desktop.store.mark_done(job.id, outputs=list(written.values()))
-    yield App(desktop, asked, choices, job.id)
+    yield App(desktop, asked, choices, job.id, no)
     desktop.window.hide()
     desktop.shutdown()
 
@@ -157,3 +160,33 @@ def test_shutdown_closes_transcript_windows_without_asking(app: App, qtbot: QtBo
     window = _dirty_window(app, qtbot)
     assert app.desktop.shutdown()
     assert app.asked == [] and not window.isVisible()
+
+
+def _edited(app: App, qtbot: QtBot) -> None:
+    """Correct the job's transcript and save it, as a person does in its window."""
+    assert app.desktop.workspace is not None
+    window = app.desktop.workspace.open_job(app.job_id)
+    assert window is not None
+    window.apply("Edit text", lambda t: edit_text(t, 0, "Corrected by hand"), 0)
+    with qtbot.waitSignal(window.undo_stack.cleanChanged, timeout=20_000):
+        window.save_action.trigger()
+    assert window.close()
+
+
+# --- 4: "Transcribe again" asks before corrections are thrown away ------------------------------------------
+def test_transcribe_again_banner_asks_before_throwing_corrections_away(app: App, qtbot: QtBot) -> None:
+    from whisperdesk.app import TRANSCRIBE_AGAIN_ACTION
+    from whisperdesk.core.jobstore import DONE
+    from whisperdesk.core.queue.enqueue import Enqueued
+
+    _edited(app, qtbot)
+    job = app.desktop.store.get(app.job_id)
+    assert job is not None
+    app.desktop._on_jobs_added([Enqueued(job.source, job, False, "transcribed before", already_done=True)])
+    assert app.desktop.window.banner.title == "Already transcribed"
+    app.no.append(True)
+    app.desktop.window.banner.actionTriggered.emit(TRANSCRIBE_AGAIN_ACTION)
+    assert app.asked == ["Throw away your corrections?"]
+    after = app.desktop.store.get(app.job_id)
+    assert after is not None and after.state == DONE and app.desktop.library is not None
+    assert app.desktop.library.is_edited(app.job_id)

@@ -152,7 +152,7 @@ class Desktop(QObject):
         self.store = JobStore(paths.jobs_db)
         self.feed = StoreFeed(self.store, self)  # the one listener and poller of the job store
         self.model = JobTableModel(self.store, self, feed=self.feed)
-        self.view = JobQueueView(self.model)
+        self.view = JobQueueView(self.model, ask=confirm)
         self.ledger = OutputLedger.default(paths)
         self.library = open_library(paths)
         self.processor = JobProcessor(
@@ -461,8 +461,9 @@ class Desktop(QObject):
             self.notifier.message_clicked()
         elif action_id == TRANSCRIBE_AGAIN_ACTION:
             again, self._again_ids = self._again_ids, []
-            for job_id in again:
-                self.runner.retry(job_id)
+            jobs = [job for job in map(self.store.get, again) if job is not None]
+            for job in self.view.confirm_retry(jobs):  # corrections are thrown away only if the user says so
+                self.runner.retry(job.id)
 
     @Slot(str, str)
     def _on_add_failed(self, path: str, reason: str) -> None:

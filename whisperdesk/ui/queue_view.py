@@ -387,6 +387,12 @@ class JobQueueView(QWidget):
     @Slot()
     def retry_selected(self) -> None:
         jobs = [j for j in self.selected_jobs() if j.state in (DONE, FAILED, CANCELED)]
+        for job in self.confirm_retry(jobs):
+            self.retryRequested.emit(job.id)
+
+    def confirm_retry(self, jobs: list[Job]) -> list[Job]:
+        """The jobs to run again: those whose corrections a retry would throw away only if the person says
+        so. Every way to transcribe again asks here (the queue's Retry, the "Transcribe again" banner)."""
         edited = [j for j in jobs if self._library is not None and self._library.retry_discards_edits(j)]
         if edited:
             names = edited[0].name if len(edited) == 1 else f"{len(edited)} recordings"
@@ -397,8 +403,7 @@ class JobQueueView(QWidget):
                 "your corrections are lost. Transcribe again anyway?",
             ):
                 jobs = [j for j in jobs if j not in edited]
-        for job in jobs:
-            self.retryRequested.emit(job.id)
+        return jobs
 
     @Slot()
     def cancel_selected(self) -> None:
