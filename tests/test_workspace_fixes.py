@@ -190,3 +190,50 @@ def test_transcribe_again_banner_asks_before_throwing_corrections_away(app: App,
     after = app.desktop.store.get(app.job_id)
     assert after is not None and after.state == DONE and app.desktop.library is not None
     assert app.desktop.library.is_edited(app.job_id)
+
+
+# --- 5: the library lets go of a transcript only once its job is removed -------------------------------------
+def test_a_failed_removal_keeps_the_transcript_and_a_later_one_releases_it(
+    setup: Setup, qtbot: QtBot, tmp_path: Path
+) -> None:
+    import shutil
+
+    from whisperdesk.core.errors import WhisperDeskError
+    from whisperdesk.core.jobstore import FAILED
+    from whisperdesk.services.store_feed import StoreFeed
+    from whisperdesk.ui.queue_model import JobTableModel
+    from whisperdesk.ui.queue_view import JobQueueView
+
+    entry = setup.library.for_job(setup.job.id)
+    assert entry is not None
+    other = Path(shutil.copy(setup.audio, tmp_path / "second.wav"))
+    running = setup.store.add(other, job_settings(Settings())).job
+    assert running is not None and setup.store.claim_next() is not None
+    keep_job_transcript(setup.library, running, entry.transcript, {}, Settings().output)
+    feed = StoreFeed(setup.store, poll_ms=3_600_000)
+    feed.jobRemoved.connect(setup.service.on_job_removed)
+    model = JobTableModel(setup.store, poll_ms=3_600_000)
+    view = JobQueueView(model, library=setup.service, ask_keep=lambda parent, names: False)  # delete it
+    qtbot.addWidget(view)
+    refused: list[str] = []
+
+    def remove(job_id: int) -> None:  # what the runner does with a running job it does not run
+        try:
+            setup.store.remove(job_id)
+        except WhisperDeskError as exc:
+            refused.append(str(exc))
+
+    view.removeRequested.connect(remove)
+    view.transcriptReleased.connect(setup.service.release_job)
+    view.select_job(running.id)
+    view.remove_selected()
+    assert refused and setup.store.get(running.id) is not None
+    assert setup.library.for_job(running.id) is not None  # the transcript is still there
+    setup.store.mark_failed(running.id, "stopped")
+    assert setup.store.get(running.id).state == FAILED  # type: ignore[union-attr]
+    setup.store.remove(running.id)
+    qtbot.waitUntil(lambda: setup.library.for_job(running.id) is None)
+    feed.close()
+    model.close()
+    model.deleteLater()
+    feed.deleteLater()

@@ -265,6 +265,8 @@ class Desktop(QObject):
         if self.workspace is not None and self.transcripts is not None:
             view.transcriptRequested.connect(self.workspace.open_job)
             view.transcriptReleased.connect(self.transcripts.release_job)
+            self.feed.jobRemoved.connect(self.transcripts.on_job_removed)  # a running job leaves later
+            self.transcripts.problem.connect(window.show_warning)
             view.previewRequested.connect(self.workspace.preview)
             self.transcripts.editedChanged.connect(model.set_edited)
             runner.jobFinished.connect(self._on_job_finished)

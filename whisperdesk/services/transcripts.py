@@ -13,6 +13,7 @@ person, and ``overwrite_conflicts`` replaces exactly the files the last save rep
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from whisperdesk.core.jobstore import Job, JobStore
 from whisperdesk.core.library.edit import SaveReport, save_edit, write_entry_outputs
 from whisperdesk.core.library.jobs import entry_for_job, remove_job
 from whisperdesk.core.library.store import (
+    LibraryError,
     SearchHit,
     SearchQueryError,
     StaleEditError,
@@ -35,6 +37,8 @@ from whisperdesk.core.speakers.evidence import SpeakerEvidence, speaker_evidence
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
+
+LIBRARY_ERRORS = (LibraryError, sqlite3.Error, OSError)  # what reading or changing the library can raise
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class TranscriptService(QObject):
     exported = Signal(str)
     exportFailed = Signal(str)
     editedChanged = Signal(int, bool)
+    problem = Signal(str)  # a library error in a slot, in plain words (the details are in the log)
 
     def __init__(
         self, store: JobStore, library: TranscriptLibrary, ledger: OutputLedger, parent: QObject | None = None
@@ -85,6 +90,7 @@ class TranscriptService(QObject):
         self._ledger = ledger
         self._versions: dict[int, int] = {}  # job id -> the entry version the window edits
         self._conflicts: dict[int, tuple[Path, ...]] = {}
+        self._release_after: dict[int, bool] = {}  # job id -> keep its transcript, once the job is removed
         self._signals = _Signals(self)
         self._signals.saved.connect(self._on_saved)
         self._signals.conflicts.connect(self.conflicts)
@@ -166,14 +172,42 @@ class TranscriptService(QObject):
 
     @Slot(int, bool)
     def release_job(self, job_id: int, keep: bool) -> None:
-        """A job leaves the queue: keep its transcript in the library (searchable) or delete it."""
-        entry = self._library.for_job(job_id)
-        if entry is None:
+        """A job is leaving the queue: keep its transcript in the library (searchable) or delete it, once the
+        job is out of the store. A removal that fails (a running job) must not cost the transcript, and a
+        running job leaves only when it has stopped, so until then the choice waits for ``on_job_removed``."""
+        try:
+            if self._store.get(job_id) is not None:
+                self._release_after[job_id] = keep
+                return
+        except sqlite3.Error:
+            log.exception("reading job %d before releasing its transcript failed", job_id)
+            self._release_after[job_id] = keep
             return
-        if keep:
-            self._library.detach(job_id)
-        else:
-            self._library.delete(entry.id)
+        self._release(job_id, keep)
+
+    @Slot(int)
+    def on_job_removed(self, job_id: int) -> None:
+        """The store says the job is gone (the store feed's jobRemoved): release its transcript as chosen."""
+        keep = self._release_after.pop(job_id, None)
+        if keep is not None:
+            self._release(job_id, keep)
+
+    def _release(self, job_id: int, keep: bool) -> None:
+        try:
+            entry = self._library.for_job(job_id)
+            if entry is None:
+                return
+            if keep:
+                self._library.detach(job_id)
+            else:
+                self._library.delete(entry.id)
+        except LIBRARY_ERRORS:
+            log.exception("releasing the transcript of job %d failed", job_id)
+            self.problem.emit(
+                "The transcript of a removed job could not be "
+                + ("kept" if keep else "deleted")
+                + " in the transcript library (details in the log)."
+            )
 
     def remove_job(self, job_id: int, *, keep_transcript: bool) -> bool:
         return remove_job(self._store, self._library, job_id, keep_transcript=keep_transcript)

@@ -208,7 +208,7 @@ class JobQueueView(QWidget):
     otherFolderChosen = Signal(int, str)  # run again, writing to this folder (runner.retry_in_folder)
     speakersRenamed = Signal(int, object)  # job id, {old name: new name}
     transcriptRequested = Signal(int)  # open the job's transcript in the workspace
-    transcriptReleased = Signal(int, bool)  # before removeRequested: keep the transcript in the library?
+    transcriptReleased = Signal(int, bool)  # after removeRequested: keep the transcript in the library?
     previewRequested = Signal(int, float, float)  # play a stretch of a job's recording (rename evidence)
 
     def __init__(
@@ -472,9 +472,9 @@ class JobQueueView(QWidget):
             if keep is None:
                 return
         for job in jobs:
-            if job in kept:
-                self.transcriptReleased.emit(job.id, bool(keep))
             self.removeRequested.emit(job.id)
+            if job in kept:  # after: the library lets go of the transcript only once the job is removed
+                self.transcriptReleased.emit(job.id, bool(keep))
 
     def _open(self, path: Path) -> None:
         if not self._open_url(QUrl.fromLocalFile(str(path))):
