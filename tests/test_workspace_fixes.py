@@ -8,6 +8,7 @@ Built on test_workspace's real jfk transcript (real tiny.en weights) and fixture
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +238,27 @@ def test_a_failed_removal_keeps_the_transcript_and_a_later_one_releases_it(
     model.close()
     model.deleteLater()
     feed.deleteLater()
+
+
+# --- 6: library errors are logged and said in one plain sentence -------------------------------------------
+def test_a_broken_library_is_said_plainly_and_never_escapes_a_slot(
+    setup: Setup, qtbot: QtBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    with sqlite3.connect(setup.library.path) as raw:  # the table the app reads is gone (a damaged file)
+        raw.execute("ALTER TABLE entries RENAME TO entries_gone")
+    problems: list[str] = []
+    setup.workspace.problem.connect(problems.append)
+    assert setup.workspace.open_job(setup.job.id) is None
+    assert problems and problems[0].startswith(f"The transcript of {setup.audio.name} cannot be opened")
+    assert "entries" not in problems[0] and "sqlite" not in problems[0].lower()
+    assert "no such table" in caplog.text  # the details are in the log
+    assert setup.service.is_edited(setup.job.id) is False
+    assert setup.service.speaker_names(setup.job.id) == []
+    setup.service.release_job(setup.job.id, True)  # removed already? no: waits for the removal
+    setup.store.remove(setup.job.id)
+    said: list[str] = []
+    setup.service.problem.connect(said.append)
+    setup.service.on_job_removed(setup.job.id)
+    assert said and "could not be kept" in said[0]
+    with sqlite3.connect(setup.library.path) as raw:
+        raw.execute("ALTER TABLE entries_gone RENAME TO entries")

@@ -108,13 +108,21 @@ class TranscriptService(QObject):
     # --- reading ----------------------------------------------------------------------------------------
     def open_job(self, job_id: int) -> OpenedTranscript | str:
         """The job's transcript of record, or a sentence saying why there is none to show."""
-        job = self._store.get(job_id)
+        try:
+            job = self._store.get(job_id)
+        except (sqlite3.Error, OSError):
+            log.exception("reading job %d to open its transcript failed", job_id)
+            return "The job list cannot be read just now, so the transcript cannot be opened (details in the log)."
         if job is None:
             return "That job is no longer in the queue."
         try:
             entry = entry_for_job(self._library, job)
-        except WhisperDeskError as exc:
-            return f"The transcript of {job.name} cannot be opened: {exc}"
+        except (WhisperDeskError, *LIBRARY_ERRORS):
+            log.exception("opening the transcript of job %d (%s) failed", job_id, job.source)
+            return (
+                f"The transcript of {job.name} cannot be opened: the transcript library cannot be read "
+                "(details in the log). Restart WhisperDesk; if it persists, transcribe the file again."
+            )
         if entry is None:
             return (
                 f"The transcript of {job.name} is not in the library and no JSON transcript of it is left "
@@ -126,14 +134,28 @@ class TranscriptService(QObject):
         )
 
     def is_edited(self, job_id: int) -> bool:
-        return self._library.is_edited(job_id)
+        """Whether the job's transcript carries corrections; False (logged) when the library cannot say."""
+        try:
+            return self._library.is_edited(job_id)
+        except LIBRARY_ERRORS:
+            log.exception("reading whether job %d's transcript is edited failed", job_id)
+            return False
 
     def retry_discards_edits(self, job: Job) -> bool:
-        """The queue's one rule for "Retry would throw corrections away" (the window asks first)."""
-        return retry_discards_edits(job, self._library)
+        """The queue's one rule for "Retry would throw corrections away" (the window asks first); when the
+        library cannot say, it asks (logged) rather than risk the corrections."""
+        try:
+            return retry_discards_edits(job, self._library)
+        except LIBRARY_ERRORS:
+            log.exception("reading whether job %d's transcript is edited failed", job.id)
+            return True
 
     def edited_job_ids(self) -> set[int]:
-        return self._library.edited_job_ids()
+        try:
+            return self._library.edited_job_ids()
+        except LIBRARY_ERRORS:
+            log.exception("reading which transcripts are edited failed")
+            return set()
 
     def speaker_evidence(self, job_id: int) -> list[SpeakerEvidence]:
         """Per speaker: share of talk time and a few lines (for the queue's rename dialog)."""
@@ -143,14 +165,22 @@ class TranscriptService(QObject):
     def speaker_names(self, job_id: int) -> list[str]:
         """The job's speakers as its transcript of record has them (empty without speakers); one small
         query, no transcript read (the queue asks on every selection)."""
-        return self._library.speakers_by_job().get(job_id, [])
+        try:
+            return self._library.speakers_by_job().get(job_id, [])
+        except LIBRARY_ERRORS:
+            log.exception("reading the speakers of job %d failed", job_id)
+            return []
 
     def recording_of(self, job_id: int) -> Path | None:
         job = self._store.get(job_id)
         return job.source if job is not None else None
 
     def has_transcript(self, job_id: int) -> bool:
-        return self._library.for_job(job_id) is not None
+        try:
+            return self._library.for_job(job_id) is not None
+        except LIBRARY_ERRORS:
+            log.exception("reading the transcript of job %d failed", job_id)
+            return False
 
     def search(
         self, query: str, *, speaker: str | None = None, order: str = "newest", limit: int = 200

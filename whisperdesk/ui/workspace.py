@@ -55,7 +55,7 @@ class Workspace(QObject):
         """Show job ``job_id``'s transcript (at ``seconds``, playing from there if ``play``)."""
         window = self.windows.get(job_id)
         if window is None:
-            opened = self._service.open_job(job_id)
+            opened = self._service.open_job(job_id)  # library errors come back as a sentence
             if isinstance(opened, str):
                 self.problem.emit(opened)
                 return None
