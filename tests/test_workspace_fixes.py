@@ -23,8 +23,9 @@ from whisperdesk.core.library.jobs import keep_job_transcript
 from whisperdesk.core.outputs import write_outputs
 from whisperdesk.core.paths import AppPaths
 from whisperdesk.core.processor import job_settings
-from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings
+from whisperdesk.core.settings import DecodeOptions, ModelConfig, OutputOptions, Settings, UiOptions
 from whisperdesk.core.transcript import Transcript
+from whisperdesk.ui.transcript_window import TranscriptWindow
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 
@@ -99,6 +100,7 @@ def app(
         model=ModelConfig(model=str(whisper_model_dir), device="cpu", compute_type="int8", batch_size=1),
         decode=DecodeOptions(beam_size=1),
         output=OutputOptions(formats=("txt", "json"), output_dir=str(tmp_path / "out")),
+        ui=UiOptions(remember_voices=True),  # "Remember voices I name" (opt-in) is on here
     )
     asked: list[str] = []
     choices: list[str] = []
@@ -262,3 +264,64 @@ def test_a_broken_library_is_said_plainly_and_never_escapes_a_slot(
     assert said and "could not be kept" in said[0]
     with sqlite3.connect(setup.library.path) as raw:
         raw.execute("ALTER TABLE entries_gone RENAME TO entries")
+
+
+def _with_speakers(app: App, qtbot: QtBot) -> TranscriptWindow:
+    """The job's window, its two segments said by Speaker 1 and Speaker 2, saved."""
+    assert app.desktop.workspace is not None
+    window = app.desktop.workspace.open_job(app.job_id)
+    assert window is not None
+    qtbot.waitExposed(window)
+    window.set_segment_speaker(0, "Speaker 1")
+    window.set_segment_speaker(1, "Speaker 2")
+    with qtbot.waitSignal(window.undo_stack.cleanChanged, timeout=20_000):
+        window.save_action.trigger()
+    return window
+
+
+# --- 3: the queue's rename while the job's window is open ---------------------------------------------------
+def test_queue_rename_with_the_window_open_goes_through_the_window(app: App, qtbot: QtBot) -> None:
+    window = _with_speakers(app, qtbot)
+    assert app.desktop.transcripts is not None
+    with qtbot.waitSignal(app.desktop.transcripts.saved, timeout=20_000):  # renamed and saved
+        app.desktop.view.speakersRenamed.emit(app.job_id, {"Speaker 1": "Ada"})
+    assert not window.dirty
+    assert "Ada" in window.transcript.speakers and window.undo_stack.undoText() == "Rename speakers"
+    window.apply("Edit text", lambda t: edit_text(t, 0, "Corrected after the rename"), 0)
+    with qtbot.waitSignal(window.undo_stack.cleanChanged, timeout=20_000):
+        window.save_action.trigger()
+    assert window.banner.title != "Not saved"  # not refused as changed elsewhere
+    assert app.desktop.library is not None
+    saved = app.desktop.library.for_job(app.job_id)
+    assert saved is not None and saved.transcript.segments[0].text.strip() == "Corrected after the rename"
+    assert saved.transcript.segments[0].speaker == "Ada"
+    assert (
+        app.desktop.transcripts is not None and app.desktop.transcripts.speaker_names(app.job_id)[0] == "Ada"
+    )
+    window.close()
+
+
+# --- 12: naming a speaker in the window remembers the voice, as the queue's dialog does ---------------------
+def test_naming_a_speaker_in_the_window_remembers_the_voice(app: App, qtbot: QtBot) -> None:
+    import numpy as np
+
+    from whisperdesk.core.speakers.diarize import Voiceprint
+    from whisperdesk.core.speakers.saved import save_job_transcript
+    from whisperdesk.core.speakers.voices import VoiceLibrary
+
+    window = _with_speakers(app, qtbot)
+    rng = np.random.default_rng(7)
+    prints = {f"Speaker {i}": Voiceprint(rng.standard_normal(192).astype(np.float32), 6.0) for i in (1, 2)}
+    save_job_transcript(app.job_id, window.transcript, voiceprints=prints)  # as a diarized job keeps them
+    window.rename_everywhere("Speaker 2", "Grace")
+    window.rename_everywhere("Speaker 1", "Ada")
+    window.undo_stack.undo()  # Ada was a slip: only Grace is named
+    with qtbot.waitSignal(app.desktop.renamer.renamed, timeout=20_000):
+        window.save_action.trigger()
+    library = VoiceLibrary.for_settings(app.desktop.settings)
+    assert library is not None
+    assert [v.name for v in library.voices()] == ["Grace"]
+    kept = library.voices()[0].embedding
+    expected = prints["Speaker 2"].embedding / np.linalg.norm(prints["Speaker 2"].embedding)
+    assert float(np.dot(kept, expected)) > 0.999
+    window.close()

@@ -55,7 +55,7 @@ from whisperdesk.ui.main_window import ConfirmFn, MainWindow, ask_yes_no
 from whisperdesk.ui.queue_model import JobTableModel
 from whisperdesk.ui.queue_view import JobQueueView
 from whisperdesk.ui.settings_dialog import SettingsDialog
-from whisperdesk.ui.transcript_window import UnsavedFn, ask_save_discard
+from whisperdesk.ui.transcript_window import TranscriptWindow, UnsavedFn, ask_save_discard
 from whisperdesk.ui.tray import Tray, tray_available
 from whisperdesk.ui.watched_panel import WatchedFoldersPanel
 from whisperdesk.ui.workspace import Workspace
@@ -245,7 +245,7 @@ class Desktop(QObject):
         runner.busyChanged.connect(window.set_jobs_running)
         window.filesAdded.connect(runner.add_files)
         window.filesAddedWithSpeakers.connect(self._on_files_with_speakers)
-        view.speakersRenamed.connect(self.renamer.rename)
+        view.speakersRenamed.connect(self._on_rename_requested)
         self.renamer.renamed.connect(self._on_speakers_renamed)
         self.renamer.failed.connect(window.show_warning)
         # Pause: the runner alone holds the state; the window and the tray ask it and show its answer.
@@ -271,6 +271,8 @@ class Desktop(QObject):
             self.transcripts.editedChanged.connect(model.set_edited)
             runner.jobFinished.connect(self._on_job_finished)
             self.workspace.problem.connect(window.show_warning)
+            self.workspace.windowOpened.connect(self._on_transcript_window)
+            self.transcripts.saved.connect(self._on_transcript_saved)
             self.workspace.exported.connect(self._on_exported)
             self.notifier.openRequested.connect(self.workspace.open_job)
             window.searchRequested.connect(self.workspace.open_search)
@@ -384,6 +386,25 @@ class Desktop(QObject):
         from whisperdesk.core.processor import job_settings
 
         self.runner.add_paths(paths, job_settings(self._settings(), speakers=count or "auto"))
+
+    @Slot(int, object)
+    def _on_rename_requested(self, job_id: int, names: object) -> None:
+        """The queue's "Rename speakers…": through the job's open transcript window when there is one (an
+        undoable rename, then saved), so that window's corrections and next save stay valid."""
+        window = self.workspace.windows.get(job_id) if self.workspace is not None else None
+        if window is not None and isinstance(names, dict):
+            window.rename_and_save({str(k): str(v) for k, v in names.items()})
+        else:
+            self.renamer.rename(job_id, names)
+
+    @Slot(object)
+    def _on_transcript_window(self, window: object) -> None:
+        if isinstance(window, TranscriptWindow):
+            window.speakersNamed.connect(self.renamer.voices_named)  # "Remember voices I name", as the queue's
+
+    @Slot(int, str)
+    def _on_transcript_saved(self, job_id: int, _summary: str) -> None:
+        self.model.refresh_speakers(job_id)
 
     @Slot(int, str)
     def _on_speakers_renamed(self, job_id: int, summary: str) -> None:

@@ -16,7 +16,7 @@ from whisperdesk.core.jobstore import JobStore
 from whisperdesk.core.outputs import OutputLedger
 from whisperdesk.core.processor import options_for
 from whisperdesk.core.settings import Settings
-from whisperdesk.core.speakers.saved import remember_job_voices, rename_job_speakers
+from whisperdesk.core.speakers.saved import follow_renamed_voices, remember_job_voices, rename_job_speakers
 from whisperdesk.core.speakers.voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,11 @@ class _RenameTask(QRunnable):
 
     def run(self) -> None:
         self._renamer._run(self._job_id, self._names)
+
+
+class _NamedTask(_RenameTask):
+    def run(self) -> None:
+        self._renamer._run_named(self._job_id, self._names)
 
 
 class SpeakerRenamer(QObject):
@@ -69,6 +74,13 @@ class SpeakerRenamer(QObject):
             return
         self._pool.start(_RenameTask(self, job_id, {str(k): str(v) for k, v in names.items()}))
 
+    @Slot(int, object)
+    def voices_named(self, job_id: int, names: object) -> None:
+        """Speakers renamed and saved in the transcript window ({"Speaker 1": "Ada"}): remember the named
+        voices as a rename from the queue does (the same opt-in, the same code)."""
+        if isinstance(names, Mapping) and names:
+            self._pool.start(_NamedTask(self, job_id, {str(k): str(v) for k, v in names.items()}))
+
     def wait(self, timeout_ms: int = 10_000) -> bool:
         return self._pool.waitForDone(timeout_ms)
 
@@ -81,8 +93,7 @@ class SpeakerRenamer(QObject):
             settings = self._settings()
             _, output, _ = options_for(job, settings)
             result = rename_job_speakers(job, names, self._ledger, output)
-            library = VoiceLibrary.for_settings(settings)  # "Remember voices I name" (opt-in)
-            remembered = remember_job_voices(job_id, names, library) if library is not None else []
+            remembered = self._remember(job_id, names, settings)
         except WhisperDeskError as exc:
             self._signals.failed.emit(f"{job.name}: speakers not renamed: {exc}")
             return
@@ -96,3 +107,27 @@ class SpeakerRenamer(QObject):
         if remembered:
             summary += f"; voice{'s' if len(remembered) > 1 else ''} remembered: {', '.join(remembered)}"
         self._signals.renamed.emit(job_id, summary)
+
+    @staticmethod
+    def _remember(job_id: int, names: dict[str, str], settings: Settings) -> list[str]:
+        """The one place that decides whether naming a speaker remembers the voice: only under "Remember
+        voices I name" (opt-in), for every way of naming (the queue's dialog, the transcript window)."""
+        library = VoiceLibrary.for_settings(settings)
+        return remember_job_voices(job_id, names, library) if library is not None else []
+
+    def _run_named(self, job_id: int, names: dict[str, str]) -> None:
+        try:
+            follow_renamed_voices(job_id, names)
+            remembered = self._remember(job_id, names, self._settings())
+        except (WhisperDeskError, OSError) as exc:
+            log.warning("job %d: the named voices could not be remembered (%s)", job_id, exc)
+            self._signals.failed.emit("The voices you named could not be remembered (details in the log).")
+            return
+        except Exception:
+            log.exception("remembering the voices named in job %d failed", job_id)
+            self._signals.failed.emit("The voices you named could not be remembered (details in the log).")
+            return
+        if remembered:
+            self._signals.renamed.emit(
+                job_id, f"voice{'s' if len(remembered) > 1 else ''} remembered: {', '.join(remembered)}"
+            )

@@ -114,6 +114,7 @@ class TranscriptWindow(QMainWindow):
     transcript, str format, str path), closed(int job_id)."""
 
     saveRequested = Signal(int, object, bool)
+    speakersNamed = Signal(int, object)  # job id, {label when opened: name saved} (to remember voices)
     saveSettled = Signal()  # a save answered: saved, failed, or files changed outside the app
     exportRequested = Signal(object, str, str)
     closed = Signal(int)
@@ -138,6 +139,9 @@ class TranscriptWindow(QMainWindow):
         self._ask_unsaved = ask_unsaved
         self._discard = False  # closing without asking (the app shuts down)
         self._keep_open = False  # the save made while closing needs an answer here
+        self._named: dict[str, str] = {}  # speaker renamed since the last save: label then -> name now
+        self._saving_named: dict[str, str] = {}
+        self._saving_at = -1  # the undo stack's index the save in flight was made at
         self.setObjectName("transcriptWindow")
         self.resize(1280, 720)
         self.playback = playback
@@ -447,7 +451,20 @@ class TranscriptWindow(QMainWindow):
             self.rename_everywhere(old, name)
 
     def rename_everywhere(self, old: str, new: str) -> bool:
-        return self.apply(f"Rename {old}", lambda t: rename_speaker(t, old, new), self.selected_row())
+        if not self.apply(f"Rename {old}", lambda t: rename_speaker(t, old, new), self.selected_row()):
+            return False
+        first = next((label for label, name in self._named.items() if name == old), old)
+        self._named[first] = " ".join(new.split())
+        return True
+
+    def rename_and_save(self, names: dict[str, str]) -> None:
+        """A rename asked for elsewhere (the queue's dialog) while this window is open: one undoable step
+        here, then saved, so this window's next save is not refused as stale and no correction is lost."""
+        self.undo_stack.beginMacro("Rename speakers")
+        for old, new in names.items():
+            self.rename_everywhere(old, new)
+        self.undo_stack.endMacro()
+        self.save()
 
     @Slot()
     def rename_speakers(self) -> None:
@@ -476,6 +493,13 @@ class TranscriptWindow(QMainWindow):
             self._saving = True
             self._update_title()
             self.statusBar().showMessage("Saving…")
+            speakers = set(self.transcript.speakers)  # renames undone since are not names given
+            self._saving_named = {
+                label: name
+                for label, name in self._named.items()
+                if name != label and name in speakers and label not in speakers
+            }
+            self._saving_at = self.undo_stack.index()
             self.saveRequested.emit(self.job_id, self.transcript, False)
 
     @Slot(int, str)
@@ -483,9 +507,13 @@ class TranscriptWindow(QMainWindow):
         if job_id != self.job_id:
             return
         self._saving = False
-        self.undo_stack.setClean()
+        if self.undo_stack.index() == self._saving_at:  # edits made while saving are still unsaved
+            self.undo_stack.setClean()
         self._update_title()
         self.statusBar().showMessage(summary, 8000)
+        named, self._saving_named, self._named = self._saving_named, {}, {}
+        if named:
+            self.speakersNamed.emit(self.job_id, named)
         self.saveSettled.emit()
 
     @Slot(int, object)

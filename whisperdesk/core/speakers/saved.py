@@ -118,6 +118,15 @@ def remember_job_voices(
     return kept
 
 
+def follow_renamed_voices(job_id: int, names: Mapping[str, str], paths: AppPaths | None = None) -> None:
+    """After a rename made elsewhere (the transcript window's, saved through the library): the job's
+    voiceprints follow the new names, so :func:`remember_job_voices` finds them."""
+    prints = job_voiceprints(job_id, paths)
+    if prints:
+        cleaned = {old: " ".join(new.split()) for old, new in names.items()}
+        _save_voiceprints(job_id, {cleaned.get(label, label): v for label, v in prints.items()}, paths)
+
+
 def job_speaker_note(job_id: int, paths: AppPaths | None = None) -> str:
     """Why the job found another number of speakers than the user asked for; "" when it found what was asked."""
     try:
