@@ -325,3 +325,17 @@ def test_naming_a_speaker_in_the_window_remembers_the_voice(app: App, qtbot: QtB
     expected = prints["Speaker 2"].embedding / np.linalg.norm(prints["Speaker 2"].embedding)
     assert float(np.dot(kept, expected)) > 0.999
     window.close()
+
+
+# --- 11: a stale "Queue finished" banner goes when new work starts -----------------------------------------
+def test_queue_finished_banner_is_taken_down_when_new_work_starts(app: App, qtbot: QtBot) -> None:
+    from whisperdesk.services.notifier import QUEUE_FINISHED
+
+    banner = app.desktop.window.banner
+    app.desktop._on_notice(QUEUE_FINISHED, "2 done, 1 failed.", "warning")
+    assert banner.showing and banner.title == QUEUE_FINISHED
+    app.desktop.runner.jobStarted.emit(app.job_id)
+    assert not banner.showing
+    app.desktop.window.show_warning("Something else to read")
+    app.desktop.runner.jobStarted.emit(app.job_id)
+    assert banner.showing  # other news stays

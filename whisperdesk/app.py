@@ -41,7 +41,7 @@ from whisperdesk.services.job_runner import JobRunner
 from whisperdesk.services.log_bridge import LogBridge
 from whisperdesk.services.model_downloads import ModelDownloads
 from whisperdesk.services.model_queue_guard import ModelQueueGuard
-from whisperdesk.services.notifier import Notifier
+from whisperdesk.services.notifier import QUEUE_FINISHED, Notifier
 from whisperdesk.services.playback import LocatedRecordings
 from whisperdesk.services.queue_summary import QueueSummaryFeed
 from whisperdesk.services.settings_controller import SettingsController
@@ -241,6 +241,7 @@ class Desktop(QObject):
         for ended in (runner.jobFinished, runner.jobFailed, runner.jobCanceled):
             ended.connect(self.notifier.job_ended)  # one policy decides what is told and when
         runner.queueDrained.connect(self._on_queue_drained)
+        runner.jobStarted.connect(self._on_job_started)
         runner.jobCanceling.connect(model.mark_canceling)
         runner.busyChanged.connect(window.set_jobs_running)
         window.filesAdded.connect(runner.add_files)
@@ -441,6 +442,13 @@ class Desktop(QObject):
         self.window.set_queue_summary(text, None if fraction < 0 else fraction)
         if self.tray is not None:
             self.tray.set_status(text)
+
+    @Slot(int)
+    def _on_job_started(self, _job_id: int) -> None:
+        """New work makes the last run's "Queue finished" summary stale: take it down."""
+        banner = self.window.banner
+        if banner.showing and banner.title == QUEUE_FINISHED:
+            banner.dismiss()
 
     @Slot(int, int, int)
     def _on_queue_drained(self, done: int, failed: int, canceled: int) -> None:

@@ -34,6 +34,8 @@ from whisperdesk.services.job_text import count_phrase, first_line, window_error
 
 log = logging.getLogger(__name__)
 
+QUEUE_FINISHED = "Queue finished"  # the run's summary; the window takes it down when new work starts
+
 TRAY_MESSAGE_MS = 6000
 COALESCE_S = 1.5  # outcomes this close together are told in one message
 MIN_VISIBLE_S = 5.0  # a message is not replaced sooner than this
@@ -194,7 +196,7 @@ class NotificationPolicy:
                 message = f"{counts_text(self._run)}: {_details(run)}"
             else:
                 message = grouped_text(run)
-            return Notice("Queue finished", message, "warning" if failed else "info")
+            return Notice(QUEUE_FINISHED, message, "warning" if failed else "info")
         done = [o for o in self._pending if o.state == DONE]
         failed = [o for o in self._pending if o.state == FAILED]
         if failed and done:
