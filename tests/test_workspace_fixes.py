@@ -339,3 +339,28 @@ def test_queue_finished_banner_is_taken_down_when_new_work_starts(app: App, qtbo
     app.desktop.window.show_warning("Something else to read")
     app.desktop.runner.jobStarted.emit(app.job_id)
     assert banner.showing  # other news stays
+
+
+# --- 9: the State column shows "Done · edited" whole --------------------------------------------------------
+def test_state_column_has_room_for_done_edited_and_a_tooltip(setup: Setup, qtbot: QtBot) -> None:
+    from PySide6.QtCore import Qt
+
+    from whisperdesk.ui.queue_model import Column, JobTableModel
+    from whisperdesk.ui.queue_view import JobQueueView
+
+    model = JobTableModel(setup.store, poll_ms=3_600_000)
+    model.set_edited(setup.job.id, True)
+    view = JobQueueView(model, library=setup.service)
+    qtbot.addWidget(view)
+    row = model.row_of(setup.job.id)
+    assert row is not None
+    index = model.index(row, int(Column.STATE))
+    text = index.data()
+    assert text == "Done · edited"
+    option_width = view.table.columnWidth(int(Column.STATE))
+    needed = view.table.fontMetrics().horizontalAdvance(text)
+    margin = 2 * (view.table.style().pixelMetric(view.table.style().PixelMetric.PM_FocusFrameHMargin) + 1)
+    assert option_width >= needed + margin
+    assert "corrections" in index.data(Qt.ItemDataRole.ToolTipRole)
+    model.close()
+    model.deleteLater()

@@ -415,6 +415,10 @@ class JobTableModel(QAbstractTableModel):
             return ", ".join(self.speaker_names(job)) + (f"\n{note}" if note else "")
         if column in (Column.ERROR, Column.STATE) and job.error:
             return window_error(job)
+        if column == Column.STATE:  # the whole label, wherever a narrow column cuts it
+            if job.state == DONE and job.id in self._edited:
+                return "Done; its transcript has your corrections"
+            return self._display(job, column)
         if column == Column.SPEED:
             return "seconds of audio transcribed per second (× realtime)"
         return None

@@ -84,6 +84,17 @@ COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the defaul
 }
 
 
+STATE_FIT = ("Done · edited", "Canceled", "Queued", "Running", "Failed")  # whole in the State column; the
+# rarer long ones ("Waiting for the model") are cut between words, with the whole label as the tooltip
+CELL_PADDING_PX = 16  # the cell's margins and focus frame, both sides, in the styles we ship on
+
+
+def state_column_width(table: QWidget) -> int:
+    """Wide enough for the common state labels in this font (a larger system font widens it)."""
+    widest = max(table.fontMetrics().horizontalAdvance(label) for label in STATE_FIT)
+    return max(COLUMN_WIDTHS[Column.STATE], widest + CELL_PADDING_PX)
+
+
 def ask_directory(parent: QWidget, caption: str) -> str:
     return QFileDialog.getExistingDirectory(parent, caption)
 
@@ -234,6 +245,7 @@ class JobQueueView(QWidget):
         self.table.setModel(model)
         self.table.setItemDelegateForColumn(int(Column.PROGRESS), ProgressDelegate(self.table))
         self.table.setItemDelegateForColumn(int(Column.ERROR), ElideRightDelegate(self.table))
+        self.table.setItemDelegateForColumn(int(Column.STATE), ElideRightDelegate(self.table))  # never "…dited"
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -249,6 +261,7 @@ class JobQueueView(QWidget):
         header.setMinimumSectionSize(40)
         for column, width in COLUMN_WIDTHS.items():
             header.resizeSection(int(column), width)
+        header.resizeSection(int(Column.STATE), state_column_width(self.table))
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep a file name's start and extension
         self._scroll_to: QPersistentModelIndex | None = None
         model.rowsInserted.connect(self._on_rows_inserted)
