@@ -364,3 +364,34 @@ def test_state_column_has_room_for_done_edited_and_a_tooltip(setup: Setup, qtbot
     assert "corrections" in index.data(Qt.ItemDataRole.ToolTipRole)
     model.close()
     model.deleteLater()
+
+
+# --- 7: export from the view --------------------------------------------------------------------------------
+def test_export_starts_in_the_outputs_folder_adds_the_extension_and_says_where(
+    setup: Setup, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from whisperdesk.services.playback import LocatedRecordings
+    from whisperdesk.ui.workspace import Workspace
+
+    offered: list[tuple[str, str]] = []
+    chosen = tmp_path / "exported" / "for the minutes"  # typed without an extension
+    chosen.parent.mkdir()
+
+    def choose_save(parent: QWidget, caption: str, path: str, filters: str) -> str:
+        offered.append((path, filters))
+        return str(chosen)
+
+    workspace = Workspace(setup.service, LocatedRecordings(tmp_path / "l.json"), choose_save=choose_save)
+    window = workspace.open_job(setup.job.id)
+    assert window is not None
+    qtbot.waitExposed(window)
+    with qtbot.waitSignal(setup.service.exported, timeout=20_000):
+        window.export("srt")
+    ((suggested, filters),) = offered
+    assert Path(suggested).parent == setup.outputs["srt"].parent and suggested.endswith(".srt")
+    assert filters == "SRT subtitles (*.srt)"
+    written = chosen.with_name("for the minutes.srt")
+    assert written.is_file() and "country" in written.read_text(encoding="utf-8").lower()
+    assert window.statusBar().currentMessage() == f"Exported to {written}"
+    assert workspace.close_all()
+    workspace.deleteLater()

@@ -50,6 +50,7 @@ class OpenedTranscript:
     transcript: Transcript
     edited: bool
     version: int
+    output_folder: Path | None = None  # where the job wrote its transcripts, when that folder is still there
 
 
 class _Signals(QObject):
@@ -129,8 +130,16 @@ class TranscriptService(QObject):
                 "on disk to read it from; transcribe it again (Retry) to see it here."
             )
         self._versions[job_id] = entry.version
+        folders = [p.parent for p in job.outputs if p.parent.is_dir()]
         return OpenedTranscript(
-            job_id, entry.id, job.name, job.source, entry.transcript, entry.edited, entry.version
+            job_id,
+            entry.id,
+            job.name,
+            job.source,
+            entry.transcript,
+            entry.edited,
+            entry.version,
+            folders[0] if folders else None,
         )
 
     def is_edited(self, job_id: int) -> bool:

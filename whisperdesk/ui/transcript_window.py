@@ -142,6 +142,8 @@ class TranscriptWindow(QMainWindow):
         self._named: dict[str, str] = {}  # speaker renamed since the last save: label then -> name now
         self._saving_named: dict[str, str] = {}
         self._saving_at = -1  # the undo stack's index the save in flight was made at
+        self.export_folder: Path | None = None  # where the job's transcripts are (exports start there)
+        self._exporting = ""
         self.setObjectName("transcriptWindow")
         self.resize(1280, 720)
         self.playback = playback
@@ -556,15 +558,28 @@ class TranscriptWindow(QMainWindow):
         return run
 
     def export(self, fmt: str, path: str | None = None) -> None:
+        """Export to a file the person names; the dialog starts where the job's transcripts were written,
+        showing files of this format, and a name typed without an extension gets this format's."""
         if path is None:
             base = self.playback.original or Path(self._title)
-            target = base.with_suffix(f".{fmt}")
+            folder = self.export_folder if self.export_folder is not None else base.parent
+            target = folder / f"{base.stem}.{fmt}"
             if target.exists():  # most likely the job's own output: suggest a name beside it instead
                 target = target.with_name(f"{base.stem} (corrected).{fmt}")
-            suggestion = str(target)
-            path = self._choose_save(self, f"Export as {fmt.upper()}", suggestion, f"*.{fmt}")
+            label = dict(EXPORT_FORMATS).get(fmt, fmt.upper())
+            path = self._choose_save(self, f"Export as {label}", str(target), f"{label} (*.{fmt})")
         if path:
+            if not Path(path).suffix:
+                path = f"{path}.{fmt}"
+            self._exporting = path
             self.exportRequested.emit(self.transcript, fmt, path)
+
+    @Slot(str)
+    def on_exported(self, path: str) -> None:
+        """Say where this window's export was written (the service tells every window of every export)."""
+        if path == self._exporting:
+            self._exporting = ""
+            self.statusBar().showMessage(f"Exported to {path}", 15000)
 
     # --- playback ---------------------------------------------------------------------------------------
     @Slot(float)

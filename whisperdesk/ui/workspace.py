@@ -15,7 +15,15 @@ from PySide6.QtWidgets import QWidget
 from whisperdesk.services.playback import LocatedRecordings, Playback
 from whisperdesk.services.transcripts import OpenedTranscript, TranscriptService
 from whisperdesk.ui.search_dialog import SearchDialog
-from whisperdesk.ui.transcript_window import AskFn, TranscriptWindow, UnsavedFn, _ask, ask_save_discard
+from whisperdesk.ui.transcript_window import (
+    AskFn,
+    ChooseFileFn,
+    TranscriptWindow,
+    UnsavedFn,
+    _ask,
+    _choose_save,
+    ask_save_discard,
+)
 
 
 class Workspace(QObject):
@@ -32,6 +40,7 @@ class Workspace(QObject):
         *,
         ask: AskFn = _ask,
         ask_unsaved: UnsavedFn = ask_save_discard,
+        choose_save: ChooseFileFn = _choose_save,
         parent_widget: Callable[[], QWidget | None] = lambda: None,
         parent: QObject | None = None,
     ) -> None:
@@ -40,6 +49,7 @@ class Workspace(QObject):
         self._located = located
         self._ask = ask
         self._ask_unsaved = ask_unsaved
+        self._choose_save = choose_save
         self._parent_widget = parent_widget
         self.windows: dict[int, TranscriptWindow] = {}
         self._preview: Playback | None = None  # plays evidence lines of jobs with no window open
@@ -81,13 +91,16 @@ class Workspace(QObject):
             playback,
             ask=self._ask,
             ask_unsaved=self._ask_unsaved,
+            choose_save=self._choose_save,
         )
         playback.setParent(window)
+        window.export_folder = opened.output_folder
         window.saveRequested.connect(self._service.save)
         window.exportRequested.connect(self._service.export)
         self._service.saved.connect(window.on_saved)
         self._service.conflicts.connect(window.on_conflicts)
         self._service.failed.connect(window.on_save_failed)
+        self._service.exported.connect(window.on_exported)
         window.closed.connect(self._on_closed)
         self.windows[opened.job_id] = window
         self.windowOpened.emit(window)
@@ -100,6 +113,7 @@ class Workspace(QObject):
             self._service.saved.disconnect(window.on_saved)
             self._service.conflicts.disconnect(window.on_conflicts)
             self._service.failed.disconnect(window.on_save_failed)
+            self._service.exported.disconnect(window.on_exported)
             window.playback.close()
             window.deleteLater()
 
