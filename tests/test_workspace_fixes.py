@@ -395,3 +395,14 @@ def test_export_starts_in_the_outputs_folder_adds_the_extension_and_says_where(
     assert window.statusBar().currentMessage() == f"Exported to {written}"
     assert workspace.close_all()
     workspace.deleteLater()
+
+
+# --- 8: no sound device is said in the player -------------------------------------------------------------
+def test_the_player_says_when_there_is_no_sound_device(setup: Setup, qtbot: QtBot) -> None:
+    from PySide6.QtMultimedia import QMediaDevices
+
+    window = _open(setup, qtbot)
+    silent = not QMediaDevices.audioOutputs()  # offscreen on a machine without a sound server: none
+    assert window.playback.silent is silent
+    assert window.no_sound.isVisible() is silent
+    assert window.no_sound.text().startswith("No sound device found: playback runs silently")

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QUrl, Signal, Slot
-from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
 
 from whisperdesk.core.atomic import atomic_write_text
 
@@ -68,6 +68,7 @@ class Playback(QObject):
     sourceChanged = Signal(str)
     sourceMissing = Signal(str)
     problem = Signal(str)
+    silentChanged = Signal(bool)  # True: no sound device, playback runs silently (the clock still moves)
 
     def __init__(self, located: LocatedRecordings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -84,6 +85,23 @@ class Playback(QObject):
         self._player.playbackStateChanged.connect(self._on_state)
         self._player.errorOccurred.connect(self._on_error)
         self._player.mediaStatusChanged.connect(self._on_media_status)
+        self._devices = QMediaDevices(self)
+        self._devices.audioOutputsChanged.connect(self._on_outputs_changed)
+        self._silent = not QMediaDevices.audioOutputs()
+
+    @property
+    def silent(self) -> bool:
+        """No sound device to play on: the player still runs (the text follows), but nothing is heard."""
+        return self._silent
+
+    @Slot()
+    def _on_outputs_changed(self) -> None:
+        silent = not QMediaDevices.audioOutputs()
+        if silent != self._silent:
+            self._silent = silent
+            if not silent:
+                self._audio.setDevice(QMediaDevices.defaultAudioOutput())
+            self.silentChanged.emit(silent)
 
     # --- what is loaded --------------------------------------------------------------------------------
     @property

@@ -65,6 +65,7 @@ EXPORT_FORMATS = (
     ("md", "Markdown"),
 )
 LOCATE_ACTION = "locate"
+NO_SOUND_TEXT = "No sound device found: playback runs silently; the text still follows."
 AskFn = Callable[[QWidget, str, str], bool]
 UnsavedFn = Callable[[QWidget, str, str], str]  # answers SAVE, DISCARD or CANCEL
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
@@ -175,6 +176,7 @@ class TranscriptWindow(QMainWindow):
         layout.setContentsMargins(6, 6, 6, 0)
         layout.addWidget(self.banner)
         layout.addWidget(self.player_bar)
+        layout.addWidget(self.no_sound)
         layout.addWidget(split, 1)
         layout.addWidget(self.find_bar)
         self.setCentralWidget(central)
@@ -234,6 +236,11 @@ class TranscriptWindow(QMainWindow):
         row.addWidget(self.volume)
         row.addWidget(self.follow_box)
         self.player_bar = bar
+        self.no_sound = QLabel(NO_SOUND_TEXT, self)
+        self.no_sound.setObjectName("noSoundLine")
+        self.no_sound.setWordWrap(True)
+        self.no_sound.setVisible(self.playback.silent)
+        self.playback.silentChanged.connect(self.no_sound.setVisible)
 
     def _build_find_bar(self) -> None:
         bar = QWidget(self)
