@@ -406,3 +406,21 @@ def test_the_player_says_when_there_is_no_sound_device(setup: Setup, qtbot: QtBo
     assert window.playback.silent is silent
     assert window.no_sound.isVisible() is silent
     assert window.no_sound.text().startswith("No sound device found: playback runs silently")
+
+
+# --- 10: a search hit that wraps gets the height of its lines -----------------------------------------------
+def test_a_search_hit_that_wraps_is_shown_whole(setup: Setup, qtbot: QtBot) -> None:
+    dialog = setup.workspace.open_search()
+    qtbot.waitExposed(dialog)
+    dialog.resize(560, 400)
+    dialog.query.setText("country")
+    dialog.run_search()
+    assert dialog.model.rowCount() >= 1
+    index = dialog.model.index(0, 4)
+    qtbot.waitUntil(lambda: dialog.results.columnWidth(4) < 220)
+    line = dialog.results.fontMetrics().height()
+    height = dialog.results.visualRect(index).height()
+    assert height >= 2 * line  # the snippet wraps at this width: every line is in the row
+    dialog.resize(1400, 400)
+    qtbot.waitUntil(lambda: dialog.results.visualRect(dialog.model.index(0, 4)).height() < height)
+    dialog.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import math
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer, Signal, Slot
@@ -47,13 +48,27 @@ def marked_html(hit: SearchHit) -> str:
 
 
 class _HtmlDelegate(QStyledItemDelegate):
-    def paint(
-        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
-    ) -> None:
+    """Draws the hit's marked snippet, wrapped; each row is as tall as its wrapped text at the column's
+    width, so a second line (and the highlight on it) is never cut off."""
+
+    def __init__(self, view: QTreeView) -> None:
+        super().__init__(view)
+        self._view = view
+
+    @staticmethod
+    def _document(
+        option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex, width: int
+    ) -> QTextDocument:
         doc = QTextDocument()
         doc.setDefaultFont(option.font)  # type: ignore[attr-defined]
         doc.setHtml(str(index.data(HtmlRole) or ""))
-        doc.setTextWidth(option.rect.width())  # type: ignore[attr-defined]
+        doc.setTextWidth(max(20, width))
+        return doc
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        doc = self._document(option, index, option.rect.width())  # type: ignore[attr-defined]
         painter.save()
         if option.state & QStyle.StateFlag.State_Selected:  # type: ignore[attr-defined,operator]
             painter.fillRect(option.rect, option.palette.highlight())  # type: ignore[attr-defined]
@@ -63,7 +78,10 @@ class _HtmlDelegate(QStyledItemDelegate):
         painter.restore()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(200, option.fontMetrics.height() + 8)  # type: ignore[attr-defined]
+        width = self._view.columnWidth(index.column())
+        doc = self._document(option, index, width)
+        minimum = option.fontMetrics.height() + 8  # type: ignore[attr-defined]
+        return QSize(width, max(minimum, math.ceil(doc.size().height())))
 
 
 class SearchDialog(QDialog):
@@ -98,7 +116,7 @@ class SearchDialog(QDialog):
         self.results.setObjectName("searchResults")
         self.results.setRootIsDecorated(False)
         self.results.setAlternatingRowColors(True)
-        self.results.setUniformRowHeights(True)
+        self.results.setUniformRowHeights(False)  # a hit that wraps gets the lines it needs
         self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         palette = self.results.palette()  # one selection colour in every column (the text column draws HTML)
         palette.setColor(QPalette.ColorRole.Highlight, palette.highlight().color().lighter(170))
@@ -113,6 +131,7 @@ class SearchDialog(QDialog):
         for column, width in enumerate((170, 90, 64, 110)):
             header.resizeSection(column, width)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.sectionResized.connect(self._on_section_resized)
         self.results.activated.connect(self._on_activated)
         top = QHBoxLayout()
         top.addWidget(self.query, 1)
@@ -131,6 +150,11 @@ class SearchDialog(QDialog):
         self.speaker_box.currentIndexChanged.connect(self.run_search)
         self.order_box.currentIndexChanged.connect(self.run_search)
         self.refresh_speakers()
+
+    @Slot(int, int, int)
+    def _on_section_resized(self, column: int, _old: int, _new: int) -> None:
+        if column == 4:  # the text wraps anew: rows take their new heights
+            self.results.doItemsLayout()
 
     def refresh_speakers(self) -> None:
         current = self.speaker_box.currentText()
