@@ -401,7 +401,9 @@ class Desktop(QObject):
     @Slot(object)
     def _on_transcript_window(self, window: object) -> None:
         if isinstance(window, TranscriptWindow):
-            window.speakersNamed.connect(self.renamer.voices_named)  # "Remember voices I name", as the queue's
+            window.speakersNamed.connect(
+                self.renamer.voices_named
+            )  # "Remember voices I name", as the queue's
 
     @Slot(int, str)
     def _on_transcript_saved(self, job_id: int, _summary: str) -> None:

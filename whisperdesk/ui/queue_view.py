@@ -245,7 +245,9 @@ class JobQueueView(QWidget):
         self.table.setModel(model)
         self.table.setItemDelegateForColumn(int(Column.PROGRESS), ProgressDelegate(self.table))
         self.table.setItemDelegateForColumn(int(Column.ERROR), ElideRightDelegate(self.table))
-        self.table.setItemDelegateForColumn(int(Column.STATE), ElideRightDelegate(self.table))  # never "…dited"
+        self.table.setItemDelegateForColumn(
+            int(Column.STATE), ElideRightDelegate(self.table)
+        )  # never "…dited"
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
