@@ -424,3 +424,30 @@ def test_a_search_hit_that_wraps_is_shown_whole(setup: Setup, qtbot: QtBot) -> N
     dialog.resize(1400, 400)
     qtbot.waitUntil(lambda: dialog.results.visualRect(dialog.model.index(0, 4)).height() < height)
     dialog.close()
+
+
+def test_a_job_waiting_for_the_model_says_so_briefly_with_the_whole_story_as_tooltip(
+    setup: Setup, qtbot: QtBot, tmp_path: Path
+) -> None:
+    import shutil
+
+    from PySide6.QtCore import Qt
+
+    from whisperdesk.ui.queue_model import Column, JobTableModel
+    from whisperdesk.ui.queue_view import JobQueueView
+
+    other = Path(shutil.copy(setup.audio, tmp_path / "second.wav"))
+    running = setup.store.add(other, job_settings(Settings())).job
+    assert running is not None and setup.store.claim_next() is not None
+    model = JobTableModel(setup.store, poll_ms=3_600_000)
+    view = JobQueueView(model)
+    qtbot.addWidget(view)
+    model.set_waiting(running.id, True)
+    row = model.row_of(running.id)
+    assert row is not None
+    index = model.index(row, int(Column.STATE))
+    needed = view.table.fontMetrics().horizontalAdvance(index.data())
+    assert view.table.columnWidth(int(Column.STATE)) >= needed + 6  # whole, not "Waiting for …"
+    assert "waiting for the model" in index.data(Qt.ItemDataRole.ToolTipRole)
+    model.close()
+    model.deleteLater()

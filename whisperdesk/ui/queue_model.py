@@ -81,7 +81,8 @@ HEADERS: dict[Column, str] = {
 }
 STATE_LABELS = {QUEUED: "Queued", RUNNING: "Running", DONE: "Done", FAILED: "Failed", CANCELED: "Canceled"}
 CANCELING_LABEL = "Canceling…"
-WAITING_LABEL = "Waiting for the model"  # running, but its windows wait while other jobs' batches decode
+WAITING_LABEL = "Waiting"  # running, but its windows wait while other jobs' batches decode (tooltip says so)
+WAITING_TIP = "Running: waiting for the model, which is decoding other recordings' batches"
 NUMERIC = (Column.PROGRESS, Column.DURATION, Column.ELAPSED, Column.ETA, Column.SPEED)
 TIME_COLUMNS = (Column.ELAPSED, Column.ETA, Column.SPEED)
 
@@ -228,7 +229,7 @@ class JobTableModel(QAbstractTableModel):
 
     @Slot(int, bool)
     def set_waiting(self, job_id: int, waiting: bool) -> None:
-        """Connect to ``JobRunner.jobWaiting``: a running job shows "Waiting for the model" meanwhile."""
+        """Connect to ``JobRunner.jobWaiting``: a running job shows "Waiting" meanwhile."""
         if waiting == (job_id in self._waiting):
             return
         (self._waiting.add if waiting else self._waiting.discard)(job_id)
@@ -416,6 +417,8 @@ class JobTableModel(QAbstractTableModel):
         if column in (Column.ERROR, Column.STATE) and job.error:
             return window_error(job)
         if column == Column.STATE:  # the whole label, wherever a narrow column cuts it
+            if job.state == RUNNING and job.id in self._waiting and job.id not in self._canceling:
+                return WAITING_TIP
             if job.state == DONE and job.id in self._edited:
                 return "Done; its transcript has your corrections"
             return self._display(job, column)

@@ -84,8 +84,8 @@ COLUMN_WIDTHS = {  # sum 745 px: the error column keeps ≥ 150 px in the defaul
 }
 
 
-STATE_FIT = ("Done · edited", "Canceled", "Queued", "Running", "Failed")  # whole in the State column; the
-# rarer long ones ("Waiting for the model") are cut between words, with the whole label as the tooltip
+STATE_FIT = ("Done · edited", "Canceled", "Queued", "Running", "Failed")  # whole in the State column; a
+# rarer long one ("Running (attempt 2)") is cut between words, with the whole label as the tooltip
 CELL_PADDING_PX = 16  # the cell's margins and focus frame, both sides, in the styles we ship on
 
 
