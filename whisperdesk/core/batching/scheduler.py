@@ -34,7 +34,10 @@ for the next batch (memory stays bounded: ``prefetch_windows`` + one batch).
 
 Progress: each job's progress moves once per window encoded and once per window finished, in order and never
 backwards; it measures work (encode and decode each get their measured share of a window's time), so the
-ETA a caller derives from it follows the real pace instead of jumping when a whole batch lands. The language
+ETA a caller derives from it follows the real pace instead of jumping when a whole batch lands. Between
+those moments, while an encode or a generate runs, the blocking ``transcribe`` moves it by estimate every
+:data:`ESTIMATE_TICK_S` (``_Job.estimate``), and tells ``on_waiting`` whether any of the job's windows are
+in a batch ("Waiting for the model" otherwise). The language
 is reported (``on_language``) as soon as the first window's encoder output gives it, or, when that window is
 unsure, as soon as the file's next windows have voted (see ``_detect_languages``).
 
@@ -77,6 +80,7 @@ LanguageFn = Callable[[str, float], None]  # (language code, probability)
 
 DEFAULT_MAX_WAIT_S = 2.0  # a partial batch waits this long for more windows while files are still being cut
 CANCEL_POLL_S = 0.1  # the blocking ``transcribe`` looks at its cancel flag this often
+ESTIMATE_TICK_S = 0.5  # how often the blocking ``transcribe`` moves progress by estimate (and reads waiting)
 ESTIMATE_CAP = 0.9  # an estimate inside a generate stops short of the work the generate will credit
 DEFAULT_ENCODE_SHARE = 0.5  # share of a window's work credited at encode time, until a batch measures it
 ORDERS = ("latency", "arrival")  # how queued windows are ranked (see "Which windows go first" above)
@@ -171,8 +175,10 @@ class _Job:
         started: float,
         resume: Mapping[int, WindowResult] | None = None,
         on_window: WindowFn | None = None,
+        on_waiting: WaitingFn | None = None,
     ) -> None:
         self.id = job_id
+        self.on_waiting = on_waiting
         self.resume = dict(resume or {})  # finished windows of an earlier run, by index
         self.on_window = on_window
         self.handle = handle
@@ -248,10 +254,11 @@ class _Job:
             self.report(done, duration)
 
     def estimate(self, now: float) -> None:
-        """Move progress inside a generate by estimate: CTranslate2's Whisper ``generate`` reports nothing
-        until the whole batch is decoded (no token callback for batches), so each batch in flight adds the
-        share of its decode work that its expected duration says is done, approaching but never reaching
-        :data:`ESTIMATE_CAP` of it. Never backwards: the real credit at delivery only moves it on."""
+        """Move progress inside an encode or a generate by estimate: CTranslate2's Whisper ``generate``
+        reports nothing until the whole batch is decoded (no token callback for batches), and a CPU encode
+        of one window takes seconds on a busy machine. Each call in flight adds the share of its work that
+        its expected duration says is done, approaching but never reaching :data:`ESTIMATE_CAP` of it.
+        Never backwards: the real credit when the call returns only moves it on."""
         with self.lock:
             if self.done or not self.estimates or self.work_total <= 0 or self.plan is None:
                 return
@@ -264,6 +271,15 @@ class _Job:
                 return
             self.reported = done
             self.report(done, self.plan.duration)
+
+    def tell_waiting(self, waiting: bool) -> None:
+        """Called under the scheduler's lock: ``on_waiting`` must only hand the value on."""
+        if self.on_waiting is None:
+            return
+        try:
+            self.on_waiting(waiting)
+        except Exception:  # an observer must never break a job
+            log.exception("waiting callback failed for %s", self.source)
 
     def checkpoint(self, result: WindowResult) -> None:
         if self.on_window is None or self.done:
@@ -353,7 +369,8 @@ class BatchScheduler:
         ] = {}  # model id -> encode's share of a window's work, latest batch
         self._ids = itertools.count(1)
         self._batch_numbers = itertools.count(1)
-        self._tokens = itertools.count(1)  # generates in flight, for the progress estimates
+        self._tokens = itertools.count(1)  # encodes and generates in flight, for the progress estimates
+        self._encode_pace: dict[int, float] = {}  # model id -> seconds per window of the latest CPU encode
         self._oom_limits: dict[int, int] = {}
         self._cpu_twins: dict[int, ModelHandle | None] = {}
         self._twin_lock = threading.Lock()
@@ -373,6 +390,7 @@ class BatchScheduler:
         cancel: threading.Event | None = None,
         resume: Mapping[int, WindowResult] | None = None,
         on_window: WindowFn | None = None,
+        on_waiting: WaitingFn | None = None,
     ) -> JobFuture:
         """Queue one file (or its already decoded 16-kHz ``audio``); callbacks run on scheduler threads.
 
@@ -380,6 +398,8 @@ class BatchScheduler:
         soon as the language is known (given, English-only model, or detected from the first window).
         ``on_window(result)`` gets each window once it is decoded to the end (a checkpoint); ``resume`` holds
         such results of an earlier run of the same file and options: those windows are not decoded again.
+        ``on_waiting(True/False)`` says whether the job waits for the model or has windows in a batch; it is
+        called under the scheduler's lock, so it must only hand the value on (``transcribe`` relays it).
         """
         options.validate()
         job = _Job(
@@ -394,7 +414,9 @@ class BatchScheduler:
             self._clock.monotonic(),
             resume,
             on_window,
+            on_waiting,
         )
+        job.tell_waiting(True)
         with self._cond:
             if self._closing:
                 raise RuntimeError("the batch scheduler is closed")
@@ -424,6 +446,7 @@ class BatchScheduler:
         relay = (lambda done, total: events.put((progress, (done, total)))) if progress else None
         language_relay = (lambda code, p: events.put((on_language, (code, p)))) if on_language else None
         window_relay = (lambda result: events.put((on_window, (result,)))) if on_window else None
+        waiting_relay = (lambda waiting: events.put((on_waiting, (waiting,)))) if on_waiting else None
         future = self.submit(
             handle,
             source,
@@ -434,6 +457,7 @@ class BatchScheduler:
             cancel=cancel,
             resume=resume,
             on_window=window_relay,
+            on_waiting=waiting_relay,
         )
         future.add_done_callback(lambda _f: events.put(None))
 
@@ -442,7 +466,7 @@ class BatchScheduler:
                 return  # progress never moves after the user's cancel
             item[0](*item[1])
 
-        waiting: bool | None = None
+        next_tick = 0.0
         while True:
             try:
                 item = events.get(timeout=CANCEL_POLL_S)
@@ -450,11 +474,10 @@ class BatchScheduler:
                 item = None
             if cancel is not None and cancel.is_set():
                 self.cancel_job(future.job_id)
-            elif not future.done():
-                now_waiting = self._tick(future.job_id)
-                if on_waiting is not None and now_waiting is not None and now_waiting != waiting:
-                    waiting = now_waiting
-                    on_waiting(waiting)
+            elif not future.done() and self._clock.monotonic() >= next_tick:
+                # paced: each estimate is itself an event that wakes this loop at once
+                next_tick = self._clock.monotonic() + ESTIMATE_TICK_S
+                self._tick(future.job_id)
             if item is not None:
                 run(item)
             elif future.done():
@@ -479,16 +502,12 @@ class BatchScheduler:
                 self._holds -= 1
                 self._cond.notify_all()
 
-    def _tick(self, job_id: int) -> bool | None:
-        """On the job's own thread: the progress estimate inside a generate, and whether the job waits for
-        the model (none of its windows in a batch); None when the job has ended."""
+    def _tick(self, job_id: int) -> None:
+        """On the job's own thread: its progress estimate while an encode or generate of it runs."""
         with self._cond:
             job = self._live.get(job_id)
-            if job is None:
-                return None
-            waiting = job.in_flight == 0
-        job.estimate(self._clock.monotonic())
-        return waiting
+        if job is not None:
+            job.estimate(self._clock.monotonic())
 
     def add_batch_listener(self, listener: Callable[[BatchInfo], None]) -> None:
         """Call ``listener`` after every batch (on the inference thread), like ``on_batch``."""
@@ -621,6 +640,9 @@ class BatchScheduler:
                 with self._cond:
                     for window in batch:
                         window.job.in_flight -= 1
+                    for job in dict.fromkeys(w.job for w in batch):
+                        if job.in_flight == 0 and not job.done:
+                            job.tell_waiting(True)
                     self._busy[model_id] -= 1
                     self._flights.pop(threading.get_ident(), None)
                     self._cond.notify_all()
@@ -841,6 +863,8 @@ class BatchScheduler:
                 picked_jobs.add(id(window.job))
         if picked:
             for window in picked:
+                if window.job.in_flight == 0:
+                    window.job.tell_waiting(False)
                 window.job.in_flight += 1
             chosen = set(map(id, picked))
             self._windows = deque(w for w in self._windows if id(w) not in chosen)
@@ -959,11 +983,17 @@ class BatchScheduler:
             if not chunk:
                 continue
             began = self._clock.monotonic()
-            output = handle.model.encode(np.stack([w.features for w in chunk]))
+            token = self._expect_encode(handle, chunk, began)
+            try:
+                output = handle.model.encode(np.stack([w.features for w in chunk]))
+            finally:
+                self._forget(chunk, token)
             rows = dec.as_numpy(output)
             for i, w in enumerate(chunk):
                 w.encoded = rows[i].copy()
             spent = (self._clock.monotonic() - began) / len(chunk)
+            with self._cond:
+                self._encode_pace[id(handle.model)] = spent
             for w in chunk:
                 w.encode_seconds = spent
             self._detect_languages(handle, chunk, output, windows)
@@ -1045,9 +1075,7 @@ class BatchScheduler:
                 dec.GenerateCall(model, encoder_output, prompts, kwargs, members, handle.device)
             )
         finally:
-            for job in dict.fromkeys(w.job for w in windows):
-                with job.lock:
-                    job.estimates.pop(token, None)
+            self._forget(windows, token)
         decoded = dec.read_results(results, options.temperature[0])
         decoded = dec.fallback(
             model,
@@ -1096,6 +1124,26 @@ class BatchScheduler:
             with job.lock:
                 job.estimates[token] = (began, max(expected, 0.5), work)
         return token
+
+    def _expect_encode(self, handle: ModelHandle, chunk: list[_Window], began: float) -> int:
+        """Like ``_expect`` for an encode on CPU (window by window, seconds each when the machine is busy):
+        its expected length is the latest encode's per window, its work what ``_credit_encoded`` credits."""
+        model_id = id(handle.model)
+        with self._cond:
+            per_window = self._encode_pace.get(model_id, 1.0)
+            share = self._encode_share.get(model_id, DEFAULT_ENCODE_SHARE)
+        token = next(self._tokens)
+        for job in dict.fromkeys(w.job for w in chunk):
+            work = sum(w.span * share for w in chunk if w.job is job and w.credited == 0.0)
+            with job.lock:
+                job.estimates[token] = (began, max(per_window * len(chunk), 0.2), work)
+        return token
+
+    @staticmethod
+    def _forget(windows: list[_Window], token: int) -> None:
+        for job in dict.fromkeys(w.job for w in windows):
+            with job.lock:
+                job.estimates.pop(token, None)
 
     def _measure(self, handle: ModelHandle, info: BatchInfo) -> None:
         """Keep the latest working pace (no waits): the tail split and the progress weights use it."""
