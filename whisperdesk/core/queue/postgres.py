@@ -192,7 +192,11 @@ class PostgresJobQueue:
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._closed = False
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()  # a refused or unreachable queue leaves no connection behind
+            raise
 
     # -- connection and transactions ------------------------------------------------------------------
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
@@ -311,10 +315,13 @@ class PostgresJobQueue:
                            row_number() OVER (PARTITION BY j.priority, j.submitter ORDER BY j.queue_seq) AS turn
                     FROM jobs AS j LEFT JOIN submitters AS s ON s.name = j.submitter
                     WHERE j.state = 'queued'
+                ), ordered AS (
+                    SELECT id, row_number() OVER (ORDER BY priority DESC, turn, served, queue_seq) AS pos
+                    FROM ranked
                 ), picked AS (
-                    SELECT j.id FROM jobs AS j JOIN ranked AS r ON r.id = j.id
+                    SELECT j.id, o.pos FROM jobs AS j JOIN ordered AS o ON o.id = j.id
                     WHERE j.state = 'queued'
-                    ORDER BY r.priority DESC, r.turn, r.served, r.queue_seq
+                    ORDER BY o.pos
                     LIMIT %(limit)s
                     FOR UPDATE OF j SKIP LOCKED
                 )
@@ -324,11 +331,11 @@ class PostgresJobQueue:
                     started_at = clock_timestamp(), finished_at = NULL, error = NULL, progress = 0,
                     changed_seq = %(seq)s
                 FROM picked WHERE jobs.id = picked.id
-                RETURNING {_columns("jobs")}, jobs.queue_seq
+                RETURNING {_columns("jobs")}, picked.pos
                 """,
                 {"limit": max(1, int(limit)), "worker": worker, "lease": float(lease_s), "seq": seq},
             ).fetchall()
-            rows.sort(key=lambda r: int(r["queue_seq"]))
+            rows.sort(key=lambda r: int(r["pos"]))  # the claim's order: lanes, then turns
             for row in rows:  # served now: the next turn goes to someone else first
                 cur.execute(
                     "UPDATE submitters SET last_claim = nextval('claim_seq') WHERE name = %s",
