@@ -102,7 +102,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 changed_seq BIGINT NOT NULL
             )""",
             # The claim's scan: queued rows by lane, submitter and age, nothing else.
-            "CREATE INDEX jobs_claim ON jobs (priority DESC, submitter, queue_seq) WHERE state = 'queued'",
+            "CREATE INDEX jobs_claim ON jobs (submitter, priority DESC, queue_seq) WHERE state = 'queued'",
             "CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running'",
             "CREATE INDEX jobs_changed ON jobs (changed_seq)",
             "CREATE TABLE submitters (name TEXT PRIMARY KEY, last_claim BIGINT NOT NULL DEFAULT 0)",
@@ -140,6 +140,41 @@ def _columns(table: str = "") -> str:
 
 
 _COLUMNS = _columns()
+# The claim, one statement. Candidates: each submitter's first ``depth`` queued jobs (by lane, then age),
+# read through the jobs_claim index, so the cost grows with the number of people, not of queued jobs. No
+# job outside them can be among the first ``limit``: a submitter's k-th job is preceded by its k-1 earlier
+# ones. Rank candidates by lane, then turn within their submitter (the submitter served longest ago first),
+# lock the first ``limit`` that no concurrent claim holds, and make them running under a lease. ``depth``
+# exceeds ``limit`` so that rows locked by concurrent claims leave enough others to take.
+CLAIM_SQL = f"""
+WITH ranked AS (
+    SELECT c.id, c.priority, c.queue_seq, s.last_claim AS served,
+           row_number() OVER (PARTITION BY s.name, c.priority ORDER BY c.queue_seq) AS turn
+    FROM submitters AS s CROSS JOIN LATERAL (
+        SELECT j.id, j.priority, j.queue_seq FROM jobs AS j
+        WHERE j.state = 'queued' AND j.submitter = s.name
+        ORDER BY j.priority DESC, j.queue_seq
+        LIMIT %(depth)s
+    ) AS c
+), ordered AS (
+    SELECT id, row_number() OVER (ORDER BY priority DESC, turn, served, queue_seq) AS pos
+    FROM ranked
+), picked AS (
+    SELECT j.id, o.pos FROM jobs AS j JOIN ordered AS o ON o.id = j.id
+    WHERE j.state = 'queued' AND j.id = ANY(ARRAY(SELECT id FROM ordered))  -- by key, not a table scan
+    ORDER BY o.pos
+    LIMIT %(limit)s
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = %(worker)s,
+    lease_token = gen_random_uuid()::text,
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
+    started_at = clock_timestamp(), finished_at = NULL, error = NULL, progress = 0,
+    changed_seq = %(seq)s
+FROM picked WHERE jobs.id = picked.id
+RETURNING {_columns("jobs")}, picked.pos
+"""
+
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -309,31 +344,14 @@ class PostgresJobQueue:
         with self._tx() as cur:
             seq = self._next_change(cur)
             rows = cur.execute(
-                f"""
-                WITH ranked AS (
-                    SELECT j.id, j.priority, j.queue_seq, COALESCE(s.last_claim, 0) AS served,
-                           row_number() OVER (PARTITION BY j.priority, j.submitter ORDER BY j.queue_seq) AS turn
-                    FROM jobs AS j LEFT JOIN submitters AS s ON s.name = j.submitter
-                    WHERE j.state = 'queued'
-                ), ordered AS (
-                    SELECT id, row_number() OVER (ORDER BY priority DESC, turn, served, queue_seq) AS pos
-                    FROM ranked
-                ), picked AS (
-                    SELECT j.id, o.pos FROM jobs AS j JOIN ordered AS o ON o.id = j.id
-                    WHERE j.state = 'queued'
-                    ORDER BY o.pos
-                    LIMIT %(limit)s
-                    FOR UPDATE OF j SKIP LOCKED
-                )
-                UPDATE jobs SET state = 'running', attempts = attempts + 1, worker = %(worker)s,
-                    lease_token = gen_random_uuid()::text,
-                    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
-                    started_at = clock_timestamp(), finished_at = NULL, error = NULL, progress = 0,
-                    changed_seq = %(seq)s
-                FROM picked WHERE jobs.id = picked.id
-                RETURNING {_columns("jobs")}, picked.pos
-                """,
-                {"limit": max(1, int(limit)), "worker": worker, "lease": float(lease_s), "seq": seq},
+                CLAIM_SQL,
+                {
+                    "limit": max(1, int(limit)),
+                    "depth": 2 * max(1, int(limit)) + 16,
+                    "worker": worker,
+                    "lease": float(lease_s),
+                    "seq": seq,
+                },
             ).fetchall()
             rows.sort(key=lambda r: int(r["pos"]))  # the claim's order: lanes, then turns
             for row in rows:  # served now: the next turn goes to someone else first
