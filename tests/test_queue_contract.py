@@ -395,3 +395,23 @@ def test_postgres_migrations_run_once_and_a_newer_schema_is_refused(
         conn.execute(f"INSERT INTO {schema}.schema_migrations (version, description) VALUES (999, 'future')")
     with pytest.raises(JobStoreError, match="newer than this WhisperDesk"):
         PostgresJobQueue(postgres_server.dsn, schema=schema)  # type: ignore[attr-defined]
+
+
+def test_postgres_a_restarted_server_is_reconnected_and_nothing_half_done(
+    postgres_server: object, pg_queue: Callable[[], JobQueue], files: Callable[[int], list[Path]]
+) -> None:
+    from whisperdesk.core.jobstore import JobStoreError
+
+    q = pg_queue()
+    a, b = (q.add(p).job.id for p in files(2))
+    (lease,) = q.claim("w1", lease_s=60)
+    postgres_server.stop("immediate")  # type: ignore[attr-defined]  # a crash, as far as the database knows
+    try:
+        with pytest.raises(JobStoreError, match="lost the connection"):
+            q.complete(lease, ["/out/a.txt"])
+    finally:
+        postgres_server.start()  # type: ignore[attr-defined]
+    job = q.get(lease.job_id)  # connects again
+    assert job is not None and job.state == RUNNING  # the failed completion left no trace
+    assert q.complete(lease, ["/out/a.txt"]).state == DONE  # the lease survived the restart
+    assert [x.job_id for x in q.claim("w1", lease_s=60)] == [b if lease.job_id == a else a]

@@ -33,6 +33,7 @@ from whisperdesk.core.settings import load_settings
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+RECONNECT_WAIT_S = 2.0  # a worker outlives a database restart: it waits this long between attempts
 
 
 def _positive_seconds(text: str) -> float:
@@ -142,7 +143,12 @@ def _run(args: argparse.Namespace, paths: AppPaths) -> int:
         log.info("worker %s: taking jobs from the team queue", name)
         try:
             while not stop.is_set():
-                result = worker.run_one()
+                try:
+                    result = worker.run_one()
+                except JobStoreError as exc:  # the database restarting or out of reach: wait, then again
+                    log.warning("%s; trying again in %.0f s", exc, RECONNECT_WAIT_S)
+                    stop.wait(RECONNECT_WAIT_S)
+                    continue
                 if result is None:
                     if args.exit_when_idle:
                         break
@@ -151,9 +157,6 @@ def _run(args: argparse.Namespace, paths: AppPaths) -> int:
                     log.info("job %d: %s", result.job.id, result.job.state)
         except (ModelError, ConfigError) as exc:
             print(f"whisperdesk: error: model {settings.model.model}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-        except JobStoreError as exc:
-            print(f"whisperdesk: error: {exc}", file=sys.stderr)
             return EXIT_FAILED
         finally:
             staging.close()

@@ -79,8 +79,10 @@ class PostgresServer:
 
     def start(self) -> None:
         options = (
+            # fsync off only skips flushing to disk: a killed server (stop -m immediate) keeps every commit,
+            # which synchronous_commit=off would not, so that stays on for the crash tests.
             f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            "-c full_page_writes=off -c max_connections=50"
         )
         self._run(
             str(self.bin_dir / "pg_ctl"),

@@ -255,12 +255,23 @@ class PostgresJobQueue:
 
     @contextlib.contextmanager
     def _tx(self, *, snapshot: bool = False) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """One transaction. A connection lost on the way (the server restarted, the network dropped) is
+        a JobStoreError in plain words; nothing of the transaction was committed, and the next call
+        connects again, so a worker can wait and carry on."""
         with self._lock:
             conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                if snapshot:
-                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                yield cur
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    if snapshot:
+                        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    yield cur
+            except psycopg.OperationalError as exc:
+                if not conn.broken and not conn.closed:
+                    raise
+                raise JobStoreError(
+                    f"lost the connection to the team queue database ({str(exc).strip()}); nothing of the "
+                    "last change was saved, and the next attempt connects again"
+                ) from exc
 
     @staticmethod
     def _next_change(cur: psycopg.Cursor[dict[str, Any]]) -> int:
