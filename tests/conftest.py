@@ -198,3 +198,24 @@ def shared_tmp() -> Iterator[Path]:
         for d in dirs:
             os.chmod(os.path.join(root, d), 0o755)
     shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """A real PostgreSQL server for this test session (initdb + pg_ctl in a temporary folder, unix socket
+    only, fsync off); skips with the reason when the server binaries or psycopg are missing."""
+    from whisperdesk.devtools.postgres_server import find_binaries, remove_server, start_server
+
+    bin_dir, why = find_binaries()
+    if bin_dir is None:
+        pytest.skip(why)
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed; install the test extra: pip install -e '.[test]'")
+    try:
+        server = start_server()
+    except KeyError:
+        pytest.skip("running as root without a 'postgres' account to run the server as; install 'postgresql'")
+    yield server
+    remove_server(server)

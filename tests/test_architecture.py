@@ -75,7 +75,7 @@ def test_layer_contracts_hold() -> None:
     benchmark no test tooling; widgets run no engine, scheduler, job processing or benchmark themselves."""
     out = _lint_imports(REPO)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "6 kept, 0 broken" in out.stdout  # every contract ran
+    assert "7 kept, 0 broken" in out.stdout  # every contract ran
 
 
 def test_layer_contracts_catch_a_core_module_importing_devtools(tmp_path: Path) -> None:
@@ -92,3 +92,22 @@ def test_layer_contracts_catch_a_core_module_importing_devtools(tmp_path: Path) 
     out = _lint_imports(tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert out.returncode != 0
     assert "whisperdesk.core.clock -> whisperdesk.devtools.wer" in out.stdout, out.stdout
+
+
+def test_psycopg_stays_in_the_team_queue_backend(tmp_path: Path) -> None:
+    """Only core/queue/postgres.py may import psycopg (an optional extra): a second module importing it,
+    even inside a function, breaks the contract."""
+    import os
+    import shutil
+
+    copy = tmp_path / "whisperdesk"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    worker = copy / "core" / "queue" / "loop.py"
+    worker.write_text(
+        worker.read_text(encoding="utf-8")
+        + "\n\ndef _connect() -> None:\n    import psycopg  # noqa: F401\n",
+        encoding="utf-8",
+    )
+    out = _lint_imports(tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert out.returncode != 0
+    assert "whisperdesk.core.queue.loop -> psycopg" in out.stdout, out.stdout

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from whisperdesk import __version__
 
 # Subcommand modules, in the order `--help` lists them. A missing module (feature not built) is skipped.
-_COMMANDS = ("transcribe", "watch", "jobs", "search", "models", "bench", "doctor", "gui")
+_COMMANDS = ("transcribe", "watch", "worker", "jobs", "search", "models", "bench", "doctor", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:
