@@ -279,6 +279,23 @@ def test_changes_since_sees_every_change(backend: Backend, files: Callable[[int]
     assert other.changes_since(later.version).jobs == []
 
 
+def test_wait_for_change_wakes_on_another_clients_change(
+    backend: Backend, files: Callable[[int], list[Path]]
+) -> None:
+    q = backend.queue
+    start = q.data_version()
+    assert q.wait_for_change(start, timeout=0.2) == start  # nothing happened: back after the timeout
+    woke: list[int] = []
+    # An hour's timeout: returning at all within the join's guard means the change woke it.
+    waiter = threading.Thread(target=lambda: woke.append(q.wait_for_change(start, timeout=3600)), daemon=True)
+    waiter.start()
+    added = backend.open_another().add(files(1)[0]).job  # another client (a watcher on another host)
+    waiter.join(timeout=120)
+    assert not waiter.is_alive(), "the change did not wake the waiting client"
+    assert woke and woke[0] >= added.version > start
+    assert [j.id for j in q.changes_since(start).jobs] == [added.id]
+
+
 # --- fair share and lanes (submitters exist only on a shared queue) -------------------------------------
 def _needs_fair_share(backend: Backend) -> None:
     if not backend.queue.fair_share:
@@ -415,3 +432,19 @@ def test_postgres_a_restarted_server_is_reconnected_and_nothing_half_done(
     assert job is not None and job.state == RUNNING  # the failed completion left no trace
     assert q.complete(lease, ["/out/a.txt"]).state == DONE  # the lease survived the restart
     assert [x.job_id for x in q.claim("w1", lease_s=60)] == [b if lease.job_id == a else a]
+
+
+def test_postgres_every_change_is_announced_with_its_version(
+    postgres_server: object, pg_queue: Callable[[], JobQueue], files: Callable[[int], list[Path]]
+) -> None:
+    """The waiting feed wakes on NOTIFY (its one-second slices are only the fallback): each committed change
+    is announced on the queue's channel with its change number, in commit order."""
+    import psycopg
+
+    q = pg_queue()
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as listener:  # type: ignore[attr-defined]
+        listener.execute(f"LISTEN whisperdesk_{q.schema}")  # type: ignore[attr-defined]
+        added = q.add(files(1)[0]).job
+        (lease,) = q.claim("w1", lease_s=60)
+        heard = [n.payload for n in listener.notifies(timeout=30, stop_after=2)]
+    assert heard == [str(added.version), str(lease.job.version)]

@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ from whisperdesk.core.queue.protocol import (
 log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "whisperdesk"
+_LISTEN_SLICE_S = 1.0  # the longest a waiting feed takes to notice close()
 _MIGRATION_LOCK = 0x5744_5131  # pg_advisory_xact_lock key: two workers starting together migrate once
 
 # Append-only, like the SQLite store's: a released migration is never edited, a new one is added at the end.
@@ -227,6 +229,8 @@ class PostgresJobQueue:
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         self._closed = False
+        self._listen_lock = threading.Lock()
+        self._listener: psycopg.Connection[dict[str, Any]] | None = None  # LISTENs: wait_for_change
         try:
             self._migrate()
         except BaseException:
@@ -273,13 +277,18 @@ class PostgresJobQueue:
                     "last change was saved, and the next attempt connects again"
                 ) from exc
 
-    @staticmethod
-    def _next_change(cur: psycopg.Cursor[dict[str, Any]]) -> int:
-        """This transaction's change number; the counter row stays locked to commit (see module docstring)."""
+    @property
+    def _channel(self) -> str:
+        return f"whisperdesk_{self.schema}"
+
+    def _next_change(self, cur: psycopg.Cursor[dict[str, Any]]) -> int:
+        """This transaction's change number; the counter row stays locked to commit (see module docstring).
+        Listeners are notified at commit (a rolled-back change notifies no one)."""
         row = cur.execute(
             "UPDATE meta SET value = value + 1 WHERE key = 'change_seq' RETURNING value"
         ).fetchone()
         assert row is not None
+        cur.execute("SELECT pg_notify(%s, %s)", (self._channel, str(row["value"])))
         return int(row["value"])
 
     def _migrate(self) -> None:
@@ -307,10 +316,13 @@ class PostgresJobQueue:
                     log.info("team queue: applied migration %d (%s)", version, description)
 
     def close(self) -> None:
+        self._closed = True  # first: a feed waiting in wait_for_change sees it within one slice and returns
         with self._lock:
-            self._closed = True
             if self._conn is not None:
                 self._conn.close()
+        with self._listen_lock:
+            if self._listener is not None:
+                self._listener.close()
 
     def __enter__(self) -> PostgresJobQueue:
         return self
@@ -534,6 +546,42 @@ class PostgresJobQueue:
             row = cur.execute("SELECT value FROM meta WHERE key = 'change_seq'").fetchone()
         assert row is not None
         return int(row["value"])
+
+    def wait_for_change(self, version: int, timeout: float) -> int:
+        """Sleep on LISTEN until a change past ``version`` commits, or ``timeout`` passes. The listening
+        connection is opened (and after a loss re-opened) *before* the version is read, so a change
+        committed in between is still heard; a lost connection is a JobStoreError like any other call.
+        It also re-reads the version every :data:`_LISTEN_SLICE_S`, a poll fallback should a notification
+        ever be lost."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._listen_lock:
+            if self._closed:
+                raise JobStoreError("the team queue connection is closed")
+            if self._listener is None or self._listener.closed or self._listener.broken:
+                try:
+                    self._listener = psycopg.connect(
+                        self.dsn, autocommit=True, row_factory=dict_row, application_name="whisperdesk-feed"
+                    )
+                    self._listener.execute(f"LISTEN {self._channel}")
+                except psycopg.OperationalError as exc:
+                    raise JobStoreError(
+                        f"cannot reach the team queue database to follow its changes: {str(exc).strip()}"
+                    ) from exc
+            listener = self._listener
+            while True:
+                now = self.data_version()
+                left = deadline - time.monotonic()
+                if now > version or left <= 0:
+                    return now
+                if self._closed:
+                    raise JobStoreError("the team queue connection is closed")
+                try:  # in slices, so close() from another thread is noticed promptly
+                    for _note in listener.notifies(timeout=min(left, _LISTEN_SLICE_S), stop_after=1):
+                        pass
+                except psycopg.OperationalError as exc:
+                    raise JobStoreError(
+                        f"lost the connection that follows the team queue's changes ({str(exc).strip()})"
+                    ) from exc
 
     def changes_since(self, version: int) -> QueueChanges:
         """Jobs changed and ids removed after ``version``, read in one snapshot."""

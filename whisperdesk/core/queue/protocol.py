@@ -180,4 +180,10 @@ class JobQueue(Protocol):
 
     def changes_since(self, version: int) -> QueueChanges: ...
 
+    def wait_for_change(self, version: int, timeout: float) -> int:
+        """Block until the queue's version passes ``version`` (a change by anyone) or ``timeout`` seconds
+        pass; returns the version now. A feed runs this in a loop on its own thread, then reads
+        :meth:`changes_since`: PostgreSQL wakes it by LISTEN/NOTIFY, SQLite by polling its change number."""
+        ...
+
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from whisperdesk.core.queue.protocol import (
     Requeued,
     StaleLeaseError,
 )
+
+POLL_S = 0.1  # how often wait_for_change reads the change number: other processes do not notify
 
 
 def _view(job: Job) -> QueueJob:
@@ -159,6 +162,16 @@ class SqliteJobQueue:
     def changes_since(self, version: int) -> QueueChanges:
         changes = self.store.changes_since(version)
         return QueueChanges(changes.version, [_view(j) for j in changes.jobs], changes.removed)
+
+    def wait_for_change(self, version: int, timeout: float) -> int:
+        """Poll the store's change number (one indexed read) until it passes ``version``."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            now = self.store.data_version()
+            left = deadline - time.monotonic()
+            if now > version or left <= 0:
+                return now
+            time.sleep(min(POLL_S, left))
 
     def close(self) -> None:
         self.store.close()
