@@ -189,3 +189,18 @@ def test_cancel_stops_with_cancelled(conversations: dict[str, Conversation]) -> 
 
     with pytest.raises(Cancelled):
         diarize(conv.audio, progress=stop_midway, cancel=cancel)
+
+
+def test_a_sliver_of_a_long_recording_is_no_speaker_unless_asked_for() -> None:
+    """Mechanics of the minimum-share prior: two tight groups of 600 windows and 12 in-between windows (like
+    windows spanning two people's turns) are two speakers with auto, three when three are asked for."""
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((2, 192))
+
+    def group(centre: np.ndarray, count: int) -> np.ndarray:
+        rows = centre + 0.6 * rng.standard_normal((count, 192))
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    emb = np.concatenate([group(centres[0], 600), group(centres.sum(0), 12), group(centres[1], 600)])
+    assert cluster(emb.astype(np.float32), SpeakerCount()).max() + 1 == 2
+    assert cluster(emb.astype(np.float32), SpeakerCount(3, 3)).max() + 1 == 3

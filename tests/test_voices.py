@@ -245,3 +245,45 @@ def test_the_opt_in_is_a_setting_off_by_default(qtbot: QtBot) -> None:
     assert not dialog.voices_check.isChecked()
     dialog.voices_check.setChecked(True)
     assert dialog.result_settings().ui.remember_voices is True
+
+
+@pytest.mark.parametrize("opted_in", [True, False])
+def test_renaming_in_the_window_remembers_the_voice_only_when_opted_in(
+    qtbot: QtBot, store: JobStore, tmp_path: Path, opted_in: bool
+) -> None:
+    from whisperdesk.core.outputs import write_outputs
+    from whisperdesk.core.speakers.diarize import Voiceprint
+    from whisperdesk.core.speakers.saved import save_job_transcript
+    from whisperdesk.core.transcript import Segment
+    from whisperdesk.devtools.synth_audio import noise, write_audio
+    from whisperdesk.services.speaker_renamer import SpeakerRenamer
+
+    settings = Settings(output=OutputOptions(formats=("txt",)), ui=UiOptions(remember_voices=opted_in))
+    source = write_audio(tmp_path / "call.wav", noise(1.0, amplitude=0.3, seed=2))
+    job = store.add(source, job_settings(settings, speakers="auto"), origin="dropped").job
+    assert store.claim_next() is not None
+    transcript = Transcript(
+        str(source),
+        [Segment(0.0, 1.0, " Hi.", speaker="Speaker 1")],
+        "en",
+        1.0,
+        1.0,
+        "tiny.en",
+        "int8",
+        "cpu",
+    )
+    ledger = OutputLedger(tmp_path / "ledger.json")
+    written = write_outputs(transcript, source, settings.output, ledger=ledger)
+    prints = {"Speaker 1": Voiceprint(_unit(7), 12.0)} if opted_in else None
+    save_job_transcript(job.id, transcript, voiceprints=prints)
+    store.mark_done(job.id, outputs=list(written.values()))
+    renamer = SpeakerRenamer(store, ledger, lambda: settings)
+    with qtbot.waitSignal(renamer.renamed, timeout=30_000) as done:
+        renamer.rename(job.id, {"Speaker 1": "Ada"})
+    assert renamer.wait()
+    library = VoiceLibrary.in_folder(AppPaths.default().data_dir)
+    if opted_in:
+        assert "voice remembered: Ada" in done.args[1]
+        assert [(v.name, v.seconds) for v in library.voices()] == [("Ada", 12.0)]
+    else:
+        assert "remembered" not in done.args[1] and not library.path.exists()

@@ -105,9 +105,8 @@ class MainWindow(QMainWindow):
     modelRetryRequested(), builtinModelRequested(), modelManagerRequested(), quitRequested(), hiddenToTray()."""
 
     filesAdded = Signal(list)
-    filesAddedWithSpeakers = Signal(
-        list, str
-    )  # the same, with speaker labels: paths, count ("auto", "3", "2-4")
+    # the same, with speaker labels: paths, and the speaker count ("auto", "3", "2-4")
+    filesAddedWithSpeakers = Signal(list, str)
     pauseRequested = Signal(bool)
     pauseNowRequested = Signal()
     settingsRequested = Signal()

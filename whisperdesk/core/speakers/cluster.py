@@ -27,6 +27,9 @@ from whisperdesk.core.speakers.count import SpeakerCount
 MERGE_SIMILARITY = 0.57  # two clusters whose mean embeddings agree this much are one voice…
 MERGE_SIMILARITY_LARGE = 0.79  # …or this much when both are large: the mean of many windows is sure
 LARGE_CLUSTER = 10  # windows (≈7 s of speech at the default hop)
+# …and in a long recording, fewer than this share of all windows: an hour of 4 espeak-ng voices kept 1-2 extra
+# "speakers" of 26-56 windows (windows spanning two voices' turns) without it; 1 % of an hour is ~20 s.
+MIN_SPEAKER_SHARE = 0.01
 MIN_SPEAKER_WINDOWS = 4  # fewer windows (≈3 s of speech at the default hop) are no speaker of their own
 CHUNK = 2000  # windows per clustering chunk (≈20 min of speech)
 # Within one chunk, clusters merge only when this alike (at most MAX_SPEAKERS are kept per chunk): a voice that
@@ -45,6 +48,7 @@ def cluster(
     n = len(embeddings)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    min_windows = max(min_windows, int(np.ceil(MIN_SPEAKER_SHARE * n)))
     if n > chunk:
         labels = _chunked(embeddings, count, chunk, min_windows)
     else:
