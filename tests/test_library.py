@@ -256,6 +256,21 @@ def test_an_unreadable_library_is_moved_aside(tmp_path: Path) -> None:
         assert lib.count() == 0
 
 
+def test_two_recoveries_in_one_second_keep_both_damaged_copies(tmp_path: Path) -> None:
+    """Kept copies are named apart (the same rule as the job store's): the second never overwrites the first."""
+    path = tmp_path / "library.sqlite3"
+    kept = []
+    for content in (b"first damaged library" * 100, b"second damaged library" * 100):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.write_bytes(content)
+        with TranscriptLibrary(path) as lib:
+            assert lib.recovered_from is not None
+            kept.append(lib.recovered_from)
+    assert len(set(kept)) == 2
+    assert sorted(k.read_bytes()[:6] for k in kept) == [b"first ", b"second"]
+
+
 # --- the job queue -------------------------------------------------------------------------------------
 def _done_job(
     store: JobStore, source: Path, ledger: OutputLedger, transcript: Transcript, formats: tuple[str, ...]

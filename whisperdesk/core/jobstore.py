@@ -29,7 +29,6 @@ import sqlite3
 import stat
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from whisperdesk.core.errors import (
     WhisperDeskError,
 )
 from whisperdesk.core.fingerprint import fingerprint_file
+from whisperdesk.core.sqlite_files import ThreadConnections, kept_aside_name, move_aside
 
 log = logging.getLogger(__name__)
 
@@ -372,20 +372,6 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
-class _Connection:
-    """A thread's connection; closed when the thread's local storage goes away or at store close."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-
 class _Tx:
     """One write transaction: hands out the change number once and collects events to send after commit."""
 
@@ -418,13 +404,12 @@ class JobStore:
         self.recovery_reason = ""  # why it was: plain words for the window's banner and the CLI
         self.started_new = False  # no database was there: a first start, or one deleted meanwhile
         self.lost_before = False  # no database was there although one was kept here before
-        self._local = threading.local()
-        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._all_lock = threading.Lock()
+        self._conns = ThreadConnections(
+            self._connect, lambda: JobStoreError(f"the job store {self.path} is closed")
+        )
         self._write_lock = threading.Lock()
         self._listeners: list[JobListener] = []
         self._listeners_lock = threading.Lock()
-        self._closed = False
         self._owner = _now_owner()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open_schema()
@@ -498,10 +483,7 @@ class JobStore:
 
     def _move_aside(self, reason: str) -> None:
         target = self._kept_name()
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(os.fspath(self.path) + suffix)
-            if src.exists():
-                os.replace(src, Path(os.fspath(target) + suffix))
+        move_aside(self.path, target)
         self.recovered_from = target
         self.recovery_reason = reason
         self.started_new = False
@@ -514,34 +496,19 @@ class JobStore:
 
     def _kept_name(self) -> Path:
         """A name no earlier kept copy has: two recoveries in one second must not overwrite the first."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for n in range(1, 10_000):
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}" + (f"-{n}" if n > 1 else ""))
-            if not any(os.path.lexists(os.fspath(target) + s) for s in ("", "-wal", "-shm")):
-                return target
-        raise JobStoreError(
-            f"the job database {self.path} cannot be read and there are too many kept copies beside it; "
-            "delete the old jobs.sqlite3.corrupt-* files and start again"
-        )
+        target = kept_aside_name(self.path)
+        if target is None:
+            raise JobStoreError(
+                f"the job database {self.path} cannot be read and there are too many kept copies beside it; "
+                "delete the old jobs.sqlite3.corrupt-* files and start again"
+            )
+        return target
 
     def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise JobStoreError(f"the job store {self.path} is closed")
-        holder: _Connection | None = getattr(self._local, "holder", None)
-        if holder is None:
-            holder = _Connection(self._connect())
-            self._local.holder = holder
-            with self._all_lock:
-                self._all.add(holder)
-        return holder.conn
+        return self._conns.get()
 
     def close(self) -> None:
-        self._closed = True
-        with self._all_lock:
-            holders = list(self._all)
-            self._all = weakref.WeakSet()
-        for holder in holders:
-            holder.close()
+        self._conns.close()
 
     def __enter__(self) -> JobStore:
         return self

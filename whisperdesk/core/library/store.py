@@ -27,7 +27,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from whisperdesk.core.library.query import (
     parse_query,
 )
 from whisperdesk.core.outputs import file_sha256, render_json, transcript_from_json
+from whisperdesk.core.sqlite_files import ThreadConnections, kept_aside_name, move_aside
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -244,20 +244,6 @@ class SearchHit:
         return "".join(parts)
 
 
-class _Connection:
-    """A thread's connection; closed when the thread's local storage goes away or at library close."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.close()
-
-    def __del__(self) -> None:
-        self.close()
-
-
 # --- the library --------------------------------------------------------------------------------------
 class TranscriptLibrary:
     """Thread-safe, multi-process store of transcripts of record with a full-text index. See the module
@@ -267,11 +253,10 @@ class TranscriptLibrary:
         self.path = Path(path)
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.recovered_from: Path | None = None  # set when an unreadable library was moved aside
-        self._local = threading.local()
-        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._all_lock = threading.Lock()
+        self._conns = ThreadConnections(
+            self._connect, lambda: LibraryError(f"the transcript library {self.path} is closed")
+        )
         self._write_lock = threading.Lock()
-        self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
 
@@ -321,12 +306,13 @@ class TranscriptLibrary:
             conn.close()
 
     def _move_aside(self, exc: Exception) -> None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(os.fspath(self.path) + suffix)
-            if src.exists():
-                os.replace(src, Path(os.fspath(target) + suffix))
+        target = kept_aside_name(self.path)
+        if target is None:
+            raise LibraryError(
+                f"the transcript library {self.path} cannot be read and there are too many kept copies "
+                "beside it; delete the old library.sqlite3.corrupt-* files and start again"
+            ) from exc
+        move_aside(self.path, target)
         self.recovered_from = target
         log.error(
             "the transcript library %s could not be read (%s); it was kept as %s and a new one started",
@@ -336,23 +322,10 @@ class TranscriptLibrary:
         )
 
     def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise LibraryError(f"the transcript library {self.path} is closed")
-        holder: _Connection | None = getattr(self._local, "holder", None)
-        if holder is None:
-            holder = _Connection(self._connect())
-            self._local.holder = holder
-            with self._all_lock:
-                self._all.add(holder)
-        return holder.conn
+        return self._conns.get()
 
     def close(self) -> None:
-        self._closed = True
-        with self._all_lock:
-            holders = list(self._all)
-            self._all = weakref.WeakSet()
-        for holder in holders:
-            holder.close()
+        self._conns.close()
 
     def __enter__(self) -> TranscriptLibrary:
         return self
