@@ -712,9 +712,13 @@ def test_ten_minutes_at_batch_8_report_progress_window_by_window_and_the_languag
     assert dones == sorted(dones) and dones[0] == 0.0
     assert dones[-1] == pytest.approx(transcript.duration)
     assert all(t == pytest.approx(transcript.duration) for _d, t in progress)
-    assert len(set(dones)) >= 2 * windows  # once when each window is encoded, once when it is decoded
+    # At least once per window. Within an encode or a generate progress also moves by estimate (issue 17.2),
+    # and a window's real credit that lands below an estimate already shown is not reported again, so the
+    # steps are no longer exactly two per window; none may span more than two windows (a batch of 8 landing
+    # at once, the failure this guards against, would).
+    assert len(set(dones)) >= windows
     longest = max(s.duration for s in plan.spans) / sum(s.duration for s in plan.spans) * transcript.duration
-    assert max(b - a for a, b in itertools.pairwise(dones)) <= longest + 0.01
+    assert max(b - a for a, b in itertools.pairwise(dones)) <= 2 * longest + 0.01
     assert sum(b.size for b in history) >= windows
     assert (
         missing_sentences(
