@@ -1334,8 +1334,12 @@ class BatchScheduler:
             ]
         if follow_ups:
             with self._cond:
-                self._windows.extendleft(reversed(follow_ups))  # ahead of new windows: the job waits on them
-                self._cond.notify_all()
+                # A job canceled while this batch decoded is done: its tails must not come back to the queue.
+                if not job.done:
+                    self._windows.extendleft(
+                        reversed(follow_ups)
+                    )  # ahead of new windows: the job waits on them
+                    self._cond.notify_all()
         for w in finished_windows:
             job.credit(w.span - w.credited)
         if not finished:  # a finished job's checkpoints would only be dropped with it
