@@ -57,6 +57,13 @@ def temp_file(path: Path) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=f".{_short(path.name)}.", suffix=TEMP_SUFFIX, dir=path.parent)
 
 
+def temp_name_bytes(path: Path) -> int:
+    """How long (bytes) the temp name of ``path`` is: a dot, the short name, a dot, mkstemp's 8 random
+    characters and the suffix. Lets a pre-check test the real temp name against the folder's limit without
+    creating a file that a process killed mid-check would leave in the user's folder."""
+    return 1 + len(_short(path.name).encode("utf-8", "surrogateescape")) + 1 + 8 + len(TEMP_SUFFIX)
+
+
 def _short(name: str) -> str:
     """At most ``_TEMP_NAME_BYTES`` bytes of ``name`` (UTF-8), cut at a character boundary."""
     return name.encode("utf-8", "surrogateescape")[:_TEMP_NAME_BYTES].decode("utf-8", "ignore")

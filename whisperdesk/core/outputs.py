@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from whisperdesk import __version__
-from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text, temp_file
+from whisperdesk.core.atomic import atomic_write_bytes, atomic_write_text, temp_name_bytes
 from whisperdesk.core.errors import (
     DISK_FULL,
     NAME_TOO_LONG,
@@ -912,26 +912,19 @@ def _try_writing(folder: Path, needed: int) -> None:
 
 
 def _check_names(targets: Iterable[Path]) -> None:
-    """Each final name within the folder's limit, and its real temp file created and removed: a name the
-    file system refuses fails the job now, with advice that fits, not after the whole transcription."""
+    """Each final name, and the temp name it is written under, within the folder's limit: a name the file
+    system refuses fails the job now, with advice that fits, not after the whole transcription. Nothing is
+    created here (a named probe left behind by a process killed mid-check would litter the user's folder;
+    writability is :func:`_try_writing`'s unnamed probe)."""
     for target in targets:
         limit = _name_max(target.parent)
-        size = len(os.fsencode(target.name))
+        size = max(len(os.fsencode(target.name)), temp_name_bytes(target))
         if size > limit:
             raise OutputWriteError(
                 f"cannot write {target}: the file name is {size} bytes, longer than this folder allows "
                 f"({limit}); {_write_advice_for(errno.ENAMETOOLONG)}",
                 kind=NAME_TOO_LONG,
             )
-        try:
-            fd, temp = temp_file(target)
-        except OSError as exc:
-            raise _write_error(
-                f"cannot write {target}: {_os_reason(exc)}; {_write_advice(exc)}", exc
-            ) from exc
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
 
 
 def _name_max(folder: Path) -> int:
