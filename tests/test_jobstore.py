@@ -32,9 +32,9 @@ from whisperdesk.core.jobstore import (
     JobStore,
     JobStoreError,
     apply_migrations,
-    schema_version,
 )
 from whisperdesk.core.paths import AppPaths
+from whisperdesk.core.sqlite_files import schema_version
 
 
 @pytest.fixture

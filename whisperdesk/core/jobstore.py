@@ -28,7 +28,6 @@ import socket
 import sqlite3
 import stat
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,12 @@ from whisperdesk.core.errors import (
     WhisperDeskError,
 )
 from whisperdesk.core.fingerprint import fingerprint_file
-from whisperdesk.core.sqlite_files import ThreadConnections, kept_aside_name, move_aside
+from whisperdesk.core.sqlite_files import (
+    ThreadConnections,
+    kept_aside_name,
+    migrate,
+    move_aside,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,52 +155,22 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    has_table = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
-    ).fetchone()
-    if not has_table:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-    return int(row[0] or 0)
-
-
 def apply_migrations(conn: sqlite3.Connection, target: int | None = None, *, where: str = "") -> int:
     """Bring the schema up to ``target`` (default: the newest) in one transaction; returns the new version.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``). A database written by a newer
     WhisperDesk is refused rather than guessed at.
     """
-    target = SCHEMA_VERSION if target is None else target
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"
+
+    def newer(current: int) -> JobStoreError:
+        return JobStoreError(
+            f"the job database {where or '(in memory)'} has schema version {current}, newer than this "
+            f"WhisperDesk understands ({SCHEMA_VERSION}); update WhisperDesk, or move the file away "
+            "to start with an empty job list"
         )
-        current = schema_version(conn)
-        if current > SCHEMA_VERSION:
-            raise JobStoreError(
-                f"the job database {where or '(in memory)'} has schema version {current}, newer than this "
-                f"WhisperDesk understands ({SCHEMA_VERSION}); update WhisperDesk, or move the file away "
-                "to start with an empty job list"
-            )
-        for version, description, statements in MIGRATIONS:
-            if current < version <= target:
-                for sql in statements:
-                    conn.execute(sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                    (version, description, time.time()),
-                )
-                log.info("job database %s: applied migration %d (%s)", where, version, description)
-                current = version
-        conn.execute(f"PRAGMA user_version = {int(current)}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return current
+
+    target = SCHEMA_VERSION if target is None else target
+    return migrate(conn, MIGRATIONS, target, newer=newer, label=f"job database {where}")
 
 
 # --- records ------------------------------------------------------------------------------------------

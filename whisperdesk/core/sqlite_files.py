@@ -1,5 +1,5 @@
 """What the job store and the transcript library both need from SQLite: one connection per thread, closed
-together, and a damaged database file kept aside under a name no earlier copy has.
+together, a damaged database file kept aside under a name no earlier copy has, and numbered migrations.
 
 Why per-thread connections: a connection is not safe to use from two threads at once, and each of these
 stores is used from the GUI thread, job threads and save threads. Why one close for all of them: a store
@@ -10,13 +10,16 @@ connection under a running statement crashes SQLite).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 SIDE_FILES = ("", "-wal", "-shm")  # the database and its write-ahead log and shared-memory index
 
@@ -83,3 +86,57 @@ def move_aside(path: Path, target: Path) -> None:
         src = Path(os.fspath(path) + suffix)
         if src.exists():
             os.replace(src, Path(os.fspath(target) + suffix))
+
+
+Migration = tuple[int, str, Sequence[str]]  # version, description, SQL statements
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The newest migration applied to this database; 0 for a new one."""
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+    ).fetchone()
+    if not has_table:
+        return 0
+    return int(conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    target: int,
+    *,
+    newer: Callable[[int], Exception],
+    label: str,
+) -> int:
+    """Apply ``migrations`` up to ``target`` in one transaction; returns the version reached.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). A database whose version is above the
+    newest migration (written by a newer WhisperDesk) raises ``newer(version)`` rather than being guessed at.
+    ``label`` names the database in the log."""
+    newest = max((version for version, _d, _s in migrations), default=0)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        current = schema_version(conn)
+        if current > newest:
+            raise newer(current)
+        for version, description, statements in migrations:
+            if current < version <= target:
+                for sql in statements:
+                    conn.execute(sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                    (version, description, time.time()),
+                )
+                log.info("%s: applied migration %d (%s)", label, version, description)
+                current = version
+        conn.execute(f"PRAGMA user_version = {int(current)}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return current

@@ -26,7 +26,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from whisperdesk.core.library.query import (
     parse_query,
 )
 from whisperdesk.core.outputs import file_sha256, render_json, transcript_from_json
-from whisperdesk.core.sqlite_files import ThreadConnections, kept_aside_name, move_aside
+from whisperdesk.core.sqlite_files import ThreadConnections, kept_aside_name, migrate, move_aside
 from whisperdesk.core.transcript import Transcript
 
 log = logging.getLogger(__name__)
@@ -130,44 +129,15 @@ _INDEX_SCHEMA = (
 )
 
 
-def _schema_version(conn: sqlite3.Connection) -> int:
-    has = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
-    ).fetchone()
-    if not has:
-        return 0
-    return int(conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0)
-
-
 def _apply_migrations(conn: sqlite3.Connection, where: str) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"
+    def newer(current: int) -> LibraryError:
+        return LibraryError(
+            f"the transcript library {where} has schema version {current}, newer than this WhisperDesk "
+            f"understands ({SCHEMA_VERSION}); update WhisperDesk, or move the file away to start an "
+            "empty library (finished jobs' JSON transcripts are imported again)"
         )
-        current = _schema_version(conn)
-        if current > SCHEMA_VERSION:
-            raise LibraryError(
-                f"the transcript library {where} has schema version {current}, newer than this WhisperDesk "
-                f"understands ({SCHEMA_VERSION}); update WhisperDesk, or move the file away to start an "
-                "empty library (finished jobs' JSON transcripts are imported again)"
-            )
-        for version, description, statements in MIGRATIONS:
-            if current < version:
-                for sql in statements:
-                    conn.execute(sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                    (version, description, time.time()),
-                )
-                log.info("transcript library %s: applied migration %d (%s)", where, version, description)
-                current = version
-        conn.execute(f"PRAGMA user_version = {int(current)}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+
+    migrate(conn, MIGRATIONS, SCHEMA_VERSION, newer=newer, label=f"transcript library {where}")
 
 
 # --- records ------------------------------------------------------------------------------------------
